@@ -1,0 +1,231 @@
+"""The ``keyshift`` command: one subcommand per step, ``--json`` on every one for scripts.
+
+Exit codes: 0 success, 1 a check found differences (later: verify), 2 unusable input, spec or
+workspace (a :class:`~keyshift.core.errors.KeyshiftError`), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape as markup_escape
+from rich.table import Table
+
+from keyshift.core.aws import AwsContext
+from keyshift.core.errors import KeyshiftError
+from keyshift.core.escape import escape, unescape
+
+from .context import Context, default_operator
+
+__all__ = ["main", "cli"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _emit_json(doc: Any) -> None:
+    # ensure_ascii: a raw invisible character never reaches a terminal or a log unescaped.
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default="keyshift.toml",
+              show_default=True, envvar="KEYSHIFT_SPEC", help="The migration spec.")
+@click.option("--workspace", "workspace_path", type=click.Path(path_type=Path), default=".keyshift",
+              show_default=True, envvar="KEYSHIFT_WORKSPACE", help="The workspace directory.")
+@click.option("--endpoint-url", default=None, help="AWS endpoint (else AWS_ENDPOINT_URL / config).")
+@click.option("--region", default=None, help="AWS region (else AWS_REGION / profile).")
+@click.option("--profile", default=None, help="AWS profile (else AWS_PROFILE).")
+@click.option("--operator", default=None, help="Who is acting, for the audit log [default: login name].")
+@click.option("--read-only", is_flag=True, default=False, envvar="KEYSHIFT_READ_ONLY",
+              help="Audit mode: see everything, change nothing.")
+@click.version_option(package_name="keyshift")
+@click.pass_context
+def cli(ctx: click.Context, spec_path: Path, workspace_path: Path, endpoint_url: str | None,
+        region: str | None, profile: str | None, operator: str | None, read_only: bool) -> None:
+    """Change the primary key of a live DynamoDB table, step by step, with a person in the loop."""
+    ctx.obj = Context(
+        spec_path=spec_path,
+        workspace_path=workspace_path,
+        read_only=read_only,
+        operator=operator or default_operator(),
+        aws=AwsContext(endpoint_url=endpoint_url, region=region, profile=profile),
+    )
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning operator-facing errors into exit 2 with a message."""
+    try:
+        cli.main(standalone_mode=False)
+    except KeyshiftError as exc:
+        err.print(f"[bold red]error:[/] {markup_escape(exc.message)}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+# -- plan ----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--dump", "dump_uri", required=True, help="Local file/directory or s3://bucket/prefix.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "datapipeline", "export", "ddbjson"]),
+              default="auto", show_default=True)
+@click.option("--allow-manifest-mismatch", is_flag=True,
+              help="Plan even when a manifest's count or checksum disagrees (recorded as a warning).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan summary as JSON.")
+@click.pass_obj
+def plan(obj: Context, dump_uri: str, fmt: str, allow_manifest_mismatch: bool, as_json: bool) -> None:
+    """Read a dump, normalize every identifier and classify every record."""
+    from keyshift.core.plan import run_plan
+
+    obj.require_writable("plan")
+    spec, ws = obj.spec, obj.workspace
+    s3 = obj.s3() if dump_uri.startswith("s3://") or (spec.reference and spec.reference.uri.startswith("s3://")) else None
+    gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=s3, operator=obj.operator,
+                   allow_manifest_mismatch=allow_manifest_mismatch, cancel=threading.Event())
+    show = not as_json and err.is_terminal
+    result = _drive_with_progress(gen, show)
+    summary = result.summary
+    if as_json:
+        _emit_json(summary)
+        return
+    _print_plan_summary(summary)
+
+
+def _drive_with_progress(gen: Any, show: bool) -> Any:
+    """Run a progress generator to its return value, with a Rich progress bar on a terminal."""
+    if not show:
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("planning", total=None, detail="")
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            bar.update(task, description=p.phase, total=p.bytes_total, completed=p.bytes_read,
+                       detail=f"{p.lines:,} lines  {p.rate:,.0f}/s")
+
+
+def _print_plan_summary(s: dict[str, Any]) -> None:
+    out.print(f"dump      {markup_escape(s['dump'])}")
+    how = f"detected: {s['detection']}" if s.get("detected") else "as requested"
+    out.print(f"format    {s['format']} ({markup_escape(how)})")
+    out.print(f"files     {s['files']}")
+    recon = "reconciled" if s["reconciled"] else "[bold red]DOES NOT RECONCILE[/]"
+    out.print(f"lines     {s['lines']:,} = {s['records']:,} records + {s['quarantined']:,} quarantined ({recon})")
+    table = Table("status", "identifiers", "records", title="identifiers by status")
+    for status in ("unchanged", "fixed", "ambiguous", "orphaned", "invalid"):
+        table.add_row(status, f"{s['identifiers'][status]:,}", f"{s['records_by_status'][status]:,}")
+    table.add_row("total", f"{s['identifiers']['total']:,}", f"{s['records']:,}")
+    out.print(table)
+    out.print(f"conflicts {s['conflicts']:,} (distinct canonical form + sort key shared by 2+ records)")
+    out.print(f"suspicious {s['suspicious']:,} (mixed scripts or confusables: flagged, never changed)")
+    for w in s.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {markup_escape(w)}")
+    if s.get("reference_problem_count"):
+        out.print(f"[yellow]warning:[/] {s['reference_problem_count']} unusable reference rows")
+    out.print(f"seconds   {s['seconds']}")
+
+
+# -- records -------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--status", type=click.Choice(["unchanged", "fixed", "ambiguous", "orphaned", "invalid", "quarantined"]))
+@click.option("--identifier", "identifier", default=None,
+              help="Only this raw identifier (escapes such as Acme\\u200b accepted).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--after", "after_seq", type=int, default=0, help="Continue after this record number.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def records(obj: Context, status: str | None, identifier: str | None, limit: int, after_seq: int,
+            as_json: bool) -> None:
+    """List planned records: raw and canonical identifier, new id, status, changes."""
+    from keyshift.core.plan_queries import records_page
+
+    raw = None
+    if identifier is not None:
+        try:
+            raw = unescape(identifier)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--identifier") from None
+    rows = records_page(obj.workspace, status=status, identifier=raw, after_seq=after_seq, limit=limit)
+    if as_json:
+        _emit_json([r.to_dict() for r in rows])
+        return
+    table = Table("seq", "file:line", "raw", "canonical", "new id", "status", "changes")
+    for r in rows:
+        changes = "; ".join(c["description"] for c in r.changes) or r.reason
+        table.add_row(
+            str(r.seq), markup_escape(f"{Path(r.file).name}:{r.line}"), markup_escape(r.escaped),
+            markup_escape(escape(r.canonical)) if r.canonical is not None else "",
+            markup_escape(escape(r.new_id)) if r.new_id else "", r.status, markup_escape(changes),
+        )
+    out.print(table)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def audit(obj: Context, limit: int, as_json: bool) -> None:
+    """Show the audit log, newest first."""
+    entries = obj.workspace.audit_log(limit)
+    if as_json:
+        _emit_json([e.__dict__ for e in entries])
+        return
+    table = Table("id", "time", "operator", "action", "details")
+    for e in entries:
+        table.add_row(str(e.id), e.ts, markup_escape(e.operator), e.action,
+                      markup_escape(json.dumps(e.details, ensure_ascii=True)))
+    out.print(table)
+
+
+# -- console and demo ----------------------------------------------------------------------------
+@cli.command()
+@click.pass_obj
+def console(obj: Context) -> None:
+    """Open the console on the workspace."""
+    from .app import make_app
+
+    make_app(obj).run()
+
+
+@cli.command()
+@click.option("--records", "n_records", type=click.IntRange(min=50), default=2000, show_default=True,
+              help="How many items the demo table gets.")
+@click.option("--no-console", is_flag=True, help="Print how to use the demo, then serve until Ctrl-C.")
+@click.option("--port", type=int, default=0, help="Port for the local server [default: a free one].")
+@click.option("--dir", "demo_dir", type=click.Path(path_type=Path), default=None,
+              help="Where the demo spec and workspace go [default: a new temp directory].")
+@click.pass_obj
+def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Path | None) -> None:
+    """Start a local DynamoDB/S3 (moto) with a dirty table, plan it, and open the console."""
+    from .demo import run_demo
+
+    run_demo(obj, n_records=n_records, open_console=not no_console, port=port, demo_dir=demo_dir)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,59 @@
+"""Everything one invocation needs, built once from the global options.
+
+The CLI and the console share this: the App takes a :class:`Context` in its constructor, so tests
+build one pointing at a temporary workspace and a local moto server.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from keyshift.core.aws import AwsContext
+from keyshift.core.errors import WorkspaceError
+from keyshift.core.spec import Spec, load_spec
+from keyshift.core.workspace import Workspace
+
+__all__ = ["Context", "default_operator"]
+
+
+def default_operator() -> str:
+    """The login name, or ``unknown`` where there is none (containers without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or "unknown"
+
+
+@dataclass
+class Context:
+    """Global options, resolved lazily: a command that needs no spec never reads one."""
+
+    spec_path: Path = Path("keyshift.toml")
+    workspace_path: Path = Path(".keyshift")
+    read_only: bool = False
+    operator: str = field(default_factory=default_operator)
+    aws: AwsContext = field(default_factory=AwsContext)
+
+    @cached_property
+    def spec(self) -> Spec:
+        """The migration spec (raises SpecError naming the bad key)."""
+        return load_spec(self.spec_path)
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        """The workspace; created on first write unless read-only."""
+        return Workspace(self.workspace_path, read_only=self.read_only)
+
+    def require_writable(self, action: str) -> None:
+        """Refuse ``action`` in read-only (audit) mode with a clear message."""
+        if self.read_only:
+            raise WorkspaceError(f"{action} changes the workspace; refused in read-only (audit) mode")
+
+    def s3(self) -> Any:
+        """The S3 client (built on first use)."""
+        return self.aws.client("s3")

@@ -1,0 +1,46 @@
+"""Exceptions that carry an operator-readable title and message.
+
+The CLI turns a :class:`KeyshiftError` into ``exit 2`` with its message; the console shows it in
+an error modal. Nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KeyshiftError", "SpecError", "DumpError", "ManifestError", "WorkspaceError"]
+
+
+class KeyshiftError(Exception):
+    """Base class: an error an operator can act on. ``title`` is a short heading."""
+
+    title = "keyshift error"
+    exit_code = 2
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+
+class SpecError(KeyshiftError):
+    """The migration spec is missing, unreadable or invalid; the message names the key."""
+
+    title = "Invalid migration spec"
+
+
+class DumpError(KeyshiftError):
+    """The dump cannot be used at all (no such location, no data files, unknown format)."""
+
+    title = "Unusable dump"
+
+
+class ManifestError(DumpError):
+    """A manifest's item count or checksum disagrees with a data file; names the file."""
+
+    title = "Manifest mismatch"
+
+
+class WorkspaceError(KeyshiftError):
+    """The workspace database is missing, locked, or from a newer keyshift."""
+
+    title = "Workspace error"

@@ -1,0 +1,90 @@
+"""Facts about single items in DynamoDB wire format: key values and sizes.
+
+Items stay in wire format (``{"S": "x"}``) end to end; these helpers read them without converting
+to Python types, because boto3's deserializer would cost four times the parse itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+__all__ = [
+    "MAX_ITEM_BYTES",
+    "MAX_PARTITION_KEY_BYTES",
+    "MAX_SORT_KEY_BYTES",
+    "item_size",
+    "key_problem",
+    "utf8_len",
+]
+
+#: DynamoDB's limits (brief section 5).
+MAX_ITEM_BYTES = 400 * 1024
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+
+
+def utf8_len(text: str) -> int:
+    """Length in UTF-8 bytes: what DynamoDB's key limits count."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """The item's size as DynamoDB counts it: attribute names plus values, in bytes.
+
+    Numbers are approximated as DynamoDB documents them (about one byte per two significant
+    digits, plus one); container overheads are 3 bytes plus 1 per element.
+    """
+    return sum(utf8_len(name) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, payload),) = value.items()
+    if kind == "S":
+        return utf8_len(payload)
+    if kind == "N":
+        return _number_size(payload)
+    if kind == "B":
+        return _binary_size(payload)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(utf8_len(s) for s in payload)
+    if kind == "NS":
+        return sum(_number_size(n) for n in payload)
+    if kind == "BS":
+        return sum(_binary_size(b) for b in payload)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in payload)
+    if kind == "M":
+        return 3 + sum(1 + utf8_len(k) + _value_size(v) for k, v in payload.items())
+    raise ValueError(f"unknown type key {kind!r}")
+
+
+def _number_size(text: str) -> int:
+    digits = sum(ch.isdigit() for ch in text.lstrip("-0").replace(".", "")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _binary_size(b64: str) -> int:
+    try:
+        return len(base64.b64decode(b64, validate=True))
+    except (binascii.Error, ValueError):
+        return len(b64)
+
+
+def key_problem(item: dict[str, Any], name: str, *, role: str) -> str | None:
+    """Why ``item[name]`` cannot serve as a string key, or ``None`` when it can.
+
+    ``role`` ("identifier", "sort key") only words the message.
+    """
+    value = item.get(name)
+    if value is None:
+        return f"missing {role} attribute {name!r}"
+    kind = next(iter(value), None) if isinstance(value, dict) else None
+    if role == "identifier" and kind != "S":
+        return f"{role} attribute {name!r} is {kind or type(value).__name__}, not a string (S)"
+    if kind not in ("S", "N", "B"):
+        return f"{role} attribute {name!r} is {kind}, not a scalar key type (S, N or B)"
+    return None

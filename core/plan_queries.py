@@ -1,0 +1,261 @@
+"""Read-side of the plan: what the CLI's ``records`` command and the console screens ask for.
+
+Paging is keyset-based (``seq > after``) on indexed columns so a page costs the same at record
+one and at record one million; no query here counts or sorts the whole table unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .workspace import Workspace
+
+__all__ = [
+    "PlanRow",
+    "RecordRow",
+    "IdentifierRow",
+    "RECORD_STATUSES",
+    "latest_plan",
+    "records_page",
+    "count_records",
+    "status_counts",
+    "get_identifier",
+    "identifiers_page",
+]
+
+#: Statuses a record can be filtered by: the identifier statuses plus ``quarantined``.
+RECORD_STATUSES = ("unchanged", "fixed", "ambiguous", "orphaned", "invalid", "quarantined")
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The newest plan of the workspace, whatever its state."""
+
+    id: int
+    dump_uri: str
+    format: str | None
+    state: str
+    operator: str
+    started_at: str
+    finished_at: str | None
+    summary: dict[str, Any] | None
+    rules: list[str]
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One planned (or quarantined) dump line, joined with its identifier's plan."""
+
+    seq: int
+    file: str
+    line: int
+    raw: str | None
+    escaped: str
+    canonical: str | None
+    new_id: str | None
+    status: str
+    reason: str
+    sort_key: Any = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    suspicious: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form used by ``records --json`` (raw identifiers are given escaped too)."""
+        from .escape import escape
+
+        return {
+            "seq": self.seq,
+            "file": self.file,
+            "line": self.line,
+            "raw": self.raw,
+            "raw_escaped": self.escaped,
+            "canonical": self.canonical,
+            "canonical_escaped": escape(self.canonical) if self.canonical is not None else None,
+            "new_id": self.new_id,
+            "status": self.status,
+            "reason": self.reason,
+            "sort_key": self.sort_key,
+            "changes": self.changes,
+            "suspicious": self.suspicious,
+        }
+
+
+@dataclass(frozen=True)
+class IdentifierRow:
+    """One distinct raw identifier and everything the plan knows about it."""
+
+    raw: str
+    escaped: str
+    canonical: str
+    new_id: str | None
+    status: str
+    reason: str
+    items: int
+    changes: list[dict[str, Any]]
+    suspicious: list[str]
+    ref_ids: list[str]
+    sample: dict[str, Any] | None = None
+
+
+def latest_plan(ws: Workspace) -> PlanRow | None:
+    """The most recent plan, or ``None`` when the workspace has never been planned."""
+    row = ws.connect().execute(
+        "SELECT id, dump_uri, format, state, operator, started_at, finished_at, summary, rules"
+        " FROM plans ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return PlanRow(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+        json.loads(row[7]) if row[7] else None, json.loads(row[8]),
+    )
+
+
+_RECORD_SQL = (
+    "SELECT r.seq, f.uri, r.line, r.raw, i.escaped, i.canonical, i.new_id, r.status, i.reason,"
+    " r.sort_key, i.changes, i.suspicious"
+    " FROM records r JOIN identifiers i ON i.raw = r.raw JOIN files f ON f.id = r.file_id"
+)
+_QUARANTINE_SQL = (
+    "SELECT q.seq, f.uri, q.line, q.raw, q.reason, q.excerpt FROM quarantine q"
+    " JOIN files f ON f.id = q.file_id"
+)
+
+
+def _where(status: str | None, identifier: str | None, search: str | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if status:
+        clauses.append("r.status = ?")
+        args.append(status)
+    if identifier is not None:
+        clauses.append("r.raw = ?")
+        args.append(identifier)
+    if search:
+        # Prefix match on the canonical form through its index: an operator types "acme" and
+        # finds "Acme\u200b" too (the caller normalizes the search text with the plan's rules).
+        clauses.append(
+            "r.raw IN (SELECT raw FROM identifiers WHERE canonical >= ? AND canonical < ?)"
+        )
+        args.extend([search, search + "\U0010ffff"])
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def records_page(
+    ws: Workspace,
+    *,
+    status: str | None = None,
+    identifier: str | None = None,
+    search: str | None = None,
+    after_seq: int = 0,
+    before_seq: int | None = None,
+    limit: int = 100,
+) -> list[RecordRow]:
+    """Records in dump order after ``after_seq`` (or the page ending before ``before_seq``)."""
+    conn = ws.connect()
+    if status == "quarantined":
+        return _quarantine_page(conn, identifier, after_seq, before_seq, limit)
+    where, args = _where(status, identifier, search)
+    where += (" AND " if where else " WHERE ")
+    if before_seq is not None:
+        sql = f"{_RECORD_SQL}{where}r.seq < ? ORDER BY r.seq DESC LIMIT ?"
+        rows = conn.execute(sql, (*args, before_seq, limit)).fetchall()[::-1]
+    else:
+        sql = f"{_RECORD_SQL}{where}r.seq > ? ORDER BY r.seq LIMIT ?"
+        rows = conn.execute(sql, (*args, after_seq, limit)).fetchall()
+    return [
+        RecordRow(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+            json.loads(r[9]) if r[9] else None, json.loads(r[10]), json.loads(r[11]),
+        )
+        for r in rows
+    ]
+
+
+def _quarantine_page(conn, identifier, after_seq, before_seq, limit) -> list[RecordRow]:
+    from .escape import escape
+
+    clauses, args = [], []
+    if identifier is not None:
+        clauses.append("q.raw = ?")
+        args.append(identifier)
+    if before_seq is not None:
+        clauses.append("q.seq < ?")
+        args.append(before_seq)
+        order = "DESC"
+    else:
+        clauses.append("q.seq > ?")
+        args.append(after_seq)
+        order = "ASC"
+    sql = f"{_QUARANTINE_SQL} WHERE {' AND '.join(clauses)} ORDER BY q.seq {order} LIMIT ?"
+    rows = conn.execute(sql, (*args, limit)).fetchall()
+    if order == "DESC":
+        rows = rows[::-1]
+    return [
+        RecordRow(r[0], r[1], r[2], r[3], escape(r[3]) if r[3] is not None else "", None, None,
+                  "quarantined", r[4], None, [], [])
+        for r in rows
+    ]
+
+
+def count_records(ws: Workspace, *, status: str | None = None, search: str | None = None) -> int:
+    """How many records match (uses the status index; a search may scan)."""
+    conn = ws.connect()
+    if status == "quarantined":
+        return conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    where, args = _where(status, None, search)
+    return conn.execute(f"SELECT count(*) FROM records r{where}", args).fetchone()[0]
+
+
+def status_counts(ws: Workspace) -> dict[str, dict[str, int]]:
+    """Per status: how many identifiers and how many records (quarantined: records only)."""
+    conn = ws.connect()
+    out = {s: {"identifiers": 0, "records": 0} for s in RECORD_STATUSES}
+    for status, n in conn.execute("SELECT status, count(*) FROM identifiers GROUP BY status"):
+        out.setdefault(status, {"identifiers": 0, "records": 0})["identifiers"] = n
+    for status, n in conn.execute("SELECT status, count(*) FROM records GROUP BY status"):
+        if status is not None:
+            out.setdefault(status, {"identifiers": 0, "records": 0})["records"] = n
+    out["quarantined"]["records"] = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    return out
+
+
+def _identifier_row(r: Any, sample: str | None = None) -> IdentifierRow:
+    return IdentifierRow(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+        json.loads(r[7]), json.loads(r[8]), json.loads(r[9]),
+        json.loads(sample) if sample else None,
+    )
+
+
+_IDENT_SQL = (
+    "SELECT raw, escaped, canonical, new_id, status, reason, items, changes, suspicious, ref_ids"
+    " FROM identifiers"
+)
+
+
+def get_identifier(ws: Workspace, raw: str) -> IdentifierRow | None:
+    """One identifier with a sample item, or ``None``."""
+    conn = ws.connect()
+    row = conn.execute(f"{_IDENT_SQL} WHERE raw = ?", (raw,)).fetchone()
+    if row is None:
+        return None
+    sample = conn.execute("SELECT item FROM samples WHERE raw = ?", (raw,)).fetchone()
+    return _identifier_row(row, sample[0] if sample else None)
+
+
+def identifiers_page(
+    ws: Workspace, *, status: str | None = None, canonical: str | None = None,
+    after_raw: str = "", limit: int = 100,
+) -> list[IdentifierRow]:
+    """Identifiers ordered by raw form, optionally one status or one canonical group."""
+    clauses, args = ["raw > ?"], [after_raw]
+    if status:
+        clauses.append("status = ?")
+        args.append(status)
+    if canonical is not None:
+        clauses.append("canonical = ?")
+        args.append(canonical)
+    sql = f"{_IDENT_SQL} WHERE {' AND '.join(clauses)} ORDER BY raw LIMIT ?"
+    return [_identifier_row(r) for r in ws.connect().execute(sql, (*args, limit))]

@@ -1,0 +1,215 @@
+"""The migration spec (``keyshift.toml``): one migration, validated at load.
+
+The keys documented in the README are a contract: scripts and acceptance checks outside this
+repository write them. A bad spec fails here with the offending key named, never later.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+__all__ = [
+    "Spec",
+    "SourceSpec",
+    "TargetSpec",
+    "NormalizeSpec",
+    "ReferenceSpec",
+    "ControlSpec",
+    "DEFAULT_RULES",
+    "KNOWN_RULES",
+    "load_spec",
+    "parse_spec",
+]
+
+#: The default normalization (brief section 4), in order.
+DEFAULT_RULES = ("strip-ignorable", "nfkc", "fold-space")
+#: Every rule name a spec may use; ``casefold`` is optional.
+KNOWN_RULES = ("strip-ignorable", "nfkc", "fold-space", "casefold")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """The live table being migrated away from."""
+
+    table: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The new table. ``partition_key`` defaults to the source's key name."""
+
+    table: str
+    partition_key: str
+    legacy_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalizeSpec:
+    """Which named rules turn a raw identifier into its canonical form, in order."""
+
+    rules: tuple[str, ...] = DEFAULT_RULES
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """Optional upstream data mapping a (normalized) name to a new id."""
+
+    uri: str
+    name_field: str = "name"
+    id_field: str = "id"
+    format: str = "auto"  # auto | jsonl | csv
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """The control table and flag item every service reads to pick a table."""
+
+    table: str = "keyshift-control"
+    flag: str = ""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole migration spec; ``path`` is where it was read from (None when parsed from text)."""
+
+    source: SourceSpec
+    target: TargetSpec
+    normalize: NormalizeSpec = field(default_factory=NormalizeSpec)
+    reference: ReferenceSpec | None = None
+    control: ControlSpec | None = None
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (for ``--json`` output and the audit log)."""
+        out: dict[str, Any] = {
+            "source": {k: v for k, v in vars(self.source).items() if v is not None},
+            "target": {k: v for k, v in vars(self.target).items() if v is not None},
+            "normalize": {"rules": list(self.normalize.rules)},
+        }
+        if self.reference:
+            out["reference"] = dict(vars(self.reference))
+        if self.control:
+            out["control"] = dict(vars(self.control))
+        return out
+
+
+_SECTIONS = {"source", "target", "normalize", "reference", "control"}
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file. Raises :class:`SpecError` naming the offending key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path} (pass --spec PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec {path}: {exc}") from None
+    spec = parse_spec(text, origin=str(path))
+    return Spec(spec.source, spec.target, spec.normalize, spec.reference, spec.control, path)
+
+
+def parse_spec(text: str, origin: str = "<spec>") -> Spec:
+    """Validate spec text; every error message names ``section.key``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{origin}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _SECTIONS)
+    if unknown:
+        raise SpecError(f"{origin}: unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})")
+    src = _section(data, "source", origin, required=True)
+    tgt = _section(data, "target", origin, required=True)
+    source = SourceSpec(
+        table=_str(src, "source", "table", origin, required=True),
+        partition_key=_str(src, "source", "partition_key", origin, required=True),
+        sort_key=_str(src, "source", "sort_key", origin),
+    )
+    _no_extra(src, "source", {"table", "partition_key", "sort_key"}, origin)
+    target = TargetSpec(
+        table=_str(tgt, "target", "table", origin, required=True),
+        partition_key=_str(tgt, "target", "partition_key", origin) or source.partition_key,
+        legacy_attribute=_str(tgt, "target", "legacy_attribute", origin),
+    )
+    _no_extra(tgt, "target", {"table", "partition_key", "legacy_attribute"}, origin)
+    if target.table == source.table:
+        raise SpecError(f"{origin}: target.table must differ from source.table ({source.table!r})")
+    if target.legacy_attribute and target.legacy_attribute in (target.partition_key, source.sort_key):
+        raise SpecError(f"{origin}: target.legacy_attribute must not be a key attribute")
+
+    norm = _section(data, "normalize", origin)
+    rules: tuple[str, ...] = DEFAULT_RULES
+    if "rules" in norm:
+        raw_rules = norm["rules"]
+        if not isinstance(raw_rules, list) or not all(isinstance(r, str) for r in raw_rules):
+            raise SpecError(f"{origin}: normalize.rules must be a list of rule names")
+        for rule in raw_rules:
+            if rule not in KNOWN_RULES:
+                raise SpecError(
+                    f"{origin}: normalize.rules: unknown rule {rule!r} (known: {', '.join(KNOWN_RULES)})"
+                )
+        if len(set(raw_rules)) != len(raw_rules):
+            raise SpecError(f"{origin}: normalize.rules lists a rule twice")
+        rules = tuple(raw_rules)
+    _no_extra(norm, "normalize", {"rules"}, origin)
+
+    reference = None
+    if "reference" in data:
+        ref = _section(data, "reference", origin)
+        fmt = _str(ref, "reference", "format", origin) or "auto"
+        if fmt not in ("auto", "jsonl", "csv"):
+            raise SpecError(f"{origin}: reference.format must be auto, jsonl or csv, not {fmt!r}")
+        reference = ReferenceSpec(
+            uri=_str(ref, "reference", "uri", origin, required=True),
+            name_field=_str(ref, "reference", "name_field", origin) or "name",
+            id_field=_str(ref, "reference", "id_field", origin) or "id",
+            format=fmt,
+        )
+        _no_extra(ref, "reference", {"uri", "name_field", "id_field", "format"}, origin)
+
+    control = None
+    if "control" in data:
+        ctl = _section(data, "control", origin)
+        control = ControlSpec(
+            table=_str(ctl, "control", "table", origin) or "keyshift-control",
+            flag=_str(ctl, "control", "flag", origin, required=True),
+        )
+        _no_extra(ctl, "control", {"table", "flag"}, origin)
+    return Spec(source, target, NormalizeSpec(rules), reference, control)
+
+
+def _section(data: dict, name: str, origin: str, required: bool = False) -> dict:
+    if name not in data:
+        if required:
+            raise SpecError(f"{origin}: missing section [{name}]")
+        return {}
+    value = data[name]
+    if not isinstance(value, dict):
+        raise SpecError(f"{origin}: {name} must be a table ([{name}])")
+    return value
+
+
+def _str(section: dict, sname: str, key: str, origin: str, required: bool = False) -> str | None:
+    if key not in section:
+        if required:
+            raise SpecError(f"{origin}: missing key {sname}.{key}")
+        return None
+    value = section[key]
+    if not isinstance(value, str):
+        raise SpecError(f"{origin}: {sname}.{key} must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise SpecError(f"{origin}: {sname}.{key} must not be empty")
+    return value
+
+
+def _no_extra(section: dict, sname: str, allowed: set[str], origin: str) -> None:
+    extra = sorted(set(section) - allowed)
+    if extra:
+        raise SpecError(f"{origin}: unknown key {sname}.{extra[0]} (known: {', '.join(sorted(allowed))})")

@@ -1,0 +1,251 @@
+"""The local workspace: a directory holding one SQLite database shared by consoles and CLIs.
+
+WAL mode lets two consoles and a CLI read while one of them writes (pairing operators, a script
+beside the console). The schema is versioned in ``meta.schema_version``; opening a workspace
+written by a newer keyshift is refused rather than guessed at. Each thread gets its own
+connection because sqlite3 connections must not cross threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import WorkspaceError
+
+__all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
+
+DB_NAME = "keyshift.db"
+SCHEMA_VERSION = 1
+
+# Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
+# conflicts and the audit log. Later versions append to _MIGRATIONS; never edit an old step.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY,
+        dump_uri TEXT NOT NULL,
+        format TEXT,
+        rules TEXT NOT NULL,             -- JSON list of rule names
+        spec TEXT NOT NULL,              -- JSON of the spec used
+        operator TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        state TEXT NOT NULL,             -- running | complete | cancelled | failed
+        summary TEXT                     -- JSON: the `plan --json` document
+    );
+    CREATE TABLE files (id INTEGER PRIMARY KEY, uri TEXT NOT NULL UNIQUE);
+    CREATE TABLE records (
+        seq INTEGER PRIMARY KEY,         -- order read; stable across re-plans of one dump
+        file_id INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        raw TEXT NOT NULL,               -- the identifier as stored in the source table
+        sort_key TEXT,                   -- JSON of the sort key's wire value, NULL when none
+        size INTEGER NOT NULL,           -- item size in bytes (DynamoDB's rules), or line size
+        status TEXT                      -- the identifier's status, denormalized for paging
+    );
+    CREATE TABLE quarantine (
+        seq INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        excerpt TEXT NOT NULL DEFAULT '',
+        raw TEXT                         -- the identifier, when the item got that far
+    );
+    CREATE TABLE identifiers (
+        raw TEXT PRIMARY KEY,
+        escaped TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        new_id TEXT,                     -- NULL until decided when ambiguous/orphaned/invalid
+        status TEXT NOT NULL,            -- unchanged | fixed | ambiguous | orphaned | invalid
+        reason TEXT NOT NULL DEFAULT '',
+        items INTEGER NOT NULL,
+        changes TEXT NOT NULL DEFAULT '[]',     -- JSON list of Change.to_dict()
+        suspicious TEXT NOT NULL DEFAULT '[]',  -- JSON list of flags
+        ref_ids TEXT NOT NULL DEFAULT '[]'      -- JSON list of reference ids matched
+    );
+    CREATE TABLE samples (raw TEXT PRIMARY KEY, item TEXT NOT NULL);
+    CREATE TABLE reference (canonical TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL);
+    CREATE TABLE conflicts (
+        canonical TEXT NOT NULL,
+        sort_key TEXT,
+        records INTEGER NOT NULL,
+        raws TEXT NOT NULL               -- JSON list of the raw identifiers involved
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+}
+
+#: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
+RECORD_INDEXES = {
+    "records_raw": "CREATE INDEX IF NOT EXISTS records_raw ON records(raw)",
+    "records_status": "CREATE INDEX IF NOT EXISTS records_status ON records(status, seq)",
+}
+IDENTIFIER_INDEXES = {
+    "identifiers_canonical": "CREATE INDEX IF NOT EXISTS identifiers_canonical ON identifiers(canonical)",
+    "identifiers_status": "CREATE INDEX IF NOT EXISTS identifiers_status ON identifiers(status)",
+    "reference_canonical": "CREATE INDEX IF NOT EXISTS reference_canonical ON reference(canonical)",
+}
+
+
+def utcnow() -> str:
+    """Now, UTC, ISO 8601 with seconds: the one timestamp format in the workspace."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who did what, when, with which details."""
+
+    id: int
+    ts: str
+    operator: str
+    action: str
+    details: dict[str, Any]
+
+
+class Workspace:
+    """A workspace directory and its database.
+
+    ``read_only`` opens the database with SQLite's ``mode=ro`` so nothing can change it, whatever
+    code runs: the audit mode's guarantee does not rest on every caller remembering to check.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
+        self.path = Path(path)
+        self.db_path = self.path / DB_NAME
+        self.read_only = read_only
+        self._local = threading.local()
+        if not self.db_path.exists():
+            if read_only or not create:
+                raise WorkspaceError(
+                    f"no workspace at {self.path} (run `keyshift plan` or `keyshift demo` first)"
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            uri = f"{self.db_path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash can
+            # lose the last transactions, which a re-plan recomputes.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on error) on this thread's connection."""
+        self._check_writable()
+        conn = self.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise WorkspaceError("the workspace is open read-only (audit mode): nothing can be changed")
+
+    # -- schema ------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        conn = self.connect()
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"workspace {self.path} has schema version {version}, newer than this keyshift "
+                f"understands ({SCHEMA_VERSION}); upgrade keyshift"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise WorkspaceError(f"workspace {self.path} needs a schema upgrade; open it once without --read-only")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check inside the write lock: another process may have migrated meanwhile.
+                if self.schema_version() >= step:
+                    conn.execute("ROLLBACK")
+                    continue
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(step),)
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        for sql in (*RECORD_INDEXES.values(), *IDENTIFIER_INDEXES.values()):
+            conn.execute(sql)
+
+    def schema_version(self) -> int:
+        """The schema version stored in the database (0 for a new one)."""
+        conn = self.connect()
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- audit log ---------------------------------------------------------------------------
+    def audit(self, operator: str, action: str, details: dict[str, Any] | None = None) -> int:
+        """Append an audit entry; returns its id. Refused in read-only mode."""
+        self._check_writable()
+        conn = self.connect()
+        cur = conn.execute(
+            "INSERT INTO audit(ts, operator, action, details) VALUES (?, ?, ?, ?)",
+            (utcnow(), operator, action, json.dumps(details or {}, ensure_ascii=True, default=str)),
+        )
+        return int(cur.lastrowid)
+
+    def audit_log(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+        """The newest audit entries first."""
+        sql = "SELECT id, ts, operator, action, details FROM audit"
+        args: tuple = ()
+        if action:
+            sql += " WHERE action = ?"
+            args = (action,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.connect().execute(sql, (*args, limit)).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]

@@ -1,0 +1,3 @@
+"""Textual screens and widgets of the keyshift console (one screen per module)."""
+
+__all__: list[str] = []
