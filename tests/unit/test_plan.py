@@ -1,0 +1,192 @@
+"""Planning: every record classified once, counts reconcile, re-planning is idempotent."""
+
+import json
+import threading
+
+import orjson
+import pytest
+
+from keyshift.core.errors import DumpError
+from keyshift.core.plan import PlanCancelled, plan_to_completion, run_plan
+from keyshift.core.plan_queries import (
+    count_records,
+    get_identifier,
+    latest_plan,
+    records_page,
+    status_counts,
+)
+from keyshift.core.spec import parse_spec
+from keyshift.core.workspace import Workspace
+
+SPEC = """
+[source]
+table = "orders"
+partition_key = "customer"
+sort_key = "order_id"
+[target]
+table = "orders_v2"
+partition_key = "customer_id"
+"""
+
+
+def item(customer, order, **extra):
+    out = {"customer": {"S": customer}, "order_id": {"S": order}}
+    out.update(extra)
+    return out
+
+
+def write_dump(path, lines):
+    with open(path, "wb") as fh:
+        for line in lines:
+            fh.write(line if isinstance(line, bytes) else orjson.dumps(line))
+            fh.write(b"\n")
+    return str(path)
+
+
+GOOD = [
+    item("Acme", "1"),
+    item("Acme\u200b", "1"),          # same canonical + same sort key: a conflict
+    item("Acme\u200b", "2"),
+    item("Bob\u00a0Smith", "3"),      # fixed
+    item("Carol", "4"),               # unchanged
+    item("Carol", "5"),
+    item("\u200b\ufeff", "6"),        # empty after normalization: invalid
+    item("x" * 2049, "7"),            # too long: invalid
+    item("\u0440\u0430\u0443\u0440\u0430l", "8"),  # Cyrillic look-alike: suspicious, unchanged
+]
+BAD = [
+    b'{"customer": {"S": "broken"',                              # malformed JSON
+    orjson.dumps({"customer": {"N": "42"}, "order_id": {"S": "9"}}),  # non-string identifier
+    orjson.dumps({"order_id": {"S": "10"}}),                     # missing identifier
+    orjson.dumps(item("Dave", "11", blob={"S": "y" * (410 * 1024)})),  # over 400 KB
+    orjson.dumps({"customer": {"S": "Eve"}}),                    # missing sort key
+]
+
+
+@pytest.fixture
+def planned(tmp_path):
+    dump = write_dump(tmp_path / "dump.json", GOOD + BAD)
+    ws = Workspace(tmp_path / "ws")
+    result = plan_to_completion(ws, parse_spec(SPEC), dump, operator="tester")
+    return ws, result.summary, dump
+
+
+def test_summary_counts_and_reconciles(planned):
+    _, s, _ = planned
+    assert s["format"] == "ddbjson"
+    assert s["files"] == 1
+    assert s["lines"] == len(GOOD) + len(BAD)
+    assert s["records"] == len(GOOD)
+    assert s["quarantined"] == len(BAD)
+    assert s["lines"] == s["records"] + s["quarantined"] and s["reconciled"]
+    ids = s["identifiers"]
+    assert ids == {"total": 7, "unchanged": 2, "fixed": 1, "ambiguous": 2, "orphaned": 0, "invalid": 2}
+    assert s["conflicts"] == 1
+    assert s["suspicious"] == 1
+
+
+def test_statuses_per_identifier(planned):
+    ws, _, _ = planned
+    assert get_identifier(ws, "Acme").status == "ambiguous"
+    assert get_identifier(ws, "Acme\u200b").new_id is None
+    bob = get_identifier(ws, "Bob\u00a0Smith")
+    assert (bob.status, bob.canonical, bob.new_id) == ("fixed", "Bob Smith", "Bob Smith")
+    assert bob.changes and "NO-BREAK SPACE" in bob.changes[0]["description"]
+    assert get_identifier(ws, "Carol").status == "unchanged"
+    assert get_identifier(ws, "Carol").items == 2
+    empty = get_identifier(ws, "\u200b\ufeff")
+    assert empty.status == "invalid" and "empty" in empty.reason
+    assert "2048" in get_identifier(ws, "x" * 2049).reason
+    lookalike = get_identifier(ws, "\u0440\u0430\u0443\u0440\u0430l")
+    assert lookalike.status == "unchanged" and lookalike.suspicious
+    assert get_identifier(ws, "Acme").sample == item("Acme", "1")
+
+
+def test_quarantine_keeps_file_line_and_reason(planned):
+    ws, _, dump = planned
+    rows = records_page(ws, status="quarantined")
+    reasons = {r.line: r.reason for r in rows}
+    assert all(r.file == dump for r in rows)
+    first_bad = len(GOOD) + 1
+    assert reasons[first_bad].startswith("malformed JSON")
+    assert "not a string" in reasons[first_bad + 1]
+    assert "missing identifier" in reasons[first_bad + 2]
+    assert "400" in reasons[first_bad + 3] or "409600" in reasons[first_bad + 3]
+    assert "missing sort key" in reasons[first_bad + 4]
+
+
+def test_records_paging_and_filters(planned):
+    ws, _, _ = planned
+    page1 = records_page(ws, limit=4)
+    page2 = records_page(ws, after_seq=page1[-1].seq, limit=4)
+    assert [r.seq for r in page1 + page2] == list(range(1, 9))
+    assert records_page(ws, before_seq=page2[0].seq, limit=4) == page1
+    amb = records_page(ws, status="ambiguous")
+    assert {r.raw for r in amb} == {"Acme", "Acme\u200b"} and len(amb) == 3
+    assert count_records(ws, status="ambiguous") == 3
+    assert [r.seq for r in records_page(ws, search="Acme")] == [1, 2, 3]
+    assert [r.raw for r in records_page(ws, identifier="Carol")] == ["Carol", "Carol"]
+    counts = status_counts(ws)
+    assert counts["ambiguous"] == {"identifiers": 2, "records": 3}
+    assert counts["quarantined"]["records"] == len(BAD)
+
+
+def test_replanning_is_idempotent(planned, tmp_path):
+    ws, first, dump = planned
+    again = plan_to_completion(ws, parse_spec(SPEC), dump, operator="tester").summary
+    strip = lambda s: {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
+    assert strip(again) == strip(first)
+    assert count_records(ws) == first["records"]
+    assert latest_plan(ws).state == "complete"
+    actions = [e.action for e in ws.audit_log()]
+    assert actions.count("plan.complete") == 2
+
+
+def test_reference_data_orphans_and_ambiguity(tmp_path):
+    ref = tmp_path / "customers.jsonl"
+    ref.write_text(
+        "\n".join(json.dumps(r) for r in [
+            {"name": "Bob Smith", "id": "C-1"},
+            {"name": "Carol", "id": "C-2"},
+            {"name": "carol ", "id": "C-3"},   # normalizes to "carol": different without casefold
+            {"name": "Frank", "id": "C-4"},
+            {"name": "Frank\u200b", "id": "C-5"},  # two ids for one canonical name
+            {"id": "C-6"},                      # unusable row: reported, not fatal
+        ]) + "\n"
+    )
+    dump = write_dump(tmp_path / "dump.json", [
+        item("Bob\u00a0Smith", "1"), item("Carol", "2"), item("Frank", "3"), item("Zed", "4"),
+    ])
+    spec = parse_spec(SPEC + f'[reference]\nuri = "{ref}"\n')
+    ws = Workspace(tmp_path / "ws")
+    s = plan_to_completion(ws, spec, dump).summary
+    assert s["identifiers"] == {"total": 4, "unchanged": 0, "fixed": 2, "ambiguous": 1, "orphaned": 1, "invalid": 0}
+    assert get_identifier(ws, "Carol").new_id == "C-2"
+    assert get_identifier(ws, "Frank").ref_ids == ["C-4", "C-5"]
+    assert get_identifier(ws, "Zed").status == "orphaned"
+    assert s["reference_problem_count"] == 1
+
+
+def test_casefold_rule_merges_case_variants(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [item("ACME", "1"), item("acme", "2")])
+    spec = parse_spec(SPEC + '[normalize]\nrules = ["strip-ignorable", "nfkc", "fold-space", "casefold"]\n')
+    s = plan_to_completion(Workspace(tmp_path / "ws"), spec, dump).summary
+    assert s["identifiers"]["ambiguous"] == 2
+
+
+def test_missing_dump_is_a_dump_error(tmp_path):
+    with pytest.raises(DumpError):
+        plan_to_completion(Workspace(tmp_path / "ws"), parse_spec(SPEC), str(tmp_path / "nope"))
+
+
+def test_cancel_leaves_a_cancelled_plan(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [item(f"c{i}", str(i)) for i in range(12000)])
+    ws = Workspace(tmp_path / "ws")
+    cancel = threading.Event()
+    gen = run_plan(ws, parse_spec(SPEC), dump, cancel=cancel)
+    next(gen)
+    cancel.set()
+    with pytest.raises(PlanCancelled):
+        for _ in gen:
+            pass
+    assert latest_plan(ws).state == "cancelled"
