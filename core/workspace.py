@@ -43,7 +43,7 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE files (id INTEGER PRIMARY KEY, uri TEXT NOT NULL UNIQUE);
     CREATE TABLE records (
-        seq INTEGER PRIMARY KEY,         -- order read; stable across re-plans of one dump
+        seq INTEGER PRIMARY KEY,         -- order read, stable across re-plans of one dump
         file_id INTEGER NOT NULL,
         line INTEGER NOT NULL,
         raw TEXT NOT NULL,               -- the identifier as stored in the source table

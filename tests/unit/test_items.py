@@ -11,8 +11,8 @@ def test_utf8_len_counts_bytes():
 
 def test_item_size_counts_names_and_values():
     item = {"pk": {"S": "abc"}, "n": {"N": "12345"}, "b": {"B": "AQID"}, "t": {"BOOL": True}}
-    # pk(2)+3, n(1)+ (5 digits -> 3+1=4), b(1)+3 bytes, t(1)+1
-    assert item_size(item) == 5 + 4 + 4 + 2
+    # pk(2)+3, n(1)+(5 digits -> 3+1=4), b(1)+3 bytes, t(1)+1
+    assert item_size(item) == 5 + 5 + 4 + 2
 
 
 def test_item_size_nested():
