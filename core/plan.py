@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
@@ -191,21 +190,38 @@ def _load_reference(ws, spec, normalizer, s3, problems, cancel) -> None:
     problems.extend(asdict(p) for p in reader.problems)
 
 
+def _provisional_status(normalizer: Normalizer, raw: str) -> str:
+    """The status an identifier has unless the whole dump says otherwise (collisions, reference).
+
+    Computed while reading so most records are written with their final status; ``_classify``
+    corrects the few whose identifier turns out ambiguous or orphaned, instead of rewriting every
+    record. Correctness never depends on this guess: the correction compares against SQL's verdict.
+    """
+    canonical = normalizer.canonical(raw)
+    if not canonical or utf8_len(canonical) > MAX_PARTITION_KEY_BYTES:
+        return "invalid"
+    return "unchanged" if canonical == raw else "fixed"
+
+
 def _read(ws, spec, normalizer, reader, progress, started, cancel) -> Iterator[PlanProgress]:
     """Stream every dump line into ``records`` or ``quarantine``; yields progress per batch."""
     pk, sk = spec.source.partition_key, spec.source.sort_key
     file_ids = {uri: i for i, uri in enumerate(reader.info.files, 1)}
-    seen: OrderedDict[str, None] = OrderedDict()  # bounded: which raws already have a sample
+    # raw -> provisional status. Bounded (cleared when full) so memory stays flat; a raw seen
+    # again after a clear is merely recomputed, and its sample re-offered (INSERT OR IGNORE).
+    known: dict[str, str] = {}
     records: list[tuple] = []
     quarantine: list[tuple] = []
     samples: list[tuple[str, str]] = []
     seq = 0
     conn = ws.connect()
+    dumps = orjson.dumps
 
     def flush() -> None:
         with ws.transaction():
             conn.executemany(
-                "INSERT INTO records(seq, file_id, line, raw, sort_key, size) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records(seq, file_id, line, raw, sort_key, size, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 records,
             )
             conn.executemany(
@@ -228,28 +244,34 @@ def _read(ws, spec, normalizer, reader, progress, started, cancel) -> Iterator[P
             quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
             progress.quarantined += 1
             continue
-        problem = key_problem(item, pk, role="identifier")
-        raw = item[pk]["S"] if problem is None else None
+        # Fast path for the common case (a string identifier); key_problem words the others.
+        value = item.get(pk)
+        raw = value.get("S") if type(value) is dict and len(value) == 1 else None
+        problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
+        sort_key = None
         if problem is None and sk:
             problem = key_problem(item, sk, role="sort key")
-        if problem is None:
-            size = entry.raw_size
-            if size > MAX_ITEM_BYTES:  # JSON is never smaller than the item: only then count exactly
-                size = item_size(item)
-                if size > MAX_ITEM_BYTES:
-                    problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
+            if problem is None:
+                sort_key = dumps(item[sk]).decode()
+        size = entry.raw_size
+        if problem is None and size > MAX_ITEM_BYTES:
+            # JSON text is never smaller than the item, so only long lines need counting exactly.
+            size = item_size(item)
+            if size > MAX_ITEM_BYTES:
+                problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
         if problem is not None:
-            quarantine.append((seq, file_id, entry.line, problem, entry.excerpt or _excerpt(item), raw))
+            quarantine.append((seq, file_id, entry.line, problem, entry.excerpt or _excerpt(item),
+                               raw if type(raw) is str else None))
             progress.quarantined += 1
             continue
-        sort_key = orjson.dumps(item[sk]).decode() if sk else None
-        records.append((seq, file_id, entry.line, raw, sort_key, size))
+        status = known.get(raw)
+        if status is None:
+            if len(known) >= _CACHE_SIZE:
+                known.clear()
+            status = known[raw] = _provisional_status(normalizer, raw)
+            samples.append((raw, dumps(item).decode()))
+        records.append((seq, file_id, entry.line, raw, sort_key, size, status))
         progress.records += 1
-        if raw not in seen:
-            seen[raw] = None
-            if len(seen) > _CACHE_SIZE:
-                seen.popitem(last=False)
-            samples.append((raw, orjson.dumps(item).decode()))
         if len(records) + len(quarantine) >= _BATCH:
             flush()
             _check_cancel(cancel)
@@ -265,28 +287,46 @@ def _excerpt(item: dict[str, Any]) -> str:
     return orjson.dumps(item).decode()[:200]
 
 
+def _explain_row(normalizer: Normalizer, raw: str, count: int, provisional: str) -> tuple:
+    """An ``identifiers`` row: raw, escaped, canonical, new id, status, reason, items, changes, suspicious."""
+    if provisional == "unchanged" and raw.isascii():
+        # Clean ASCII needs no explanation: no rule changes it and it cannot mix scripts.
+        return (raw, raw, raw, raw, "unchanged", "", count, "[]", "[]")
+    norm = normalizer.explain(raw)
+    canonical = norm.canonical
+    if provisional == "invalid":
+        new_id = None
+        reason = ("canonical form is empty" if not canonical else
+                  f"canonical form is {utf8_len(canonical)} UTF-8 bytes, over the"
+                  f" {MAX_PARTITION_KEY_BYTES}-byte partition key limit")
+    else:
+        new_id = canonical
+        reason = "normalized" if provisional == "fixed" else ""
+    return (
+        raw, escape(raw), canonical, new_id, provisional, reason, count,
+        orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
+        orjson.dumps(list(norm.suspicious)).decode(),
+    )
+
+
 def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
     """Everything that needs the whole dump: identifiers, statuses, conflicts, the summary."""
     conn = ws.connect()
     with ws.transaction():
-        for sql in RECORD_INDEXES.values():
-            if "status" not in sql:
-                conn.execute(sql)
+        conn.execute(RECORD_INDEXES["records_raw"])
+        conn.execute("DROP TABLE IF EXISTS temp.provisional")
+        conn.execute("CREATE TEMP TABLE provisional (raw TEXT PRIMARY KEY, status TEXT NOT NULL)")
         # One row per distinct raw identifier, with its canonical form and what changed.
-        cur = conn.execute("SELECT raw, count(*) FROM records GROUP BY raw")
+        cur = conn.execute("SELECT raw, count(*), min(status) FROM records GROUP BY raw")
         while rows := cur.fetchmany(_BATCH):
-            out = []
-            for raw, count in rows:
-                norm = normalizer.explain(raw)
-                out.append((
-                    raw, escape(raw), norm.canonical, count,
-                    json.dumps([c.to_dict() for c in norm.changes]),
-                    json.dumps(list(norm.suspicious)),
-                ))
+            out = [_explain_row(normalizer, raw, count, prov) for raw, count, prov in rows]
             conn.executemany(
-                "INSERT INTO identifiers(raw, escaped, canonical, items, changes, suspicious, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, '')",
+                "INSERT INTO identifiers(raw, escaped, canonical, new_id, status, reason, items,"
+                " changes, suspicious) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 out,
+            )
+            conn.executemany(
+                "INSERT INTO temp.provisional(raw, status) VALUES (?, ?)", [(r[0], r[4]) for r in out]
             )
         _check_cancel(cancel)
         for sql in IDENTIFIER_INDEXES.values():
@@ -299,66 +339,93 @@ def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
             )
         _assign_statuses(conn, has_reference)
         _check_cancel(cancel)
-        conn.execute(
-            "UPDATE records SET status = (SELECT status FROM identifiers i WHERE i.raw = records.raw)"
-        )
+        # Records were written with a provisional status; correct those SQL classified otherwise.
+        corrections = conn.execute(
+            "SELECT i.status, i.raw FROM identifiers i JOIN temp.provisional p ON p.raw = i.raw"
+            " WHERE p.status != i.status"
+        ).fetchall()
+        conn.executemany("UPDATE records SET status = ? WHERE raw = ?", corrections)
+        conn.execute("DROP TABLE temp.provisional")
         conn.execute(RECORD_INDEXES["records_status"])
-        conn.execute(
-            "INSERT INTO conflicts(canonical, sort_key, records, raws)"
-            " SELECT i.canonical, r.sort_key, count(*), json_group_array(DISTINCT r.raw)"
-            " FROM records r JOIN identifiers i ON i.raw = r.raw"
-            " GROUP BY i.canonical, r.sort_key HAVING count(*) > 1"
-        )
+        _find_conflicts(conn)
     return _summary(conn, info, progress)
 
 
-def _assign_statuses(conn: Any, has_reference: bool) -> None:
-    """Give every identifier exactly one status: the first of :data:`STATUSES` that applies."""
-    conn.execute("UPDATE identifiers SET status = '', reason = '', new_id = NULL")
-    # invalid: DynamoDB cannot store the canonical form as a partition key.
-    conn.create_function("utf8_len", 1, lambda s: utf8_len(s) if s is not None else 0, deterministic=True)
+def _find_conflicts(conn: Any) -> None:
+    """Distinct (canonical form, sort key) pairs that two or more records share.
+
+    Two records can only share one when their raw identifiers share a canonical form (a small
+    set: the collision groups) or when one raw identifier repeats a sort key (a duplicated dump
+    line), which the ``(raw, sort_key)`` index finds without sorting a million rows.
+    """
+    conn.execute("DROP TABLE IF EXISTS temp.grouped")
     conn.execute(
-        "UPDATE identifiers SET status = 'invalid', reason = CASE WHEN canonical = '' THEN"
-        " 'canonical form is empty' ELSE 'canonical form is ' || utf8_len(canonical) ||"
-        f" ' UTF-8 bytes, over the {MAX_PARTITION_KEY_BYTES}-byte partition key limit' END"
-        f" WHERE canonical = '' OR utf8_len(canonical) > {MAX_PARTITION_KEY_BYTES}"
-    )
-    # ambiguous: several raw forms share one canonical form, or reference data offers several ids.
-    conn.execute(
-        "UPDATE identifiers SET status = 'ambiguous', reason = 'shares its canonical form with '"
-        " || (SELECT count(*) - 1 FROM identifiers o WHERE o.canonical = identifiers.canonical)"
-        " || ' other raw identifier(s)'"
-        " WHERE status = '' AND canonical IN"
+        "CREATE TEMP TABLE grouped AS SELECT raw, canonical FROM identifiers WHERE canonical IN"
         " (SELECT canonical FROM identifiers GROUP BY canonical HAVING count(*) > 1)"
     )
-    if has_reference:
-        conn.execute(
-            "UPDATE identifiers SET status = 'ambiguous', reason = 'reference data offers '"
-            " || json_array_length(ref_ids) || ' ids' WHERE status = '' AND json_array_length(ref_ids) > 1"
-        )
-        conn.execute(
-            "UPDATE identifiers SET status = 'orphaned', reason = 'no match in the reference data'"
-            " WHERE status = '' AND json_array_length(ref_ids) = 0"
-        )
-        conn.execute("UPDATE identifiers SET new_id = json_extract(ref_ids, '$[0]') WHERE status = ''")
-    else:
-        conn.execute("UPDATE identifiers SET new_id = canonical WHERE status = ''")
     conn.execute(
-        "UPDATE identifiers SET status = CASE WHEN new_id = raw THEN 'unchanged' ELSE 'fixed' END,"
-        " reason = CASE WHEN new_id = raw THEN '' WHEN canonical = raw THEN 'new id from reference data'"
-        " ELSE 'normalized' END WHERE status = ''"
+        "INSERT INTO conflicts(canonical, sort_key, records, raws)"
+        " SELECT g.canonical, r.sort_key, count(*), json_group_array(DISTINCT r.raw)"
+        " FROM temp.grouped g JOIN records r ON r.raw = g.raw"
+        " GROUP BY g.canonical, r.sort_key HAVING count(*) > 1"
+    )
+    conn.execute(
+        "INSERT INTO conflicts(canonical, sort_key, records, raws)"
+        " SELECT i.canonical, d.sort_key, d.n, json_array(d.raw) FROM"
+        " (SELECT raw, sort_key, count(*) AS n FROM records GROUP BY raw, sort_key HAVING count(*) > 1) d"
+        " JOIN identifiers i ON i.raw = d.raw WHERE d.raw NOT IN (SELECT raw FROM temp.grouped)"
+    )
+    conn.execute("DROP TABLE temp.grouped")
+
+
+def _assign_statuses(conn: Any, has_reference: bool) -> None:
+    """Give every identifier exactly one status: the first of :data:`STATUSES` that applies.
+
+    Identifiers arrive with their local verdict (``invalid``, ``fixed`` or ``unchanged``, from
+    their own canonical form). What needs the whole dump is applied here, in precedence order,
+    each step only touching identifiers no earlier step claimed.
+    """
+    # ambiguous: several raw forms share one canonical form.
+    conn.execute(
+        "UPDATE identifiers SET status = 'ambiguous', new_id = NULL,"
+        " reason = 'shares its canonical form with '"
+        " || (SELECT count(*) - 1 FROM identifiers o WHERE o.canonical = identifiers.canonical)"
+        " || ' other raw identifier(s)'"
+        " WHERE status != 'invalid' AND canonical IN"
+        " (SELECT canonical FROM identifiers GROUP BY canonical HAVING count(*) > 1)"
+    )
+    if not has_reference:
+        return
+    open_ = "status IN ('fixed', 'unchanged')"
+    # ambiguous: reference data offers several ids for the canonical form.
+    conn.execute(
+        "UPDATE identifiers SET status = 'ambiguous', new_id = NULL, reason = 'reference data offers '"
+        f" || json_array_length(ref_ids) || ' ids' WHERE {open_} AND json_array_length(ref_ids) > 1"
+    )
+    conn.execute(
+        "UPDATE identifiers SET status = 'orphaned', new_id = NULL,"
+        f" reason = 'no match in the reference data' WHERE {open_} AND json_array_length(ref_ids) = 0"
+    )
+    conn.execute(
+        "UPDATE identifiers SET new_id = json_extract(ref_ids, '$[0]'),"
+        " status = CASE WHEN json_extract(ref_ids, '$[0]') = raw THEN 'unchanged' ELSE 'fixed' END,"
+        " reason = CASE WHEN json_extract(ref_ids, '$[0]') = raw THEN ''"
+        " WHEN canonical = raw THEN 'new id from reference data'"
+        " ELSE 'normalized; new id from reference data' END"
+        f" WHERE {open_}"
     )
 
 
 def _summary(conn: Any, info: DumpInfo, progress: PlanProgress) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
-    for status, n in conn.execute("SELECT status, count(*) FROM identifiers GROUP BY status"):
-        counts[status] = n
-    records = conn.execute("SELECT count(*) FROM records").fetchone()[0]
-    quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     record_counts = dict.fromkeys(STATUSES, 0)
-    for status, n in conn.execute("SELECT status, count(*) FROM records GROUP BY status"):
-        record_counts[status] = n
+    # Per-identifier item counts add up to the records: no scan of the records table needed.
+    for status, n, items in conn.execute(
+        "SELECT status, count(*), sum(items) FROM identifiers GROUP BY status"
+    ):
+        counts[status], record_counts[status] = n, items
+    records = sum(record_counts.values())
+    quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     progress.records, progress.quarantined = records, quarantined
     return {
         "format": info.format,

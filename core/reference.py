@@ -8,13 +8,13 @@ table and ``"Acme"`` upstream meet on one canonical form. Rows are streamed; a b
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
 
+from .dumps.lines import BlockReader, ReadFault
+from .dumps.source import resolve
 from .errors import DumpError
 from .spec import ReferenceSpec
 
@@ -51,12 +51,11 @@ class ReferenceReader:
         fmt = self.spec.format
         if fmt == "auto":
             fmt = "csv" if uri.lower().removesuffix(".gz").endswith(".csv") else "jsonl"
-        with _open_text(uri, self.s3) as text:
-            rows = self._csv(text) if fmt == "csv" else self._jsonl(text)
-            yield from rows
+        lines = _lines(uri, self.s3, self.problems)
+        yield from (self._csv(lines) if fmt == "csv" else self._jsonl(lines))
 
-    def _jsonl(self, text: io.TextIOBase) -> Iterator[ReferenceRow]:
-        for number, line in enumerate(text, 1):
+    def _jsonl(self, lines: Iterator[tuple[int, bytes]]) -> Iterator[ReferenceRow]:
+        for number, line in lines:
             if not line.strip():
                 continue
             try:
@@ -71,10 +70,17 @@ class ReferenceReader:
             if row:
                 yield row
 
-    def _csv(self, text: io.TextIOBase) -> Iterator[ReferenceRow]:
-        reader = csv.DictReader(text)
+    def _csv(self, lines: Iterator[tuple[int, bytes]]) -> Iterator[ReferenceRow]:
+        numbers: list[int] = []
+
+        def text() -> Iterator[str]:
+            for number, line in lines:
+                numbers.append(number)
+                yield line.decode("utf-8", "replace")
+
+        reader = csv.DictReader(text())
         for obj in reader:
-            row = self._row(reader.line_num, obj)
+            row = self._row(numbers[-1] if numbers else 0, obj)
             if row:
                 yield row
 
@@ -99,34 +105,20 @@ def read_reference(spec: ReferenceSpec, s3: Any = None) -> ReferenceReader:
     return ReferenceReader(spec, s3)
 
 
-class _open_text:
-    """Context manager: a text stream over a local file or an S3 object, gunzipped if needed."""
-
-    def __init__(self, uri: str, s3: Any) -> None:
-        self.uri, self.s3 = uri, s3
-        self._raw: Any = None
-
-    def __enter__(self) -> io.TextIOBase:
-        import gzip
-
-        if self.uri.startswith("s3://"):
-            if self.s3 is None:
-                raise DumpError(f"reference {self.uri}: an S3 client is needed")
-            bucket, _, key = self.uri[5:].partition("/")
-            try:
-                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-            except Exception as exc:  # botocore ClientError, endpoint errors: say which object
-                raise DumpError(f"cannot read reference data {self.uri}: {exc}") from None
-            self._raw = body._raw_stream if hasattr(body, "_raw_stream") else body
-        else:
-            path = Path(self.uri)
-            if not path.is_file():
-                raise DumpError(f"reference data not found: {self.uri}")
-            self._raw = path.open("rb")
-        stream: Any = io.BufferedReader(self._raw) if not isinstance(self._raw, io.BufferedReader) else self._raw
-        if stream.peek(2)[:2] == b"\x1f\x8b":
-            stream = gzip.GzipFile(fileobj=stream)
-        return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-
-    def __exit__(self, *exc: object) -> None:
-        self._raw.close()
+def _lines(uri: str, s3: Any, problems: list[ReferenceProblem]) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of a local file or S3 object, streamed and gunzipped like dump files."""
+    location, ref = resolve(uri, s3)
+    if ref is None:
+        raise DumpError(f"reference data {uri} is a directory or prefix; name one file")
+    stream = location.open(ref)
+    number = 0
+    try:
+        for block in BlockReader(stream).blocks():
+            if isinstance(block, ReadFault):
+                problems.append(ReferenceProblem(uri, number + 1, f"unreadable: {block.kind} {block.detail}".strip()))
+                return
+            for line in block:
+                number += 1
+                yield number, line
+    finally:
+        stream.close()

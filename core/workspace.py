@@ -91,7 +91,7 @@ _MIGRATIONS: dict[int, str] = {
 
 #: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
 RECORD_INDEXES = {
-    "records_raw": "CREATE INDEX IF NOT EXISTS records_raw ON records(raw)",
+    "records_raw": "CREATE INDEX IF NOT EXISTS records_raw ON records(raw, sort_key)",
     "records_status": "CREATE INDEX IF NOT EXISTS records_status ON records(status, seq)",
 }
 IDENTIFIER_INDEXES = {

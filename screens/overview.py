@@ -1,0 +1,234 @@
+"""The overview: the migration's steps as a checklist and the plan's state and counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from keyshift.core.errors import KeyshiftError
+from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
+
+from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
+
+if TYPE_CHECKING:
+    from keyshift.console.app import KeyshiftApp
+
+__all__ = ["OverviewScreen", "STEPS"]
+
+#: The migration's steps, in order. Later issues give steps 2-6 their state.
+STEPS = ("Plan", "Resolve", "Restore", "Stream-sync", "Verify", "Cut over")
+
+_PLAN_MARKS = {
+    "complete": ("✔", "green", "complete"),
+    "running": ("◐", "yellow", "running"),
+    "cancelled": ("✘", "yellow", "cancelled"),
+    "failed": ("✘", "red", "failed"),
+}
+_NOT_STARTED = ("○", "dim", "not started")
+_NO_PLAN_HELP = (
+    "No plan yet.\n\n"
+    "Press p to plan a dump from here (a local file or directory, or s3://bucket/prefix), "
+    "or run:\n\n    keyshift plan --dump PATH\n\n"
+    "A plan reads every line of the dump, normalizes every identifier and classifies every "
+    "record; nothing is written to AWS."
+)
+
+
+@dataclass
+class OverviewLoaded(Message, bubble=False):
+    """What the overview shows, read in a thread."""
+
+    plan: PlanRow | None
+    counts: dict[str, dict[str, int]] | None
+    error: str | None = None
+
+
+class OverviewScreen(Screen[None]):
+    """The default screen: where the migration stands and what to do next."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("b", "app.open_browser", "Browse dump", id="overview.browse",
+                tooltip="Page through every planned record, filter by status, search identifiers"),
+        Binding("n", "app.open_preview", "Normalization", id="overview.preview",
+                tooltip="Type or paste any identifier and see what the rules do to it"),
+        Binding("p", "app.plan", "Plan a dump", id="overview.plan",
+                tooltip="Read a dump and classify every record (changes the workspace)"),
+        Binding("r", "reload", "Refresh", id="overview.refresh",
+                tooltip="Re-read the workspace (another console or the CLI may have changed it)"),
+    ]
+
+    @property
+    def keyshift(self) -> KeyshiftApp:
+        return cast("KeyshiftApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="overview"):
+            with Vertical(id="steps-box") as steps:
+                steps.border_title = "Migration steps"
+                yield Static(self._steps(None), id="steps")
+                yield Static("", id="next-step")
+            with VerticalScroll(id="plan-box") as box:
+                box.border_title = "Plan"
+                yield Static("reading the workspace…", id="plan-state")
+                yield Static("", id="plan-counts")
+                yield Static("", id="plan-findings")
+        yield Footer()
+
+    _failed = False  # the last read failed: do not re-read (and re-fail) on every resume
+
+    def on_screen_resume(self) -> None:
+        """Shown first, or again after another screen closed: re-read the workspace."""
+        if not self._failed:
+            self.action_reload()
+
+    @on(WorkspaceChanged)
+    def _workspace_changed(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        """Re-read the plan and the per-status counts (in a thread: counting may take a moment)."""
+        context = self.keyshift.context
+
+        def load() -> None:
+            try:
+                ws = context.workspace
+                plan = latest_plan(ws)
+                counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
+            except KeyshiftError as exc:
+                self.post_message(OverviewLoaded(None, None, exc.message))
+                raise  # the App shows it in the error modal
+            self.post_message(OverviewLoaded(plan, counts))
+
+        self.keyshift.run_blocking(load, group="overview", description="read the plan")
+
+    @on(OverviewLoaded)
+    def _loaded(self, message: OverviewLoaded) -> None:
+        plan, counts = message.plan, message.counts
+        self._failed = message.error is not None
+        self.query_one("#steps", Static).update(self._steps(plan))
+        self.query_one("#next-step", Static).update(_next_step(plan, counts))
+        state = self.query_one("#plan-state", Static)
+        if plan is None:
+            state.update(Text(f"Cannot read the workspace: {message.error}", style="red")
+                         if message.error else Text(_NO_PLAN_HELP))
+            self.query_one("#plan-counts", Static).update("")
+            self.query_one("#plan-findings", Static).update("")
+            return
+        state.update(self._plan_state(plan))
+        summary = plan.summary or {}
+        self.query_one("#plan-counts", Static).update(self._counts(counts, summary) if counts else "")
+        self.query_one("#plan-findings", Static).update(self._findings(summary) if summary else "")
+
+    # -- rendering ----------------------------------------------------------------------------
+    @staticmethod
+    def _steps(plan: PlanRow | None) -> Table:
+        table = Table.grid(padding=(0, 1))
+        for number, name in enumerate(STEPS, 1):
+            mark, style, label = _NOT_STARTED
+            if number == 1 and plan is not None:
+                mark, style, label = _PLAN_MARKS.get(plan.state, ("?", "red", plan.state))
+            step = Text(f"{number} {name}", style="bold" if number == 1 else "")
+            table.add_row(Text(mark, style=style), step, Text(label, style=style))
+        return table
+
+    @staticmethod
+    def _plan_state(plan: PlanRow) -> Table:
+        summary = plan.summary or {}
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("state", Text(plan.state, style=_PLAN_MARKS.get(plan.state, ("", "", ""))[1]))
+        grid.add_row("dump", visible_text(plan.dump_uri))
+        grid.add_row("format", Text(plan.format or "?"))
+        if summary.get("detected"):
+            grid.add_row("detected", visible_text(summary.get("detection", ""), edge_spaces=False))
+        when = plan.started_at + (f" → {plan.finished_at}" if plan.finished_at else "")
+        grid.add_row("when", Text(when))
+        grid.add_row("by", visible_text(plan.operator))
+        grid.add_row("rules", Text(" → ".join(plan.rules)))
+        if summary:
+            grid.add_row("files", Text(f"{summary.get('files', 0):,}"))
+            grid.add_row("lines", _lines(summary))
+        elif plan.state == "failed":
+            grid.add_row("error", Text("the plan failed; see `keyshift audit`", style="red"))
+        return grid
+
+    @staticmethod
+    def _counts(counts: dict[str, dict[str, int]], summary: dict[str, Any]) -> Table:
+        table = Table(title="By status", title_justify="left", expand=False, box=None, padding=(0, 2))
+        table.add_column("status")
+        table.add_column("identifiers", justify="right")
+        table.add_column("records", justify="right")
+        for status in RECORD_STATUSES:
+            row = counts.get(status, {"identifiers": 0, "records": 0})
+            identifiers = "—" if status == "quarantined" else f"{row['identifiers']:,}"
+            name = Text(status, style=STATUS_STYLES.get(status, ""))
+            table.add_row(name, identifiers, f"{row['records']:,}")
+        total_ids = sum(v["identifiers"] for k, v in counts.items() if k != "quarantined")
+        total_records = sum(v["records"] for v in counts.values())
+        table.add_row(Text("total", style="bold"), Text(f"{total_ids:,}", style="bold"),
+                      Text(f"{total_records:,}", style="bold"))
+        return table
+
+    @staticmethod
+    def _findings(summary: dict[str, Any]) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        conflicts = summary.get("conflicts", 0)
+        grid.add_row("conflicts", Text(
+            f"{conflicts:,} (canonical form + sort key shared by 2+ records)",
+            style="yellow" if conflicts else ""))
+        suspicious = summary.get("suspicious", 0)
+        grid.add_row("suspicious", Text(
+            f"{suspicious:,} (mixed scripts or look-alikes: flagged, never changed)",
+            style="yellow" if suspicious else ""))
+        warnings = list(summary.get("warnings", []))
+        if summary.get("reference_problem_count"):
+            warnings.append(f"{summary['reference_problem_count']} unusable reference rows")
+        if summary.get("expected_items") is not None and summary["expected_items"] != summary.get("lines"):
+            warnings.append(f"manifest expects {summary['expected_items']:,} items")
+        grid.add_row("warnings", Text(str(len(warnings)), style="yellow" if warnings else ""))
+        for warning in warnings:
+            grid.add_row("", visible_text(warning))
+        return grid
+
+
+def _lines(summary: dict[str, Any]) -> Text:
+    text = Text(f"{summary.get('lines', 0):,} = {summary.get('records', 0):,} records + "
+                f"{summary.get('quarantined', 0):,} quarantined  ")
+    if summary.get("reconciled"):
+        text.append("✔ reconciled", style="green")
+    else:
+        text.append("✘ DOES NOT RECONCILE", style="bold red")
+    return text
+
+
+def _next_step(plan: PlanRow | None, counts: dict[str, dict[str, int]] | None) -> Text:
+    """One line telling the operator what to do next."""
+    text = Text("next: ", style="bold")
+    if plan is None:
+        return text.append("plan a dump (p)")
+    if plan.state == "running":
+        return text.append("wait for the running plan")
+    if plan.state != "complete":
+        return text.append(f"the last plan {plan.state}: plan the dump again (p)")
+    summary = plan.summary or {}
+    open_items = [f"{counts[s]['identifiers']:,} {s}" for s in ("ambiguous", "orphaned", "invalid")
+                  if counts and counts.get(s, {}).get("identifiers")]
+    if summary.get("conflicts"):
+        open_items.append(f"{summary['conflicts']:,} conflicts")
+    if open_items:
+        return text.append("resolve " + ", ".join(open_items) + " (step 2)")
+    return text.append("nothing to resolve: restore (step 3)")

@@ -1,0 +1,235 @@
+"""Planning a dump from the console: a dump URI and format in, live progress, Escape cancels.
+
+:func:`drive_plan` runs in the App's ``plan`` thread worker: it drives
+:func:`keyshift.core.plan.run_plan` and posts :class:`PlanProgressed` (replaceable, so a fast plan
+cannot flood the queue) and one :class:`PlanFinished` to the dialog.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.message_pump import MessagePump
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.worker import get_current_worker
+
+from keyshift.core.dumps.model import FORMATS
+from keyshift.core.escape import escape
+from keyshift.core.plan import PlanCancelled, PlanProgress, PlanResult, run_plan
+from keyshift.core.plan_queries import PlanRow, latest_plan
+
+from .confirm import ConfirmScreen
+from .widgets import ProgressPanel
+
+if TYPE_CHECKING:
+    from keyshift.console.app import KeyshiftApp
+    from keyshift.console.context import Context
+
+__all__ = ["PlanDialog", "PlanProgressed", "PlanFinished", "drive_plan"]
+
+
+@dataclass
+class PlanProgressed(Message, bubble=False):
+    """Where the running plan is (a snapshot: the generator keeps mutating its own object)."""
+
+    progress: PlanProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PlanProgressed)
+
+
+@dataclass
+class CurrentPlan(Message, bubble=False):
+    """The workspace's latest plan (None: never planned), read when the dialog opens."""
+
+    plan: PlanRow | None
+
+
+@dataclass
+class PlanFinished(Message, bubble=False):
+    """The plan ended: ``outcome`` is ``complete``, ``cancelled`` or ``failed``."""
+
+    outcome: str
+    summary: dict[str, Any] | None = None
+    error: str = ""
+
+
+def drive_plan(context: Context, dump_uri: str, fmt: str, cancel: threading.Event,
+               reply_to: MessagePump) -> PlanResult | None:
+    """Run a plan to its end in the calling (worker) thread, reporting to ``reply_to``.
+
+    Returns the result, or None when cancelled. Errors are re-raised after the dialog is told, so
+    the App's error modal shows them.
+    """
+    worker = get_current_worker()
+    try:
+        if cancel.is_set():
+            raise PlanCancelled("cancelled before it started")
+        context.require_writable("plan")
+        spec, ws = context.spec, context.workspace
+        reference_in_s3 = bool(spec.reference and spec.reference.uri.startswith("s3://"))
+        needs_s3 = dump_uri.startswith("s3://") or reference_in_s3
+        gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=context.s3() if needs_s3 else None,
+                       operator=context.operator, cancel=cancel)
+        while True:
+            if worker.is_cancelled:
+                cancel.set()
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                result: PlanResult = stop.value
+                break
+            reply_to.post_message(PlanProgressed(dataclasses.replace(progress)))
+    except PlanCancelled:
+        reply_to.post_message(PlanFinished("cancelled"))
+        return None
+    except BaseException as exc:
+        reply_to.post_message(PlanFinished("failed", error=getattr(exc, "message", str(exc))))
+        raise
+    reply_to.post_message(PlanFinished("complete", summary=result.summary))
+    return result
+
+
+class PlanDialog(ModalScreen[None]):
+    """Enter a dump and a format, plan it, watch it; Escape cancels a running plan, else closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel / close", id="plan.cancel",
+                tooltip="Cancel the running plan (the workspace keeps a cancelled plan), or close"),
+    ]
+
+    def __init__(self, dump_uri: str = "") -> None:
+        """``dump_uri`` prefills the dump field (else the latest plan's dump does)."""
+        super().__init__()
+        self.dump_uri = dump_uri
+        self.running = False
+        self.current: PlanRow | None = None  # the workspace's latest plan, read on mount
+
+    @property
+    def keyshift(self) -> KeyshiftApp:
+        return cast("KeyshiftApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="plan-dialog", classes="dialog") as box:
+            box.border_title = "Plan a dump"
+            yield Label("Dump: a local file or directory, or s3://bucket/prefix")
+            yield Input(self.dump_uri, placeholder="/path/to/dump or s3://bucket/prefix", id="dump-uri")
+            yield Label("Format")
+            yield Select([(f, f) for f in ("auto", *FORMATS)], value="auto", allow_blank=False,
+                         id="dump-format")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Plan", id="plan-start", variant="primary", disabled=self.keyshift.read_only)
+                yield Button("Close", id="plan-close")
+            yield ProgressPanel(id="plan-progress")
+            yield Static("", id="plan-outcome")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#dump-uri", Input).focus()
+        if self.keyshift.read_only:
+            self._outcome(Text("read-only mode: planning is refused", style="yellow"))
+        self._read_current()
+
+    def _read_current(self) -> None:
+        context = self.keyshift.context
+
+        def load() -> None:
+            self.post_message(CurrentPlan(latest_plan(context.workspace)))
+
+        self.keyshift.run_blocking(load, group="plan-dialog", description="read the latest plan")
+
+    @on(CurrentPlan)
+    def _current_plan(self, message: CurrentPlan) -> None:
+        self.current = message.plan
+        field = self.query_one("#dump-uri", Input)
+        if message.plan is not None and not field.value:
+            field.value = message.plan.dump_uri
+            if message.plan.format in FORMATS:
+                self.query_one("#dump-format", Select).value = message.plan.format
+
+    @on(Input.Submitted, "#dump-uri")
+    @on(Button.Pressed, "#plan-start")
+    def _start(self) -> None:
+        """Start planning the entered dump, after a confirmation when it replaces a complete plan."""
+        if self.running or self.keyshift.read_only:
+            return
+        uri = self.query_one("#dump-uri", Input).value.strip()
+        if not uri:
+            self._outcome(Text("enter a dump location first", style="yellow"))
+            return
+        fmt = str(self.query_one("#dump-format", Select).value)
+        current = self.current
+        if current is None or current.state != "complete":
+            self._run(uri, fmt)
+            return
+        records = (current.summary or {}).get("records", 0)
+        question = ConfirmScreen(
+            "Replace the current plan?",
+            f"The workspace holds a complete plan of {escape(current.dump_uri)} ({records:,} records). "
+            "Planning again replaces it, even if the new plan is cancelled.",
+            confirm_label="Plan again",
+        )
+        self.app.push_screen(question, lambda yes: self._run(uri, fmt) if yes else None)
+
+    def _run(self, uri: str, fmt: str) -> None:
+        self._set_running(True)
+        self.query_one(ProgressPanel).show(phase="starting", done=0, fraction=None, rate=0.0, eta=None)
+        self._outcome(Text(""))
+        self.keyshift.start_plan(uri, fmt, self)
+
+    @on(Button.Pressed, "#plan-close")
+    def _close(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        """Cancel the running plan, or close the dialog when nothing runs."""
+        if self.running:
+            self.keyshift.cancel_work("plan")
+            self._outcome(Text("cancelling…", style="yellow"))
+        else:
+            self.dismiss()
+
+    @on(PlanProgressed)
+    def _progressed(self, message: PlanProgressed) -> None:
+        p = message.progress
+        self.query_one(ProgressPanel).show(phase=p.phase, done=p.lines, fraction=p.fraction, rate=p.rate,
+                                           eta=p.eta)
+
+    @on(PlanFinished)
+    def _finished(self, message: PlanFinished) -> None:
+        self._set_running(False)
+        panel = self.query_one(ProgressPanel)
+        panel.finish(message.outcome)
+        self._read_current()  # the workspace's plan changed
+        if message.outcome == "complete" and message.summary is not None:
+            s = message.summary
+            panel.done = s.get("lines", 0)
+            recon = "reconciled" if s.get("reconciled") else "DOES NOT RECONCILE"
+            self._outcome(Text(
+                f"complete: {s['lines']:,} lines = {s['records']:,} records + {s['quarantined']:,} "
+                f"quarantined ({recon}) in {s.get('seconds', 0):.1f} s", style="green"))
+        elif message.outcome == "cancelled":
+            self._outcome(Text("cancelled: plan again to get a complete plan", style="yellow"))
+        else:
+            self._outcome(Text(f"failed: {message.error}", style="red"))
+        self.keyshift.workspace_changed()
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.query_one("#plan-start", Button).disabled = running or self.keyshift.read_only
+        self.query_one("#dump-uri", Input).disabled = running
+        self.query_one("#dump-format", Select).disabled = running
+        self.query_one("#plan-close", Button).label = "Cancel" if running else "Close"
+
+    def _outcome(self, text: Text) -> None:
+        self.query_one("#plan-outcome", Static).update(text)

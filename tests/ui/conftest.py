@@ -1,0 +1,34 @@
+"""Fixtures for the console tests (data and helpers live in ``ui_support``)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+
+import pytest
+
+from ui_support import Fixture, plan_fixture, write_spec
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (no asyncio plugin needed)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
+
+
+@pytest.fixture(scope="session")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """One planned workspace shared by the tests that only read it."""
+    return Fixture(plan_fixture(tmp_path_factory.mktemp("planned")))
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Fixture:
+    """A directory with the spec and the dump but no plan yet (for the tests that plan)."""
+    write_spec(tmp_path)
+    return Fixture(tmp_path)
