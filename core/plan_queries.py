@@ -113,10 +113,13 @@ def latest_plan(ws: Workspace) -> PlanRow | None:
     )
 
 
-_RECORD_SQL = (
+_COLUMNS = (
     "SELECT r.seq, f.uri, r.line, r.raw, i.escaped, i.canonical, i.new_id, r.status, i.reason,"
     " r.sort_key, i.changes, i.suspicious"
-    " FROM records r JOIN identifiers i ON i.raw = r.raw JOIN files f ON f.id = r.file_id"
+)
+_RECORD_SQL = f"{_COLUMNS} FROM records r CROSS JOIN identifiers i ON i.raw = r.raw JOIN files f ON f.id = r.file_id"
+_RECORD_SQL_BY_IDENTIFIER = (
+    f"{_COLUMNS} FROM identifiers i CROSS JOIN records r ON r.raw = i.raw JOIN files f ON f.id = r.file_id"
 )
 _QUARANTINE_SQL = (
     "SELECT q.seq, f.uri, q.line, q.raw, q.reason, q.excerpt FROM quarantine q"
@@ -135,11 +138,30 @@ def _where(status: str | None, identifier: str | None, search: str | None) -> tu
     if search:
         # Prefix match on the canonical form through its index: an operator types "acme" and
         # finds "Acme\u200b" too (the caller normalizes the search text with the plan's rules).
-        clauses.append(
-            "r.raw IN (SELECT raw FROM identifiers WHERE canonical >= ? AND canonical < ?)"
-        )
+        clauses.append("i.canonical >= ? AND i.canonical < ?")
         args.extend([search, search + "\U0010ffff"])
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+#: Above this many matching identifiers a search walks records in order instead of collecting them.
+_BROAD_SEARCH = 2000
+
+
+def _record_sql(conn: Any, search: str | None) -> str:
+    """The records query, joined in the order that suits the search.
+
+    A narrow search (few identifiers match) starts from the identifiers and reaches their records
+    through the ``raw`` index; a broad one walks records in ``seq`` order and stops after a page,
+    since matches are dense. ``CROSS JOIN`` pins SQLite's join order to the one chosen here.
+    """
+    if search:
+        hits = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM identifiers WHERE canonical >= ? AND canonical < ?"
+            " LIMIT ?)", (search, search + "\U0010ffff", _BROAD_SEARCH + 1),
+        ).fetchone()[0]
+        if hits <= _BROAD_SEARCH:
+            return _RECORD_SQL_BY_IDENTIFIER
+    return _RECORD_SQL
 
 
 def records_page(
@@ -158,11 +180,12 @@ def records_page(
         return _quarantine_page(conn, identifier, after_seq, before_seq, limit)
     where, args = _where(status, identifier, search)
     where += (" AND " if where else " WHERE ")
+    base = _record_sql(conn, search)
     if before_seq is not None:
-        sql = f"{_RECORD_SQL}{where}r.seq < ? ORDER BY r.seq DESC LIMIT ?"
+        sql = f"{base}{where}r.seq < ? ORDER BY r.seq DESC LIMIT ?"
         rows = conn.execute(sql, (*args, before_seq, limit)).fetchall()[::-1]
     else:
-        sql = f"{_RECORD_SQL}{where}r.seq > ? ORDER BY r.seq LIMIT ?"
+        sql = f"{base}{where}r.seq > ? ORDER BY r.seq LIMIT ?"
         rows = conn.execute(sql, (*args, after_seq, limit)).fetchall()
     return [
         RecordRow(
@@ -205,7 +228,8 @@ def count_records(ws: Workspace, *, status: str | None = None, search: str | Non
     if status == "quarantined":
         return conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     where, args = _where(status, None, search)
-    return conn.execute(f"SELECT count(*) FROM records r{where}", args).fetchone()[0]
+    join = " JOIN identifiers i ON i.raw = r.raw" if search else ""
+    return conn.execute(f"SELECT count(*) FROM records r{join}{where}", args).fetchone()[0]
 
 
 def status_counts(ws: Workspace) -> dict[str, dict[str, int]]:
