@@ -26,7 +26,7 @@ from .context import Context, default_operator
 __all__ = ["main", "cli"]
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _emit_json(doc: Any) -> None:
