@@ -190,69 +190,146 @@ def _load_reference(ws, spec, normalizer, s3, problems, cancel) -> None:
     problems.extend(asdict(p) for p in reader.problems)
 
 
-def _provisional_status(normalizer: Normalizer, raw: str) -> str:
-    """The status an identifier has unless the whole dump says otherwise (collisions, reference).
+def _local_status(canonical: str, raw: str) -> str:
+    """The verdict an identifier earns on its own: ``invalid``, ``fixed`` or ``unchanged``.
 
-    Computed while reading so most records are written with their final status; ``_classify``
-    corrects the few whose identifier turns out ambiguous or orphaned, instead of rewriting every
-    record. Correctness never depends on this guess: the correction compares against SQL's verdict.
+    What needs the whole dump (collisions, reference data) is applied later in SQL; records are
+    written with this verdict and only the few whose identifier ends up otherwise are corrected.
     """
-    canonical = normalizer.canonical(raw)
     if not canonical or utf8_len(canonical) > MAX_PARTITION_KEY_BYTES:
         return "invalid"
     return "unchanged" if canonical == raw else "fixed"
+
+
+def _identifier_row(ident: int, normalizer: Normalizer, raw: str) -> tuple:
+    """An ``identifiers`` row: id, raw, escaped, canonical, new id, status, local status, reason,
+    changes, suspicious."""
+    if raw.isascii() and normalizer.canonical(raw) == raw and _local_status(raw, raw) == "unchanged":
+        # Clean ASCII needs no explanation: no rule changed it and it cannot mix scripts.
+        return (ident, raw, raw, raw, raw, "unchanged", "unchanged", "", "[]", "[]")
+    norm = normalizer.explain(raw)
+    canonical = norm.canonical
+    status = _local_status(canonical, raw)
+    if status == "invalid":
+        new_id = None
+        reason = ("canonical form is empty" if not canonical else
+                  f"canonical form is {utf8_len(canonical)} UTF-8 bytes, over the"
+                  f" {MAX_PARTITION_KEY_BYTES}-byte partition key limit")
+    else:
+        new_id = canonical
+        reason = "normalized" if status == "fixed" else ""
+    return (
+        ident, raw, escape(raw), canonical, new_id, status, status, reason,
+        orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
+        orjson.dumps(list(norm.suspicious)).decode(),
+    )
+
+
+class _Loader:
+    """Batches rows for the ``records``, ``quarantine``, ``identifiers`` and ``samples`` tables.
+
+    Each distinct raw identifier is explained and stored once, the first time it is met, and
+    records refer to it by id. ``known`` caches raw -> (id, local status) for the hot loop; it is
+    bounded (flushed and cleared when full) so memory stays flat however many identifiers there
+    are, and after a clear a miss is looked up in the database instead of assumed new.
+    """
+
+    def __init__(self, ws: Workspace, normalizer: Normalizer) -> None:
+        self.ws, self.conn, self.normalizer = ws, ws.connect(), normalizer
+        self.known: dict[str, tuple[int, str]] = {}
+        self.counts: dict[int, int] = {}
+        self.records: list[tuple] = []
+        self.quarantine: list[tuple] = []
+        self.identifiers: list[tuple] = []
+        self.samples: list[tuple[int, str]] = []
+        self.next_id = 1
+        self.cleared = False
+
+    def identifier(self, raw: str, item: dict[str, Any]) -> tuple[int, str]:
+        """(id, local status) of ``raw``, registering it (and a sample item) when new."""
+        if len(self.known) >= _CACHE_SIZE:
+            self.flush()
+            self.known.clear()
+            self.cleared = True
+        if self.cleared:
+            row = self.conn.execute("SELECT id, local_status FROM identifiers WHERE raw = ?", (raw,)).fetchone()
+            if row is not None:
+                entry = self.known[raw] = (row[0], row[1])
+                return entry
+        ident = self.next_id
+        self.next_id += 1
+        row = _identifier_row(ident, self.normalizer, raw)
+        self.identifiers.append(row)
+        self.samples.append((ident, orjson.dumps(item).decode()))
+        entry = self.known[raw] = (ident, row[6])
+        return entry
+
+    def flush(self) -> None:
+        """Write every pending row in one transaction."""
+        conn = self.conn
+        with self.ws.transaction():
+            conn.executemany(
+                "INSERT INTO identifiers(id, raw, escaped, canonical, new_id, status, local_status,"
+                " reason, changes, suspicious, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                self.identifiers,
+            )
+            conn.executemany("INSERT INTO samples(ident, item) VALUES (?, ?)", self.samples)
+            conn.executemany(
+                "INSERT INTO records(seq, file_id, line, ident, sort_key, size, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self.records,
+            )
+            conn.executemany(
+                "INSERT INTO quarantine(seq, file_id, line, reason, excerpt, raw) VALUES (?, ?, ?, ?, ?, ?)",
+                self.quarantine,
+            )
+            if len(self.counts) >= _CACHE_SIZE:
+                self.flush_counts()
+        self.identifiers.clear()
+        self.samples.clear()
+        self.records.clear()
+        self.quarantine.clear()
+
+    def flush_counts(self) -> None:
+        """Add the per-identifier record counts gathered so far to ``identifiers.items``."""
+        self.conn.executemany(
+            "UPDATE identifiers SET items = items + ? WHERE id = ?",
+            [(n, ident) for ident, n in self.counts.items()],
+        )
+        self.counts.clear()
 
 
 def _read(ws, spec, normalizer, reader, progress, started, cancel) -> Iterator[PlanProgress]:
     """Stream every dump line into ``records`` or ``quarantine``; yields progress per batch."""
     pk, sk = spec.source.partition_key, spec.source.sort_key
     file_ids = {uri: i for i, uri in enumerate(reader.info.files, 1)}
-    # raw -> provisional status. Bounded (cleared when full) so memory stays flat; a raw seen
-    # again after a clear is merely recomputed, and its sample re-offered (INSERT OR IGNORE).
-    known: dict[str, str] = {}
-    records: list[tuple] = []
-    quarantine: list[tuple] = []
-    samples: list[tuple[str, str]] = []
-    seq = 0
-    conn = ws.connect()
+    loader = _Loader(ws, normalizer)
+    known, counts, records, quarantine = loader.known, loader.counts, loader.records, loader.quarantine
     dumps = orjson.dumps
-
-    def flush() -> None:
-        with ws.transaction():
-            conn.executemany(
-                "INSERT INTO records(seq, file_id, line, raw, sort_key, size, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                records,
-            )
-            conn.executemany(
-                "INSERT INTO quarantine(seq, file_id, line, reason, excerpt, raw) VALUES (?, ?, ?, ?, ?, ?)",
-                quarantine,
-            )
-            conn.executemany("INSERT OR IGNORE INTO samples(raw, item) VALUES (?, ?)", samples)
-        records.clear()
-        quarantine.clear()
-        samples.clear()
-
+    key_types = ("S", "N", "B")
+    seq = 0
     for entry in reader:
         seq += 1
         file_id = file_ids.get(entry.file)
         if file_id is None:  # a reader may discover files late (manifest entries): register them
             file_id = file_ids[entry.file] = len(file_ids) + 1
-            conn.execute("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", (file_id, entry.file))
+            loader.conn.execute("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", (file_id, entry.file))
         item = entry.item
         if item is None:
             quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
             progress.quarantined += 1
             continue
-        # Fast path for the common case (a string identifier); key_problem words the others.
+        # Fast paths for the common case; key_problem words the others.
         value = item.get(pk)
         raw = value.get("S") if type(value) is dict and len(value) == 1 else None
         problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
         sort_key = None
         if problem is None and sk:
-            problem = key_problem(item, sk, role="sort key")
-            if problem is None:
-                sort_key = dumps(item[sk]).decode()
+            value = item.get(sk)
+            if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
+                sort_key = dumps(value).decode()
+            else:
+                problem = key_problem(item, sk, role="sort key")
         size = entry.raw_size
         if problem is None and size > MAX_ITEM_BYTES:
             # JSON text is never smaller than the item, so only long lines need counting exactly.
@@ -264,21 +341,20 @@ def _read(ws, spec, normalizer, reader, progress, started, cancel) -> Iterator[P
                                raw if type(raw) is str else None))
             progress.quarantined += 1
             continue
-        status = known.get(raw)
-        if status is None:
-            if len(known) >= _CACHE_SIZE:
-                known.clear()
-            status = known[raw] = _provisional_status(normalizer, raw)
-            samples.append((raw, dumps(item).decode()))
-        records.append((seq, file_id, entry.line, raw, sort_key, size, status))
-        progress.records += 1
+        ident, status = known.get(raw) or loader.identifier(raw, item)
+        counts[ident] = counts.get(ident, 0) + 1
+        records.append((seq, file_id, entry.line, ident, sort_key, size, status))
         if len(records) + len(quarantine) >= _BATCH:
-            flush()
+            progress.records += len(records)
+            loader.flush()
             _check_cancel(cancel)
             progress.lines, progress.bytes_read = seq, reader.bytes_read
             progress.elapsed = time.perf_counter() - started
             yield progress
-    flush()
+    progress.records += len(records)
+    loader.flush()
+    with ws.transaction():
+        loader.flush_counts()
     progress.lines, progress.bytes_read = seq, reader.bytes_read
     progress.elapsed = time.perf_counter() - started
 
@@ -287,48 +363,10 @@ def _excerpt(item: dict[str, Any]) -> str:
     return orjson.dumps(item).decode()[:200]
 
 
-def _explain_row(normalizer: Normalizer, raw: str, count: int, provisional: str) -> tuple:
-    """An ``identifiers`` row: raw, escaped, canonical, new id, status, reason, items, changes, suspicious."""
-    if provisional == "unchanged" and raw.isascii():
-        # Clean ASCII needs no explanation: no rule changes it and it cannot mix scripts.
-        return (raw, raw, raw, raw, "unchanged", "", count, "[]", "[]")
-    norm = normalizer.explain(raw)
-    canonical = norm.canonical
-    if provisional == "invalid":
-        new_id = None
-        reason = ("canonical form is empty" if not canonical else
-                  f"canonical form is {utf8_len(canonical)} UTF-8 bytes, over the"
-                  f" {MAX_PARTITION_KEY_BYTES}-byte partition key limit")
-    else:
-        new_id = canonical
-        reason = "normalized" if provisional == "fixed" else ""
-    return (
-        raw, escape(raw), canonical, new_id, provisional, reason, count,
-        orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
-        orjson.dumps(list(norm.suspicious)).decode(),
-    )
-
-
 def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
-    """Everything that needs the whole dump: identifiers, statuses, conflicts, the summary."""
+    """Everything that needs the whole dump: statuses, corrections, conflicts, the summary."""
     conn = ws.connect()
     with ws.transaction():
-        conn.execute(RECORD_INDEXES["records_raw"])
-        conn.execute("DROP TABLE IF EXISTS temp.provisional")
-        conn.execute("CREATE TEMP TABLE provisional (raw TEXT PRIMARY KEY, status TEXT NOT NULL)")
-        # One row per distinct raw identifier, with its canonical form and what changed.
-        cur = conn.execute("SELECT raw, count(*), min(status) FROM records GROUP BY raw")
-        while rows := cur.fetchmany(_BATCH):
-            out = [_explain_row(normalizer, raw, count, prov) for raw, count, prov in rows]
-            conn.executemany(
-                "INSERT INTO identifiers(raw, escaped, canonical, new_id, status, reason, items,"
-                " changes, suspicious) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                out,
-            )
-            conn.executemany(
-                "INSERT INTO temp.provisional(raw, status) VALUES (?, ?)", [(r[0], r[4]) for r in out]
-            )
-        _check_cancel(cancel)
         for sql in IDENTIFIER_INDEXES.values():
             conn.execute(sql)
         has_reference = spec.reference is not None
@@ -339,13 +377,13 @@ def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
             )
         _assign_statuses(conn, has_reference)
         _check_cancel(cancel)
-        # Records were written with a provisional status; correct those SQL classified otherwise.
-        corrections = conn.execute(
-            "SELECT i.status, i.raw FROM identifiers i JOIN temp.provisional p ON p.raw = i.raw"
-            " WHERE p.status != i.status"
-        ).fetchall()
-        conn.executemany("UPDATE records SET status = ? WHERE raw = ?", corrections)
-        conn.execute("DROP TABLE temp.provisional")
+        conn.execute(RECORD_INDEXES["records_ident"])
+        # Records were written with their identifier's local status; correct the few that the
+        # whole-dump classification changed.
+        conn.execute(
+            "UPDATE records SET status = (SELECT status FROM identifiers WHERE id = records.ident)"
+            " WHERE ident IN (SELECT id FROM identifiers WHERE status != local_status)"
+        )
         conn.execute(RECORD_INDEXES["records_status"])
         _find_conflicts(conn)
     return _summary(conn, info, progress)
@@ -356,24 +394,24 @@ def _find_conflicts(conn: Any) -> None:
 
     Two records can only share one when their raw identifiers share a canonical form (a small
     set: the collision groups) or when one raw identifier repeats a sort key (a duplicated dump
-    line), which the ``(raw, sort_key)`` index finds without sorting a million rows.
+    line), which the ``(ident, sort_key)`` index finds without sorting a million rows.
     """
     conn.execute("DROP TABLE IF EXISTS temp.grouped")
     conn.execute(
-        "CREATE TEMP TABLE grouped AS SELECT raw, canonical FROM identifiers WHERE canonical IN"
+        "CREATE TEMP TABLE grouped AS SELECT id, raw, canonical FROM identifiers WHERE canonical IN"
         " (SELECT canonical FROM identifiers GROUP BY canonical HAVING count(*) > 1)"
     )
     conn.execute(
         "INSERT INTO conflicts(canonical, sort_key, records, raws)"
-        " SELECT g.canonical, r.sort_key, count(*), json_group_array(DISTINCT r.raw)"
-        " FROM temp.grouped g JOIN records r ON r.raw = g.raw"
+        " SELECT g.canonical, r.sort_key, count(*), json_group_array(DISTINCT g.raw)"
+        " FROM temp.grouped g JOIN records r ON r.ident = g.id"
         " GROUP BY g.canonical, r.sort_key HAVING count(*) > 1"
     )
     conn.execute(
         "INSERT INTO conflicts(canonical, sort_key, records, raws)"
-        " SELECT i.canonical, d.sort_key, d.n, json_array(d.raw) FROM"
-        " (SELECT raw, sort_key, count(*) AS n FROM records GROUP BY raw, sort_key HAVING count(*) > 1) d"
-        " JOIN identifiers i ON i.raw = d.raw WHERE d.raw NOT IN (SELECT raw FROM temp.grouped)"
+        " SELECT i.canonical, d.sort_key, d.n, json_array(i.raw) FROM"
+        " (SELECT ident, sort_key, count(*) AS n FROM records GROUP BY ident, sort_key HAVING count(*) > 1) d"
+        " JOIN identifiers i ON i.id = d.ident WHERE d.ident NOT IN (SELECT id FROM temp.grouped)"
     )
     conn.execute("DROP TABLE temp.grouped")
 

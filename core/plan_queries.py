@@ -114,12 +114,12 @@ def latest_plan(ws: Workspace) -> PlanRow | None:
 
 
 _COLUMNS = (
-    "SELECT r.seq, f.uri, r.line, r.raw, i.escaped, i.canonical, i.new_id, r.status, i.reason,"
+    "SELECT r.seq, f.uri, r.line, i.raw, i.escaped, i.canonical, i.new_id, r.status, i.reason,"
     " r.sort_key, i.changes, i.suspicious"
 )
-_RECORD_SQL = f"{_COLUMNS} FROM records r CROSS JOIN identifiers i ON i.raw = r.raw JOIN files f ON f.id = r.file_id"
+_RECORD_SQL = f"{_COLUMNS} FROM records r CROSS JOIN identifiers i ON i.id = r.ident JOIN files f ON f.id = r.file_id"
 _RECORD_SQL_BY_IDENTIFIER = (
-    f"{_COLUMNS} FROM identifiers i CROSS JOIN records r ON r.raw = i.raw JOIN files f ON f.id = r.file_id"
+    f"{_COLUMNS} FROM identifiers i CROSS JOIN records r ON r.ident = i.id JOIN files f ON f.id = r.file_id"
 )
 _QUARANTINE_SQL = (
     "SELECT q.seq, f.uri, q.line, q.raw, q.reason, q.excerpt FROM quarantine q"
@@ -133,7 +133,7 @@ def _where(status: str | None, identifier: str | None, search: str | None) -> tu
         clauses.append("r.status = ?")
         args.append(status)
     if identifier is not None:
-        clauses.append("r.raw = ?")
+        clauses.append("r.ident = (SELECT id FROM identifiers WHERE raw = ?)")
         args.append(identifier)
     if search:
         # Prefix match on the canonical form through its index: an operator types "acme" and
@@ -151,7 +151,7 @@ def _record_sql(conn: Any, search: str | None) -> str:
     """The records query, joined in the order that suits the search.
 
     A narrow search (few identifiers match) starts from the identifiers and reaches their records
-    through the ``raw`` index; a broad one walks records in ``seq`` order and stops after a page,
+    through the ``ident`` index; a broad one walks records in ``seq`` order and stops after a page,
     since matches are dense. ``CROSS JOIN`` pins SQLite's join order to the one chosen here.
     """
     if search:
@@ -228,7 +228,7 @@ def count_records(ws: Workspace, *, status: str | None = None, search: str | Non
     if status == "quarantined":
         return conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     where, args = _where(status, None, search)
-    join = " JOIN identifiers i ON i.raw = r.raw" if search else ""
+    join = " JOIN identifiers i ON i.id = r.ident" if search else ""
     return conn.execute(f"SELECT count(*) FROM records r{join}{where}", args).fetchone()[0]
 
 
@@ -236,11 +236,11 @@ def status_counts(ws: Workspace) -> dict[str, dict[str, int]]:
     """Per status: how many identifiers and how many records (quarantined: records only)."""
     conn = ws.connect()
     out = {s: {"identifiers": 0, "records": 0} for s in RECORD_STATUSES}
-    for status, n in conn.execute("SELECT status, count(*) FROM identifiers GROUP BY status"):
-        out.setdefault(status, {"identifiers": 0, "records": 0})["identifiers"] = n
-    for status, n in conn.execute("SELECT status, count(*) FROM records GROUP BY status"):
-        if status is not None:
-            out.setdefault(status, {"identifiers": 0, "records": 0})["records"] = n
+    # Each identifier knows how many records it has: no scan of the records table.
+    for status, n, items in conn.execute(
+        "SELECT status, count(*), sum(items) FROM identifiers GROUP BY status"
+    ):
+        out.setdefault(status, {"identifiers": 0, "records": 0}).update(identifiers=n, records=items)
     out["quarantined"]["records"] = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     return out
 
@@ -265,7 +265,9 @@ def get_identifier(ws: Workspace, raw: str) -> IdentifierRow | None:
     row = conn.execute(f"{_IDENT_SQL} WHERE raw = ?", (raw,)).fetchone()
     if row is None:
         return None
-    sample = conn.execute("SELECT item FROM samples WHERE raw = ?", (raw,)).fetchone()
+    sample = conn.execute(
+        "SELECT item FROM samples WHERE ident = (SELECT id FROM identifiers WHERE raw = ?)", (raw,)
+    ).fetchone()
     return _identifier_row(row, sample[0] if sample else None)
 
 

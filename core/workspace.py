@@ -46,7 +46,7 @@ _MIGRATIONS: dict[int, str] = {
         seq INTEGER PRIMARY KEY,         -- order read, stable across re-plans of one dump
         file_id INTEGER NOT NULL,
         line INTEGER NOT NULL,
-        raw TEXT NOT NULL,               -- the identifier as stored in the source table
+        ident INTEGER NOT NULL,          -- identifiers.id: the raw identifier, stored once
         sort_key TEXT,                   -- JSON of the sort key's wire value, NULL when none
         size INTEGER NOT NULL,           -- item size in bytes (DynamoDB's rules), or line size
         status TEXT                      -- the identifier's status, denormalized for paging
@@ -60,18 +60,20 @@ _MIGRATIONS: dict[int, str] = {
         raw TEXT                         -- the identifier, when the item got that far
     );
     CREATE TABLE identifiers (
-        raw TEXT PRIMARY KEY,
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL UNIQUE,        -- the identifier as stored in the source table
         escaped TEXT NOT NULL,
         canonical TEXT NOT NULL,
         new_id TEXT,                     -- NULL until decided when ambiguous/orphaned/invalid
         status TEXT NOT NULL,            -- unchanged | fixed | ambiguous | orphaned | invalid
+        local_status TEXT NOT NULL,      -- the verdict from the identifier alone (invalid|fixed|unchanged)
         reason TEXT NOT NULL DEFAULT '',
         items INTEGER NOT NULL,
         changes TEXT NOT NULL DEFAULT '[]',     -- JSON list of Change.to_dict()
         suspicious TEXT NOT NULL DEFAULT '[]',  -- JSON list of flags
         ref_ids TEXT NOT NULL DEFAULT '[]'      -- JSON list of reference ids matched
     );
-    CREATE TABLE samples (raw TEXT PRIMARY KEY, item TEXT NOT NULL);
+    CREATE TABLE samples (ident INTEGER PRIMARY KEY, item TEXT NOT NULL);  -- first item seen
     CREATE TABLE reference (canonical TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL);
     CREATE TABLE conflicts (
         canonical TEXT NOT NULL,
@@ -91,7 +93,7 @@ _MIGRATIONS: dict[int, str] = {
 
 #: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
 RECORD_INDEXES = {
-    "records_raw": "CREATE INDEX IF NOT EXISTS records_raw ON records(raw, sort_key)",
+    "records_ident": "CREATE INDEX IF NOT EXISTS records_ident ON records(ident, sort_key)",
     "records_status": "CREATE INDEX IF NOT EXISTS records_status ON records(status, seq)",
 }
 IDENTIFIER_INDEXES = {
