@@ -20,10 +20,10 @@ from typing import Any, Iterator
 
 import orjson
 
-from .dumps import open_dump
+from .plan_extract import SAMPLE_CACHE, extract_batches, extract_in_child
 from .dumps.model import DumpInfo
 from .escape import escape
-from .items import MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, item_size, key_problem, utf8_len
+from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 from .normalize import Normalizer
 from .reference import read_reference
 from .spec import Spec
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 STATUSES = ("invalid", "ambiguous", "orphaned", "fixed", "unchanged")
 
 _BATCH = 5000
-_CACHE_SIZE = 200_000  # recently normalized identifiers kept in memory (bounded: flat RSS)
+_CACHE_SIZE = SAMPLE_CACHE  # identifiers kept in memory (bounded: flat RSS)
+#: Dumps at least this large are extracted in a child process (start-up costs about 0.3 s).
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 
 
 class PlanCancelled(Exception):
@@ -106,17 +108,40 @@ def run_plan(
     operator: str = "unknown",
     allow_manifest_mismatch: bool = False,
     cancel: threading.Event | None = None,
+    parallel: bool | None = None,
 ) -> Iterator[PlanProgress]:
     """Plan ``dump_uri`` into ``ws``; yields progress, returns a :class:`PlanResult`.
 
     Re-planning replaces the previous plan's data, so planning the same dump twice gives the same
     workspace. Raises :class:`~keyshift.core.errors.DumpError` (or ``ManifestError``) on unusable
-    input and :class:`PlanCancelled` when ``cancel`` is set.
+    input and :class:`PlanCancelled` when ``cancel`` is set. ``parallel`` runs the extraction
+    stage in a child process (default: for dumps of :data:`PARALLEL_MIN_BYTES` or more, or of
+    unknown size); the result is the same either way.
     """
     started = time.perf_counter()
     normalizer = Normalizer(spec.normalize.rules)
-    reader = open_dump(dump_uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch)
-    info = reader.info
+    pk, sk = spec.source.partition_key, spec.source.sort_key
+    source: Any = extract_batches(dump_uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch,
+                                  partition_key=pk, sort_key=sk)
+    info = source.info
+    if parallel is None:
+        parallel = info.bytes_total is None or info.bytes_total >= PARALLEL_MIN_BYTES
+    if parallel:
+        # The same extraction, in a child process, so parsing and SQLite writes use two cores.
+        source = extract_in_child(
+            dump_uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch,
+            partition_key=pk, sort_key=sk,
+        )
+        info = source.info
+    try:
+        result = yield from _plan(ws, spec, dump_uri, normalizer, source, info, s3, operator, cancel, started)
+    finally:
+        if hasattr(source, "close"):
+            source.close()  # the child process, when one runs
+    return result
+
+
+def _plan(ws, spec, dump_uri, normalizer, source, info, s3, operator, cancel, started):
     conn = ws.connect()
     with ws.transaction():
         plan_id = _start(conn, spec, dump_uri, info, operator)
@@ -127,12 +152,13 @@ def run_plan(
         if spec.reference:
             _load_reference(ws, spec, normalizer, s3, ref_problems, cancel)
         progress.phase = "reading"
-        yield from _read(ws, spec, normalizer, reader, progress, started, cancel)
+        yield from _read(ws, normalizer, source, progress, started, cancel)
         progress.phase = "classifying"
         progress.elapsed = time.perf_counter() - started
         yield progress
         summary = _classify(ws, spec, normalizer, info, progress, cancel)
-    except PlanCancelled:
+    except (PlanCancelled, GeneratorExit, KeyboardInterrupt):
+        # GeneratorExit: whoever drove the plan stopped listening; that is a cancel too.
         _finish(ws, plan_id, "cancelled", None)
         ws.audit(operator, "plan.cancel", {"plan_id": plan_id, "lines": progress.lines})
         raise
@@ -236,7 +262,7 @@ class _Loader:
 
     def __init__(self, ws: Workspace, normalizer: Normalizer) -> None:
         self.ws, self.conn, self.normalizer = ws, ws.connect(), normalizer
-        self.known: dict[str, tuple[int, str]] = {}
+        self.known: dict[str, tuple[int, str]] = {}  # same bound as the extractor's sample cache
         self.counts: dict[int, int] = {}
         self.records: list[tuple] = []
         self.quarantine: list[tuple] = []
@@ -245,8 +271,8 @@ class _Loader:
         self.next_id = 1
         self.cleared = False
 
-    def identifier(self, raw: str, item: dict[str, Any]) -> tuple[int, str]:
-        """(id, local status) of ``raw``, registering it (and a sample item) when new."""
+    def identifier(self, raw: str, sample: str | None) -> tuple[int, str]:
+        """(id, local status) of ``raw``, registering it (and its sample item, JSON) when new."""
         if len(self.known) >= _CACHE_SIZE:
             self.flush()
             self.known.clear()
@@ -260,7 +286,8 @@ class _Loader:
         self.next_id += 1
         row = _identifier_row(ident, self.normalizer, raw)
         self.identifiers.append(row)
-        self.samples.append((ident, orjson.dumps(item).decode()))
+        if sample is not None:
+            self.samples.append((ident, sample))
         entry = self.known[raw] = (ident, row[6])
         return entry
 
@@ -299,68 +326,29 @@ class _Loader:
         self.counts.clear()
 
 
-def _read(ws, spec, normalizer, reader, progress, started, cancel) -> Iterator[PlanProgress]:
-    """Stream every dump line into ``records`` or ``quarantine``; yields progress per batch."""
-    pk, sk = spec.source.partition_key, spec.source.sort_key
-    file_ids = {uri: i for i, uri in enumerate(reader.info.files, 1)}
+def _read(ws, normalizer, source, progress, started, cancel) -> Iterator[PlanProgress]:
+    """Store every extracted batch in ``records`` and ``quarantine``; yields progress per batch."""
     loader = _Loader(ws, normalizer)
-    known, counts, records, quarantine = loader.known, loader.counts, loader.records, loader.quarantine
-    dumps = orjson.dumps
-    key_types = ("S", "N", "B")
-    seq = 0
-    for entry in reader:
-        seq += 1
-        file_id = file_ids.get(entry.file)
-        if file_id is None:  # a reader may discover files late (manifest entries): register them
-            file_id = file_ids[entry.file] = len(file_ids) + 1
-            loader.conn.execute("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", (file_id, entry.file))
-        item = entry.item
-        if item is None:
-            quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
-            progress.quarantined += 1
-            continue
-        # Fast paths for the common case; key_problem words the others.
-        value = item.get(pk)
-        raw = value.get("S") if type(value) is dict and len(value) == 1 else None
-        problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
-        sort_key = None
-        if problem is None and sk:
-            value = item.get(sk)
-            if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
-                sort_key = dumps(value).decode()
-            else:
-                problem = key_problem(item, sk, role="sort key")
-        size = entry.raw_size
-        if problem is None and size > MAX_ITEM_BYTES:
-            # JSON text is never smaller than the item, so only long lines need counting exactly.
-            size = item_size(item)
-            if size > MAX_ITEM_BYTES:
-                problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
-        if problem is not None:
-            quarantine.append((seq, file_id, entry.line, problem, entry.excerpt or _excerpt(item),
-                               raw if type(raw) is str else None))
-            progress.quarantined += 1
-            continue
-        ident, status = known.get(raw) or loader.identifier(raw, item)
-        counts[ident] = counts.get(ident, 0) + 1
-        records.append((seq, file_id, entry.line, ident, sort_key, size, status))
-        if len(records) + len(quarantine) >= _BATCH:
-            progress.records += len(records)
-            loader.flush()
-            _check_cancel(cancel)
-            progress.lines, progress.bytes_read = seq, reader.bytes_read
-            progress.elapsed = time.perf_counter() - started
-            yield progress
-    progress.records += len(records)
-    loader.flush()
+    known, counts, records = loader.known, loader.counts, loader.records
+    identifier = loader.identifier
+    for batch in source:
+        _check_cancel(cancel)
+        if batch.files:
+            loader.conn.executemany("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", batch.files)
+        for seq, file_id, line, raw, sort_key, size, sample in batch.records:
+            ident, status = known.get(raw) or identifier(raw, sample)
+            counts[ident] = counts.get(ident, 0) + 1
+            records.append((seq, file_id, line, ident, sort_key, size, status))
+        loader.quarantine.extend(batch.quarantine)
+        progress.records += len(batch.records)
+        progress.quarantined += len(batch.quarantine)
+        loader.flush()
+        progress.lines, progress.bytes_read = batch.lines, batch.bytes_read
+        progress.elapsed = time.perf_counter() - started
+        yield progress
+    _check_cancel(cancel)
     with ws.transaction():
         loader.flush_counts()
-    progress.lines, progress.bytes_read = seq, reader.bytes_read
-    progress.elapsed = time.perf_counter() - started
-
-
-def _excerpt(item: dict[str, Any]) -> str:
-    return orjson.dumps(item).decode()[:200]
 
 
 def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:

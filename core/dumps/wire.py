@@ -279,8 +279,7 @@ def _conv(d: Any, parent: _Path, key: str | int) -> dict:
     if len(d) != 1:
         what = "an empty object" if not d else f"{len(d)} keys ({', '.join(map(repr, d))})"
         raise _fail(f"type descriptor must have exactly one key, got {what}", parent, key)
-    for k, v in d.items():
-        pass
+    ((k, v),) = d.items()  # the one (type key, value) pair
     c = _KEYS.get(k)
     if c is None:
         c = canonical_type_key(k)

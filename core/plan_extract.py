@@ -1,0 +1,245 @@
+"""The planner's first stage: dump lines -> record and quarantine rows, optionally in a child process.
+
+Extraction (gunzip, JSON parsing, type-key checks, key checks, sizes) is CPU-bound Python and
+needs nothing from the workspace, so it can run in a separate process while the parent writes
+SQLite: :func:`extract_batches` is the stage itself, :func:`extract_in_child` runs it in a child
+interpreter behind a pipe (constant memory: the pipe's buffer bounds what is in flight). Both
+yield the same :class:`Batch` sequence, so the planner's result does not depend on which ran.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import orjson
+
+from .dumps import open_dump
+from .dumps.model import DumpInfo
+from .items import MAX_ITEM_BYTES, item_size, key_problem
+
+__all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
+
+#: Lines per batch: one SQLite transaction and one progress report each.
+BATCH_LINES = 5000
+#: Raw identifiers remembered for "first time seen" (sample items). The planner's identifier
+#: cache has the same size and clearing rule, so both agree on which raws are new.
+SAMPLE_CACHE = 200_000
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows extracted from consecutive dump lines.
+
+    ``records``: ``(seq, file_id, line, raw, sort_key_json, size, sample_json | None)`` where the
+    sample is the item as JSON the first time this raw identifier is met.
+    ``quarantine``: ``(seq, file_id, line, reason, excerpt, raw | None)``.
+    ``files``: ``(file_id, uri)`` for files first met in this batch.
+    """
+
+    records: list[tuple] = field(default_factory=list)
+    quarantine: list[tuple] = field(default_factory=list)
+    files: list[tuple[int, str]] = field(default_factory=list)
+    lines: int = 0
+    bytes_read: int = 0
+
+
+class Extractor:
+    """Turns one dump's lines into batches; ``info`` is the dump's (available before iterating)."""
+
+    def __init__(self, reader: Any, partition_key: str, sort_key: str | None) -> None:
+        self.reader = reader
+        self.info: DumpInfo = reader.info
+        self.pk, self.sk = partition_key, sort_key
+
+    def __iter__(self) -> Iterator[Batch]:
+        pk, sk = self.pk, self.sk
+        dumps = orjson.dumps
+        key_types = ("S", "N", "B")
+        file_ids = {uri: i for i, uri in enumerate(self.info.files, 1)}
+        seen: set[str] = set()
+        batch = Batch()
+        records, quarantine = batch.records, batch.quarantine
+        seq = 0
+        for entry in self.reader:
+            seq += 1
+            file_id = file_ids.get(entry.file)
+            if file_id is None:  # a reader may discover files late: register them
+                file_id = file_ids[entry.file] = len(file_ids) + 1
+                batch.files.append((file_id, entry.file))
+            item = entry.item
+            if item is None:
+                quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
+            else:
+                # Fast paths for the common case; key_problem words the others.
+                value = item.get(pk)
+                raw = value.get("S") if type(value) is dict and len(value) == 1 else None
+                problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
+                sort_key = None
+                if problem is None and sk:
+                    value = item.get(sk)
+                    if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
+                        sort_key = dumps(value).decode()
+                    else:
+                        problem = key_problem(item, sk, role="sort key")
+                size = entry.raw_size
+                if problem is None and size > MAX_ITEM_BYTES:
+                    # JSON text is never smaller than the item: only long lines need counting.
+                    size = item_size(item)
+                    if size > MAX_ITEM_BYTES:
+                        problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
+                if problem is not None:
+                    quarantine.append((seq, file_id, entry.line, problem,
+                                       entry.excerpt or dumps(item).decode()[:200],
+                                       raw if type(raw) is str else None))
+                else:
+                    sample = None
+                    if raw not in seen:
+                        if len(seen) >= SAMPLE_CACHE:
+                            seen.clear()
+                        seen.add(raw)
+                        sample = dumps(item).decode()
+                    records.append((seq, file_id, entry.line, raw, sort_key, size, sample))
+            if len(records) + len(quarantine) >= BATCH_LINES:
+                batch.lines, batch.bytes_read = seq, self.reader.bytes_read
+                yield batch
+                batch = Batch()
+                records, quarantine = batch.records, batch.quarantine
+        batch.lines, batch.bytes_read = seq, self.reader.bytes_read
+        yield batch
+
+
+def extract_batches(uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
+                    partition_key: str, sort_key: str | None) -> Extractor:
+    """Open the dump in this process (raises DumpError at once when it is unusable)."""
+    reader = open_dump(uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch)
+    return Extractor(reader, partition_key, sort_key)
+
+
+# -- child process --------------------------------------------------------------------------------
+# The child is a fresh interpreter running this module (``python -m``), not a multiprocessing
+# process: spawn would re-import the caller's ``__main__``, and fork is unsafe in the console's
+# multi-threaded process. Messages are length-prefixed pickles on the child's stdout; the pipe's
+# buffer is the bounded queue (the child blocks when the parent is behind: constant memory).
+
+def _send(out: Any, message: tuple) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(struct.pack("<Q", len(data)))
+    out.write(data)
+    out.flush()
+
+
+def _child_main() -> None:
+    """Child process body: read args from stdin, send ('info',), ('batch',)…, ('end',) or ('error',)."""
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the message pipe
+    try:
+        args = pickle.load(sys.stdin.buffer)
+        s3 = None
+        if args["s3"] is not None:
+            import boto3
+            from botocore.config import Config
+
+            s3 = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10}),
+                              **args["s3"])
+        ext = extract_batches(args["uri"], args["fmt"], s3=s3,
+                              allow_manifest_mismatch=args["allow_manifest_mismatch"],
+                              partition_key=args["pk"], sort_key=args["sk"])
+        _send(out, ("info", ext.info))
+        for batch in ext:
+            _send(out, ("batch", batch))
+        _send(out, ("end", ext.info))
+    except BrokenPipeError:  # the parent stopped listening (cancelled): just go
+        return
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent to raise
+        try:
+            _send(out, ("error", exc))
+        except Exception:  # unpicklable: send its text
+            _send(out, ("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def s3_params(s3: Any) -> dict[str, Any] | None:
+    """What a child process needs to rebuild ``s3``: endpoint, region and frozen credentials."""
+    if s3 is None:
+        return None
+    params: dict[str, Any] = {"region_name": s3.meta.region_name}
+    if s3.meta.endpoint_url:
+        params["endpoint_url"] = s3.meta.endpoint_url
+    creds = s3._request_signer._credentials  # botocore keeps them here; no public accessor
+    if creds is not None:
+        frozen = creds.get_frozen_credentials()
+        params.update(aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
+                      aws_session_token=frozen.token)
+    return params
+
+
+class ChildExtraction:
+    """Extraction in a child process; iterate for batches. ``info`` is ready after construction.
+
+    Errors raised in the child (DumpError, ManifestError) are raised again here. Iteration ends
+    the child; ``close`` kills it early (cancel).
+    """
+
+    def __init__(self, uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
+                 partition_key: str, sort_key: str | None) -> None:
+        args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
+                "allow_manifest_mismatch": allow_manifest_mismatch}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "keyshift.core.plan_extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._out = self._proc.stdout
+        pickle.dump(args, self._proc.stdin)
+        self._proc.stdin.close()
+        kind, payload = self._get()
+        if kind == "error":
+            self.close()
+            raise payload
+        self.info: DumpInfo = payload
+
+    def _get(self) -> tuple[str, Any]:
+        header = self._out.read(8)
+        if len(header) < 8:
+            code = self._proc.wait()
+            raise RuntimeError(f"the extraction process ended unexpectedly (exit code {code})")
+        (size,) = struct.unpack("<Q", header)
+        return pickle.loads(self._out.read(size))
+
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            while True:
+                kind, payload = self._get()
+                if kind == "batch":
+                    yield payload
+                elif kind == "end":
+                    # Manifest warnings are found while reading: pass them on.
+                    self.info.warnings[:] = payload.warnings
+                    return
+                else:
+                    raise payload
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs, and reap it."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._out.close()
+        self._proc.wait()
+
+
+def extract_in_child(uri: str, fmt: str, **kwargs: Any) -> ChildExtraction:
+    """Start extraction in a child process (see :class:`ChildExtraction`)."""
+    return ChildExtraction(uri, fmt, **kwargs)
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so pickled classes are named keyshift.core.plan_extract.*
+    # (not __main__.*) and the parent can load them.
+    from keyshift.core import plan_extract
+
+    plan_extract._child_main()
