@@ -168,6 +168,10 @@ def suspicious(text: str, *, limit: int = 3) -> tuple[str, ...]:
 
     ``limit`` caps how many characters a flag names before it ends with ``…``.
     """
+    if not text or max(text) < "\u0180":
+        # Basic Latin, Latin-1 and Latin Extended-A hold letters of one script only and none of
+        # the look-alikes: nothing to flag (the common case, decided without a per-letter walk).
+        return ()
     flags: list[str] = []
     scripts = letter_scripts(text)
     if _is_mixed(scripts):

@@ -190,3 +190,53 @@ def test_cancel_leaves_a_cancelled_plan(tmp_path):
         for _ in gen:
             pass
     assert latest_plan(ws).state == "cancelled"
+
+
+def _snapshot(ws):
+    conn = ws.connect()
+    return (
+        conn.execute("SELECT seq, file_id, line, ident, sort_key, size, status FROM records ORDER BY seq").fetchall(),
+        conn.execute("SELECT * FROM quarantine ORDER BY seq").fetchall(),
+        conn.execute("SELECT * FROM identifiers ORDER BY id").fetchall(),
+        conn.execute("SELECT * FROM samples ORDER BY ident").fetchall(),
+        conn.execute("SELECT * FROM conflicts ORDER BY canonical, sort_key").fetchall(),
+    )
+
+
+def test_child_process_extraction_gives_the_same_workspace(tmp_path):
+    dump = write_dump(tmp_path / "dump.json", GOOD + BAD)
+    serial, child = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    one = plan_to_completion(serial, parse_spec(SPEC), dump, parallel=False).summary
+    two = plan_to_completion(child, parse_spec(SPEC), dump, parallel=True).summary
+    strip = lambda s: {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
+    assert strip(one) == strip(two)
+    assert _snapshot(serial) == _snapshot(child)
+
+
+def test_child_process_errors_are_raised_in_the_parent(tmp_path):
+    with pytest.raises(DumpError, match="nope"):
+        plan_to_completion(Workspace(tmp_path / "ws"), parse_spec(SPEC), str(tmp_path / "nope"), parallel=True)
+
+
+def test_cancel_stops_the_child_process(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [item(f"c{i}", str(i)) for i in range(30000)])
+    ws = Workspace(tmp_path / "ws")
+    cancel = threading.Event()
+    gen = run_plan(ws, parse_spec(SPEC), dump, cancel=cancel, parallel=True)
+    next(gen)
+    cancel.set()
+    with pytest.raises(PlanCancelled):
+        for _ in gen:
+            pass
+    assert latest_plan(ws).state == "cancelled"
+
+
+def test_child_process_reads_s3_with_the_parents_credentials(boto_clients, tmp_path):
+    s3 = boto_clients.s3
+    s3.create_bucket(Bucket="dumps")
+    body = b"".join(orjson.dumps(i) + b"\n" for i in GOOD)
+    s3.put_object(Bucket="dumps", Key="plain/part-0.json", Body=body)
+    result = plan_to_completion(Workspace(tmp_path / "ws"), parse_spec(SPEC), "s3://dumps/plain/",
+                                s3=s3, parallel=True)
+    assert result.summary["records"] == len(GOOD)
+    assert result.summary["files"] == 1
