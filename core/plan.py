@@ -220,8 +220,7 @@ def _load_reference(ws, spec, normalizer, s3, problems, cancel) -> None:
 def _local_status(canonical: str, raw: str) -> str:
     """The verdict an identifier earns on its own: ``invalid``, ``fixed`` or ``unchanged``.
 
-    What needs the whole dump (collisions, reference data) is applied later in SQL; records are
-    written with this verdict and only the few whose identifier ends up otherwise are corrected.
+    What needs the whole dump (collisions, reference data) is applied later, in SQL.
     """
     if not canonical or utf8_len(canonical) > MAX_PARTITION_KEY_BYTES:
         return "invalid"
@@ -229,11 +228,11 @@ def _local_status(canonical: str, raw: str) -> str:
 
 
 def _identifier_row(ident: int, normalizer: Normalizer, raw: str) -> tuple:
-    """An ``identifiers`` row: id, raw, escaped, canonical, new id, status, local status, reason,
-    changes, suspicious."""
+    """An ``identifiers`` row: id, raw, escaped, canonical, new id, status, reason, changes,
+    suspicious."""
     if raw.isascii() and normalizer.canonical(raw) == raw and _local_status(raw, raw) == "unchanged":
         # Clean ASCII needs no explanation: no rule changed it and it cannot mix scripts.
-        return (ident, raw, raw, raw, raw, "unchanged", "unchanged", "", "[]", "[]")
+        return (ident, raw, raw, raw, raw, "unchanged", "", "[]", "[]")
     norm = normalizer.explain(raw)
     canonical = norm.canonical
     status = _local_status(canonical, raw)
@@ -246,7 +245,7 @@ def _identifier_row(ident: int, normalizer: Normalizer, raw: str) -> tuple:
         new_id = canonical
         reason = "normalized" if status == "fixed" else ""
     return (
-        ident, raw, escape(raw), canonical, new_id, status, status, reason,
+        ident, raw, escape(raw), canonical, new_id, status, reason,
         orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
         orjson.dumps(list(norm.suspicious)).decode(),
     )
@@ -256,14 +255,14 @@ class _Loader:
     """Batches rows for the ``records``, ``quarantine``, ``identifiers`` and ``samples`` tables.
 
     Each distinct raw identifier is explained and stored once, the first time it is met, and
-    records refer to it by id. ``known`` caches raw -> (id, local status) for the hot loop; it is
+    records refer to it by id. ``known`` caches raw -> id for the hot loop; it is
     bounded (flushed and cleared when full) so memory stays flat however many identifiers there
     are, and after a clear a miss is looked up in the database instead of assumed new.
     """
 
     def __init__(self, ws: Workspace, normalizer: Normalizer) -> None:
         self.ws, self.conn, self.normalizer = ws, ws.connect(), normalizer
-        self.known: dict[str, tuple[int, str]] = {}  # same bound as the extractor's sample cache
+        self.known: dict[str, int] = {}  # same bound as the extractor's sample cache
         self.counts: dict[int, int] = {}
         self.records: list[tuple] = []
         self.quarantine: list[tuple] = []
@@ -272,39 +271,37 @@ class _Loader:
         self.next_id = 1
         self.cleared = False
 
-    def identifier(self, raw: str, sample: str | None) -> tuple[int, str]:
-        """(id, local status) of ``raw``, registering it (and its sample item, JSON) when new."""
+    def identifier(self, raw: str, sample: str | None) -> int:
+        """The id of ``raw``, registering it (and its sample item, JSON) when new."""
         if len(self.known) >= _CACHE_SIZE:
             self.flush()
             self.known.clear()
             self.cleared = True
         if self.cleared:
-            row = self.conn.execute("SELECT id, local_status FROM identifiers WHERE raw = ?", (raw,)).fetchone()
+            row = self.conn.execute("SELECT id FROM identifiers WHERE raw = ?", (raw,)).fetchone()
             if row is not None:
-                entry = self.known[raw] = (row[0], row[1])
-                return entry
+                self.known[raw] = row[0]
+                return row[0]
         ident = self.next_id
         self.next_id += 1
-        row = _identifier_row(ident, self.normalizer, raw)
-        self.identifiers.append(row)
+        self.identifiers.append(_identifier_row(ident, self.normalizer, raw))
         if sample is not None:
             self.samples.append((ident, sample))
-        entry = self.known[raw] = (ident, row[6])
-        return entry
+        self.known[raw] = ident
+        return ident
 
     def flush(self) -> None:
         """Write every pending row in one transaction."""
         conn = self.conn
         with self.ws.transaction():
             conn.executemany(
-                "INSERT INTO identifiers(id, raw, escaped, canonical, new_id, status, local_status,"
-                " reason, changes, suspicious, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO identifiers(id, raw, escaped, canonical, new_id, status, reason,"
+                " changes, suspicious, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 self.identifiers,
             )
             conn.executemany("INSERT INTO samples(ident, item) VALUES (?, ?)", self.samples)
             conn.executemany(
-                "INSERT INTO records(seq, file_id, line, ident, sort_key, size, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records(seq, file_id, line, ident, sort_key, size) VALUES (?, ?, ?, ?, ?, ?)",
                 self.records,
             )
             conn.executemany(
@@ -337,9 +334,9 @@ def _read(ws, normalizer, source, progress, started, cancel) -> Iterator[PlanPro
         if batch.files:
             loader.conn.executemany("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", batch.files)
         for seq, file_id, line, raw, sort_key, size, sample in batch.records:
-            ident, status = known.get(raw) or identifier(raw, sample)
+            ident = known.get(raw) or identifier(raw, sample)
             counts[ident] = counts.get(ident, 0) + 1
-            records.append((seq, file_id, line, ident, sort_key, size, status))
+            records.append((seq, file_id, line, ident, sort_key, size))
         loader.quarantine.extend(batch.quarantine)
         progress.records += len(batch.records)
         progress.quarantined += len(batch.quarantine)
@@ -366,14 +363,9 @@ def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
             )
         _assign_statuses(conn, has_reference)
         _check_cancel(cancel)
+        # A record's status is its identifier's (joined when read), so a later decision on an
+        # identifier never rewrites records.
         conn.execute(RECORD_INDEXES["records_ident"])
-        # Records were written with their identifier's local status; correct the few that the
-        # whole-dump classification changed.
-        conn.execute(
-            "UPDATE records SET status = (SELECT status FROM identifiers WHERE id = records.ident)"
-            " WHERE ident IN (SELECT id FROM identifiers WHERE status != local_status)"
-        )
-        conn.execute(RECORD_INDEXES["records_status"])
         _find_conflicts(conn)
     return _summary(conn, info, progress)
 
@@ -413,14 +405,17 @@ def _assign_statuses(conn: Any, has_reference: bool) -> None:
     each step only touching identifiers no earlier step claimed.
     """
     # ambiguous: several raw forms share one canonical form.
+    conn.execute("DROP TABLE IF EXISTS temp.shared")
+    conn.execute(
+        "CREATE TEMP TABLE shared AS SELECT canonical, count(*) AS n FROM identifiers"
+        " GROUP BY canonical HAVING count(*) > 1"
+    )
     conn.execute(
         "UPDATE identifiers SET status = 'ambiguous', new_id = NULL,"
-        " reason = 'shares its canonical form with '"
-        " || (SELECT count(*) - 1 FROM identifiers o WHERE o.canonical = identifiers.canonical)"
-        " || ' other raw identifier(s)'"
-        " WHERE status != 'invalid' AND canonical IN"
-        " (SELECT canonical FROM identifiers GROUP BY canonical HAVING count(*) > 1)"
+        " reason = 'shares its canonical form with ' || (s.n - 1) || ' other raw identifier(s)'"
+        " FROM temp.shared s WHERE s.canonical = identifiers.canonical AND identifiers.status != 'invalid'"
     )
+    conn.execute("DROP TABLE temp.shared")
     if not has_reference:
         return
     open_ = "status IN ('fixed', 'unchanged')"

@@ -48,8 +48,7 @@ _MIGRATIONS: dict[int, str] = {
         line INTEGER NOT NULL,
         ident INTEGER NOT NULL,          -- identifiers.id: the raw identifier, stored once
         sort_key TEXT,                   -- JSON of the sort key's wire value, NULL when none
-        size INTEGER NOT NULL,           -- item size in bytes (DynamoDB's rules), or line size
-        status TEXT                      -- the identifier's status, denormalized for paging
+        size INTEGER NOT NULL            -- item size in bytes (DynamoDB's rules), or line size
     );
     CREATE TABLE quarantine (
         seq INTEGER PRIMARY KEY,
@@ -66,7 +65,6 @@ _MIGRATIONS: dict[int, str] = {
         canonical TEXT NOT NULL,
         new_id TEXT,                     -- NULL until decided when ambiguous/orphaned/invalid
         status TEXT NOT NULL,            -- unchanged | fixed | ambiguous | orphaned | invalid
-        local_status TEXT NOT NULL,      -- the verdict from the identifier alone (invalid|fixed|unchanged)
         reason TEXT NOT NULL DEFAULT '',
         items INTEGER NOT NULL,
         changes TEXT NOT NULL DEFAULT '[]',     -- JSON list of Change.to_dict()
@@ -94,7 +92,6 @@ _MIGRATIONS: dict[int, str] = {
 #: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
 RECORD_INDEXES = {
     "records_ident": "CREATE INDEX IF NOT EXISTS records_ident ON records(ident, sort_key)",
-    "records_status": "CREATE INDEX IF NOT EXISTS records_status ON records(status, seq)",
 }
 IDENTIFIER_INDEXES = {
     "identifiers_canonical": "CREATE INDEX IF NOT EXISTS identifiers_canonical ON identifiers(canonical)",

@@ -54,20 +54,20 @@ def build(path: Path, n_records: int, n_identifiers: int) -> Workspace:
     with ws.transaction():
         conn.execute("INSERT INTO files(id, uri) VALUES (1, 's3://bench/export/data/part-00000.json.gz')")
         conn.executemany(
-            "INSERT INTO identifiers(id, raw, escaped, canonical, new_id, status, local_status, reason,"
-            " items, changes) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
-            ((i + 1, raw, esc, can, None if st in ("ambiguous", "orphaned") else can, st, st,
+            "INSERT INTO identifiers(id, raw, escaped, canonical, new_id, status, reason,"
+            " items, changes) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
+            ((i + 1, raw, esc, can, None if st in ("ambiguous", "orphaned") else can, st,
               n_records // n_identifiers, change if raw != can else "[]")
              for i, (raw, esc, can, st) in enumerate(idents)),
         )
         conn.executemany(
-            "INSERT INTO records(seq, file_id, line, ident, sort_key, size, status) VALUES (?, 1, ?, ?, NULL, 120, ?)",
-            ((seq, seq, seq % n_identifiers + 1, idents[seq % n_identifiers][3])
+            "INSERT INTO records(seq, file_id, line, ident, sort_key, size) VALUES (?, 1, ?, ?, NULL, 120)",
+            ((seq, seq, seq % n_identifiers + 1)
              for seq in range(1, n_records + 1)),
         )
         for sql in (*RECORD_INDEXES.values(), *IDENTIFIER_INDEXES.values()):
             conn.execute(sql)
-        by_status = dict(conn.execute("SELECT status, count(*) FROM records GROUP BY status").fetchall())
+        by_status = dict(conn.execute("SELECT status, sum(items) FROM identifiers GROUP BY status").fetchall())
         ids_by_status = dict(conn.execute("SELECT status, count(*) FROM identifiers GROUP BY status").fetchall())
         summary = {
             "format": "export", "detected": True, "detection": "bench", "dump": "s3://bench/export",

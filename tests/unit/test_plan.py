@@ -195,7 +195,7 @@ def test_cancel_leaves_a_cancelled_plan(tmp_path):
 def _snapshot(ws):
     conn = ws.connect()
     return (
-        conn.execute("SELECT seq, file_id, line, ident, sort_key, size, status FROM records ORDER BY seq").fetchall(),
+        conn.execute("SELECT seq, file_id, line, ident, sort_key, size FROM records ORDER BY seq").fetchall(),
         conn.execute("SELECT * FROM quarantine ORDER BY seq").fetchall(),
         conn.execute("SELECT * FROM identifiers ORDER BY id").fetchall(),
         conn.execute("SELECT * FROM samples ORDER BY ident").fetchall(),
