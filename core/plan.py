@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ _CACHE_SIZE = SAMPLE_CACHE  # identifiers kept in memory (bounded: flat RSS)
 #: Dumps at least this large are extracted in a child process (its start-up costs about 0.3 s,
 #: which a 4 MiB dump, about 80,000 items, already repays).
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+#: At most this many extraction processes (one per group of files); the parent writes SQLite.
+PARALLEL_WORKERS = 2
 
 
 class PlanCancelled(Exception):
@@ -131,7 +134,8 @@ def run_plan(
         # The same extraction, in a child process, so parsing and SQLite writes use two cores.
         source = extract_in_child(
             dump_uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch,
-            partition_key=pk, sort_key=sk,
+            partition_key=pk, sort_key=sk, n_files=len(info.files),
+            workers=min(PARALLEL_WORKERS, os.cpu_count() or 1),
         )
         info = source.info
     try:
@@ -267,12 +271,12 @@ class _Loader:
         self.records: list[tuple] = []
         self.quarantine: list[tuple] = []
         self.identifiers: list[tuple] = []
-        self.samples: list[tuple[int, str]] = []
+        self.samples: list[tuple[int, int, str]] = []
         self.next_id = 1
         self.cleared = False
 
-    def identifier(self, raw: str, sample: str | None) -> int:
-        """The id of ``raw``, registering it (and its sample item, JSON) when new."""
+    def identifier(self, raw: str) -> int:
+        """The id of ``raw``, registering it when new."""
         if len(self.known) >= _CACHE_SIZE:
             self.flush()
             self.known.clear()
@@ -285,8 +289,6 @@ class _Loader:
         ident = self.next_id
         self.next_id += 1
         self.identifiers.append(_identifier_row(ident, self.normalizer, raw))
-        if sample is not None:
-            self.samples.append((ident, sample))
         self.known[raw] = ident
         return ident
 
@@ -299,7 +301,13 @@ class _Loader:
                 " changes, suspicious, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 self.identifiers,
             )
-            conn.executemany("INSERT INTO samples(ident, item) VALUES (?, ?)", self.samples)
+            # Extractors send an item the first time *they* meet an identifier; with several of
+            # them (or after a cache clear) keep the earliest in dump order, whoever sent it.
+            conn.executemany(
+                "INSERT INTO samples(ident, seq, item) VALUES (?, ?, ?) ON CONFLICT(ident) DO UPDATE"
+                " SET seq = excluded.seq, item = excluded.item WHERE excluded.seq < samples.seq",
+                self.samples,
+            )
             conn.executemany(
                 "INSERT INTO records(seq, file_id, line, ident, sort_key, size) VALUES (?, ?, ?, ?, ?, ?)",
                 self.records,
@@ -331,12 +339,13 @@ def _read(ws, normalizer, source, progress, started, cancel) -> Iterator[PlanPro
     identifier = loader.identifier
     for batch in source:
         _check_cancel(cancel)
-        if batch.files:
-            loader.conn.executemany("INSERT OR IGNORE INTO files(id, uri) VALUES (?, ?)", batch.files)
+        samples = loader.samples
         for seq, file_id, line, raw, sort_key, size, sample in batch.records:
-            ident = known.get(raw) or identifier(raw, sample)
+            ident = known.get(raw) or identifier(raw)
             counts[ident] = counts.get(ident, 0) + 1
             records.append((seq, file_id, line, ident, sort_key, size))
+            if sample is not None:
+                samples.append((ident, seq, sample))
         loader.quarantine.extend(batch.quarantine)
         progress.records += len(batch.records)
         progress.quarantined += len(batch.quarantine)

@@ -26,6 +26,9 @@ __all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_
 
 #: Lines per batch: one SQLite transaction and one progress report each.
 BATCH_LINES = 5000
+#: A record's ``seq`` is ``file_id << SEQ_SHIFT | line``: dump order, stable across re-plans, and
+#: computable by whichever process reads the file (files can be read in parallel).
+SEQ_SHIFT = 32
 #: Raw identifiers remembered for "first time seen" (sample items). The planner's identifier
 #: cache has the same size and clearing rule, so both agree on which raws are new.
 SAMPLE_CACHE = 200_000
@@ -38,12 +41,11 @@ class Batch:
     ``records``: ``(seq, file_id, line, raw, sort_key_json, size, sample_json | None)`` where the
     sample is the item as JSON the first time this raw identifier is met.
     ``quarantine``: ``(seq, file_id, line, reason, excerpt, raw | None)``.
-    ``files``: ``(file_id, uri)`` for files first met in this batch.
+    ``lines`` and ``bytes_read`` count everything this extractor has read so far.
     """
 
     records: list[tuple] = field(default_factory=list)
     quarantine: list[tuple] = field(default_factory=list)
-    files: list[tuple[int, str]] = field(default_factory=list)
     lines: int = 0
     bytes_read: int = 0
 
@@ -64,13 +66,11 @@ class Extractor:
         seen: set[str] = set()
         batch = Batch()
         records, quarantine = batch.records, batch.quarantine
-        seq = 0
+        lines = 0
         for entry in self.reader:
-            seq += 1
-            file_id = file_ids.get(entry.file)
-            if file_id is None:  # a reader may discover files late: register them
-                file_id = file_ids[entry.file] = len(file_ids) + 1
-                batch.files.append((file_id, entry.file))
+            lines += 1
+            file_id = file_ids[entry.file]
+            seq = file_id << SEQ_SHIFT | entry.line
             item = entry.item
             if item is None:
                 quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
@@ -105,18 +105,24 @@ class Extractor:
                         sample = dumps(item).decode()
                     records.append((seq, file_id, entry.line, raw, sort_key, size, sample))
             if len(records) + len(quarantine) >= BATCH_LINES:
-                batch.lines, batch.bytes_read = seq, self.reader.bytes_read
+                batch.lines, batch.bytes_read = lines, self.reader.bytes_read
                 yield batch
                 batch = Batch()
                 records, quarantine = batch.records, batch.quarantine
-        batch.lines, batch.bytes_read = seq, self.reader.bytes_read
+        batch.lines, batch.bytes_read = lines, self.reader.bytes_read
         yield batch
 
 
 def extract_batches(uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
-                    partition_key: str, sort_key: str | None) -> Extractor:
-    """Open the dump in this process (raises DumpError at once when it is unusable)."""
+                    partition_key: str, sort_key: str | None,
+                    files: list[int] | None = None) -> Extractor:
+    """Open the dump in this process (raises DumpError at once when it is unusable).
+
+    ``files`` restricts extraction to those data files (0-based indices in read order).
+    """
     reader = open_dump(uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch)
+    if files is not None:
+        reader = reader.only(files)
     return Extractor(reader, partition_key, sort_key)
 
 
@@ -148,7 +154,7 @@ def _child_main() -> None:
                               **args["s3"])
         ext = extract_batches(args["uri"], args["fmt"], s3=s3,
                               allow_manifest_mismatch=args["allow_manifest_mismatch"],
-                              partition_key=args["pk"], sort_key=args["sk"])
+                              partition_key=args["pk"], sort_key=args["sk"], files=args["files"])
         _send(out, ("info", ext.info))
         for batch in ext:
             _send(out, ("batch", batch))
@@ -185,9 +191,9 @@ class ChildExtraction:
     """
 
     def __init__(self, uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
-                 partition_key: str, sort_key: str | None) -> None:
+                 partition_key: str, sort_key: str | None, files: list[int] | None = None) -> None:
         args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
-                "allow_manifest_mismatch": allow_manifest_mismatch}
+                "allow_manifest_mismatch": allow_manifest_mismatch, "files": files}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "keyshift.core.plan_extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
@@ -232,9 +238,59 @@ class ChildExtraction:
         self._proc.wait()
 
 
-def extract_in_child(uri: str, fmt: str, **kwargs: Any) -> ChildExtraction:
-    """Start extraction in a child process (see :class:`ChildExtraction`)."""
-    return ChildExtraction(uri, fmt, **kwargs)
+class ParallelExtraction:
+    """Several :class:`ChildExtraction` over disjoint sets of files, read in turn.
+
+    Files are dealt out round-robin so each child gets a similar share; batches are taken from
+    the children in turn, so the parent's pace throttles all of them alike (a child blocks on its
+    pipe when the parent is behind). ``lines`` and ``bytes_read`` of the batches it yields are
+    totals over all children.
+    """
+
+    def __init__(self, uri: str, fmt: str, *, workers: int, n_files: int, **kwargs: Any) -> None:
+        groups = [list(range(i, n_files, workers)) for i in range(min(workers, n_files))]
+        self.children: list[ChildExtraction] = []
+        try:
+            for files in groups:
+                self.children.append(ChildExtraction(uri, fmt, files=files, **kwargs))
+        except BaseException:
+            self.close()
+            raise
+        self.info = self.children[0].info
+
+    def __iter__(self) -> Iterator[Batch]:
+        live = [(k, iter(child)) for k, child in enumerate(self.children)]
+        lines = [0] * len(live)
+        read = [0] * len(live)
+        try:
+            while live:
+                for entry in list(live):
+                    k, it = entry
+                    batch = next(it, None)
+                    if batch is None:
+                        live.remove(entry)
+                        continue
+                    lines[k], read[k] = batch.lines, batch.bytes_read
+                    batch.lines, batch.bytes_read = sum(lines), sum(read)
+                    yield batch
+        finally:
+            self.close()
+        # Manifest warnings found while reading, by any child.
+        warnings = [w for child in self.children for w in child.info.warnings]
+        self.info.warnings[:] = list(dict.fromkeys(warnings))
+
+    def close(self) -> None:
+        """Stop every child."""
+        for child in self.children:
+            child.close()
+
+
+def extract_in_child(uri: str, fmt: str, *, workers: int = 1, n_files: int = 1,
+                     **kwargs: Any) -> ChildExtraction | ParallelExtraction:
+    """Start extraction in ``workers`` child processes (one per file group)."""
+    if workers <= 1 or n_files <= 1:
+        return ChildExtraction(uri, fmt, **kwargs)
+    return ParallelExtraction(uri, fmt, workers=workers, n_files=n_files, **kwargs)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,11 @@ _MIGRATIONS: dict[int, str] = {
         suspicious TEXT NOT NULL DEFAULT '[]',  -- JSON list of flags
         ref_ids TEXT NOT NULL DEFAULT '[]'      -- JSON list of reference ids matched
     );
-    CREATE TABLE samples (ident INTEGER PRIMARY KEY, item TEXT NOT NULL);  -- first item seen
+    CREATE TABLE samples (              -- one item per identifier: its first in dump order
+        ident INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        item TEXT NOT NULL
+    );
     CREATE TABLE reference (canonical TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL);
     CREATE TABLE conflicts (
         canonical TEXT NOT NULL,

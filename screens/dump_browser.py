@@ -35,8 +35,7 @@ __all__ = ["DumpBrowserScreen", "PageLoaded", "PageRequest"]
 _ALL = "all"
 #: (key, label, width) of the table's columns.
 COLUMNS = (
-    ("seq", "#", 7),
-    ("where", "file:line", 16),
+    ("where", "file:line", 22),
     ("raw", "raw", 24),
     ("canonical", "canonical", 20),
     ("new_id", "new id", 16),
@@ -308,7 +307,7 @@ class DumpBrowserScreen(Screen[None]):
             detail.update("")
             return
         row = self.rows[index]
-        text = Text(f"#{row.seq}  ", style="bold")
+        text = Text(f"{Path(row.file).name}:{row.line}  ", style="bold")
         if row.status == "quarantined":
             text.append(f"quarantined: {row.reason}")
         else:
@@ -349,8 +348,8 @@ def _cells(row: RecordRow) -> tuple[Any, ...]:
     changes = Text(str(len(row.changes)) if row.status != "quarantined" else "—", justify="right")
     if row.suspicious:
         changes.append(" ⚠", style="yellow")
+    # Where the record is, not its internal sequence number (file-based, so large and sparse).
     return (
-        Text(str(row.seq), justify="right"),
         Text(f"{Path(row.file).name}:{row.line}", no_wrap=True, overflow="ellipsis"),
         visible_text(row.raw),
         visible_text(row.canonical),

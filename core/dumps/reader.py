@@ -64,6 +64,14 @@ class Dump:
     def __repr__(self) -> str:
         return f"<Dump {self.info.format} {self.info.uri!r} files={len(self._files)}>"
 
+    def only(self, indices: list[int]) -> "Dump":
+        """The same dump restricted to the data files at ``indices`` (0-based, in read order);
+        ``info`` is shared, so file numbering stays that of the whole dump."""
+        sub = Dump(self._location, [self._files[i] for i in indices], self.info, self._parse,
+                   parse_raw=self._parse_raw, wrapped=self._wrapped,
+                   allow_manifest_mismatch=self._allow_mismatch)
+        return sub
+
     @property
     def bytes_read(self) -> int:
         """Compressed bytes consumed so far across all files (for progress and ETA)."""

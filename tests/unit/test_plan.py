@@ -119,12 +119,12 @@ def test_records_paging_and_filters(planned):
     ws, _, _ = planned
     page1 = records_page(ws, limit=4)
     page2 = records_page(ws, after_seq=page1[-1].seq, limit=4)
-    assert [r.seq for r in page1 + page2] == list(range(1, 9))
+    assert [r.line for r in page1 + page2] == list(range(1, 9))
     assert records_page(ws, before_seq=page2[0].seq, limit=4) == page1
     amb = records_page(ws, status="ambiguous")
     assert {r.raw for r in amb} == {"Acme", "Acme\u200b"} and len(amb) == 3
     assert count_records(ws, status="ambiguous") == 3
-    assert [r.seq for r in records_page(ws, search="Acme")] == [1, 2, 3]
+    assert [r.line for r in records_page(ws, search="Acme")] == [1, 2, 3]
     assert [r.raw for r in records_page(ws, identifier="Carol")] == ["Carol", "Carol"]
     counts = status_counts(ws)
     assert counts["ambiguous"] == {"identifiers": 2, "records": 3}
@@ -193,13 +193,17 @@ def test_cancel_leaves_a_cancelled_plan(tmp_path):
 
 
 def _snapshot(ws):
+    """The plan's content, independent of internal identifier ids (they follow arrival order)."""
     conn = ws.connect()
+    identifier_columns = "raw, escaped, canonical, new_id, status, reason, items, changes, suspicious, ref_ids"
     return (
-        conn.execute("SELECT seq, file_id, line, ident, sort_key, size FROM records ORDER BY seq").fetchall(),
+        conn.execute("SELECT r.seq, r.file_id, r.line, i.raw, r.sort_key, r.size FROM records r"
+                     " JOIN identifiers i ON i.id = r.ident ORDER BY r.seq").fetchall(),
         conn.execute("SELECT * FROM quarantine ORDER BY seq").fetchall(),
-        conn.execute("SELECT * FROM identifiers ORDER BY id").fetchall(),
-        conn.execute("SELECT * FROM samples ORDER BY ident").fetchall(),
-        conn.execute("SELECT * FROM conflicts ORDER BY canonical, sort_key").fetchall(),
+        conn.execute(f"SELECT {identifier_columns} FROM identifiers ORDER BY raw").fetchall(),
+        conn.execute("SELECT i.raw, s.item FROM samples s JOIN identifiers i ON i.id = s.ident"
+                     " ORDER BY i.raw").fetchall(),
+        conn.execute("SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key").fetchall(),
     )
 
 
@@ -209,6 +213,21 @@ def test_child_process_extraction_gives_the_same_workspace(tmp_path):
     one = plan_to_completion(serial, parse_spec(SPEC), dump, parallel=False).summary
     two = plan_to_completion(child, parse_spec(SPEC), dump, parallel=True).summary
     strip = lambda s: {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
+    assert strip(one) == strip(two)
+    assert _snapshot(serial) == _snapshot(child)
+
+
+def test_several_child_processes_give_the_same_workspace(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    lines = GOOD + BAD + [item(f"c{i % 7}\u00a0x", str(i)) for i in range(40)]
+    for part in range(5):  # five files dealt out to two children
+        write_dump(folder / f"part-{part}.json", lines[part::5])
+    serial, child = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    one = plan_to_completion(serial, parse_spec(SPEC), str(folder), parallel=False).summary
+    two = plan_to_completion(child, parse_spec(SPEC), str(folder), parallel=True).summary
+    strip = lambda s: {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
+    assert one["files"] == 5 and one["lines"] == len(lines)
     assert strip(one) == strip(two)
     assert _snapshot(serial) == _snapshot(child)
 
