@@ -113,14 +113,16 @@ def run_plan(
     allow_manifest_mismatch: bool = False,
     cancel: threading.Event | None = None,
     parallel: bool | None = None,
+    workers: int | None = None,
 ) -> Iterator[PlanProgress]:
     """Plan ``dump_uri`` into ``ws``; yields progress, returns a :class:`PlanResult`.
 
     Re-planning replaces the previous plan's data, so planning the same dump twice gives the same
     workspace. Raises :class:`~keyshift.core.errors.DumpError` (or ``ManifestError``) on unusable
     input and :class:`PlanCancelled` when ``cancel`` is set. ``parallel`` runs the extraction
-    stage in a child process (default: for dumps of :data:`PARALLEL_MIN_BYTES` or more, or of
-    unknown size); the result is the same either way.
+    stage in child processes (default: for dumps of :data:`PARALLEL_MIN_BYTES` or more, or of
+    unknown size), ``workers`` of them at most (default :data:`PARALLEL_WORKERS`, capped by the
+    CPU count and the number of files); the result is the same either way.
     """
     started = time.perf_counter()
     normalizer = Normalizer(spec.normalize.rules)
@@ -135,7 +137,7 @@ def run_plan(
         source = extract_in_child(
             dump_uri, fmt, s3=s3, allow_manifest_mismatch=allow_manifest_mismatch,
             partition_key=pk, sort_key=sk, n_files=len(info.files),
-            workers=min(PARALLEL_WORKERS, os.cpu_count() or 1),
+            workers=workers or min(PARALLEL_WORKERS, os.cpu_count() or 1),
         )
         info = source.info
     try:
