@@ -35,7 +35,8 @@ __all__ = ["DumpBrowserScreen", "PageLoaded", "PageRequest"]
 _ALL = "all"
 #: (key, label, width) of the table's columns.
 COLUMNS = (
-    ("where", "file:line", 22),
+    ("line", "line", 7),
+    ("file", "file", 14),
     ("raw", "raw", 24),
     ("canonical", "canonical", 20),
     ("new_id", "new id", 16),
@@ -348,9 +349,11 @@ def _cells(row: RecordRow) -> tuple[Any, ...]:
     changes = Text(str(len(row.changes)) if row.status != "quarantined" else "—", justify="right")
     if row.suspicious:
         changes.append(" ⚠", style="yellow")
-    # Where the record is, not its internal sequence number (file-based, so large and sparse).
+    # Where the record is (not its internal sequence number, which is file-based and sparse).
+    # The line comes first: export file names are long random strings that get cut.
     return (
-        Text(f"{Path(row.file).name}:{row.line}", no_wrap=True, overflow="ellipsis"),
+        Text(str(row.line), justify="right"),
+        Text(Path(row.file).name, no_wrap=True, overflow="ellipsis"),
         visible_text(row.raw),
         visible_text(row.canonical),
         visible_text(row.new_id),
