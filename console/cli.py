@@ -14,7 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape as markup_escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.errors import KeyshiftError
@@ -186,6 +186,100 @@ def records(obj: Context, status: str | None, identifier: str | None, limit: int
             markup_escape(escape(r.new_id)) if r.new_id else "", r.status, markup_escape(changes),
         )
     out.print(table)
+
+
+# -- resolve -------------------------------------------------------------------------------------
+def _unescaped(value: str, option: str) -> str:
+    try:
+        return unescape(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@cli.group()
+def resolve() -> None:
+    """Decide what the rules cannot: ambiguous, orphaned, invalid, conflicting, suspicious keys."""
+
+
+@resolve.command("list")
+@click.option("--kind", type=click.Choice(["ambiguous", "orphaned", "invalid", "conflict", "suspicious"]))
+@click.option("--open", "open_only", is_flag=True, help="Only cases without a decision.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool) -> None:
+    """List cases with a stable id, kind, status, members and candidate ids."""
+    from keyshift.core.cases import list_cases
+
+    cases = list_cases(obj.workspace, kind=kind, open_only=open_only)
+    if as_json:
+        _emit_json([c.to_dict() for c in cases])
+        return
+    decided = sum(c.decision is not None for c in cases)
+    out.print(f"{decided} of {len(cases)} decided")
+    table = Table("kind", "status", "members (escaped)", "items", "candidates", "decision")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=16))  # an id is never cut
+    for c in cases:
+        d = c.decision
+        table.add_row(
+            c.id, c.kind, c.status,
+            markup_escape(" | ".join(m.escaped for m in c.members)),
+            str(sum(m.items for m in c.members)),
+            markup_escape(", ".join(escape(x) for x in c.candidates)),
+            markup_escape(f"{d['action']} by {d['operator']}: {d['reason']}") if d else "",
+        )
+    out.print(table)
+
+
+@resolve.command("decide")
+@click.argument("case_id")
+@click.argument("action", type=click.Choice(["same", "split", "drop", "map", "keep", "accept"]))
+@click.option("--id", "new_id", help="The new id (same, map).")
+@click.option("--map", "maps", multiple=True, metavar="RAW=NEW_ID", help="split: one per raw identifier.")
+@click.option("--raw", "raws", multiple=True, help="drop: raw identifiers to drop; keep (conflict): the survivor.")
+@click.option("--reason", required=True, help="Why (recorded with who and when).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, maps: tuple[str, ...],
+                   raws: tuple[str, ...], reason: str, as_json: bool) -> None:
+    """Record a decision on one case. RAW values accept escapes such as Acme\\u200b."""
+    from keyshift.core.cases import get_case
+    from keyshift.core.decisions import decide
+
+    obj.require_writable("resolve decide")
+    mapping: dict[str, str] = {}
+    for item in maps:
+        raw, sep, target = item.rpartition("=")
+        if not sep or not raw:
+            raise click.BadParameter(f"{item!r} is not RAW=NEW_ID", param_hint="--map")
+        mapping[_unescaped(raw, "--map")] = _unescaped(target, "--map")
+    case = get_case(obj.workspace, case_id)
+    decision = decide(
+        obj.workspace, case, action, reason=reason, operator=obj.operator,
+        new_id=_unescaped(new_id, "--id") if new_id is not None else None,
+        mapping=mapping or None, raws=[_unescaped(r, "--raw") for r in raws] or None,
+    )
+    if as_json:
+        _emit_json(decision.to_dict())
+        return
+    out.print(f"decision {decision.id}: {case.id} {action} ({markup_escape(reason)})")
+
+
+@resolve.command("undo")
+@click.argument("case_id")
+@click.option("--reason", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None:
+    """Reopen a case (recorded as a decision; the history is kept)."""
+    from keyshift.core.cases import get_case
+    from keyshift.core.decisions import undo
+
+    obj.require_writable("resolve undo")
+    decision = undo(obj.workspace, get_case(obj.workspace, case_id), reason=reason, operator=obj.operator)
+    if as_json:
+        _emit_json(decision.to_dict())
+        return
+    out.print(f"decision {decision.id}: {case_id} reopened ({markup_escape(reason)})")
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -22,10 +22,11 @@ from .errors import WorkspaceError
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
 
 DB_NAME = "keyshift.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
-# conflicts and the audit log. Later versions append to _MIGRATIONS; never edit an old step.
+# conflicts and the audit log. Version 2: operators' decisions. Later versions append to
+# _MIGRATIONS; never edit an old step.
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +91,19 @@ _MIGRATIONS: dict[int, str] = {
         action TEXT NOT NULL,
         details TEXT NOT NULL DEFAULT '{}'
     );
+    """,
+    2: """
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,          -- append-only: the newest row of a case is in force
+        case_id TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- ambiguous | orphaned | invalid | conflict | suspicious
+        action TEXT NOT NULL,            -- same | split | drop | map | keep | accept | undo
+        payload TEXT NOT NULL DEFAULT '{}',  -- JSON: {"id": ...} / {"map": {raw: id}} / {"raws": [...]}
+        reason TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX decisions_case ON decisions(case_id, id);
     """,
 }
 

@@ -1,0 +1,170 @@
+"""Operators' decisions on cases: validated, append-only, each with who, when and why.
+
+A later decision on a case supersedes the earlier one (history is kept); ``undo`` is a decision
+too, reopening the case. A decision that would give two different entities one new id is refused
+with the identifiers involved named.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .cases import Case, CaseError
+from .items import MAX_PARTITION_KEY_BYTES, utf8_len
+from .workspace import Workspace, utcnow
+
+__all__ = ["ACTIONS", "Decision", "decide", "undo", "effective_overrides"]
+
+#: Which actions each case kind takes (``undo`` applies to every kind).
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "ambiguous": ("same", "split", "drop"),
+    "orphaned": ("map", "keep", "drop"),
+    "invalid": ("map", "drop"),
+    "conflict": ("keep",),
+    "suspicious": ("accept", "map"),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A recorded decision."""
+
+    id: int
+    case_id: str
+    kind: str
+    action: str
+    payload: dict[str, Any]
+    reason: str
+    operator: str
+    ts: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _check_id(new_id: str | None, what: str) -> str:
+    if new_id is None or not new_id.strip():
+        raise CaseError(f"{what}: a new id is required (--id)")
+    if utf8_len(new_id) > MAX_PARTITION_KEY_BYTES:
+        raise CaseError(f"{what}: new id is over {MAX_PARTITION_KEY_BYTES} UTF-8 bytes")
+    return new_id
+
+
+def assignments(case: Case, action: str, payload: dict[str, Any]) -> dict[str, str | None]:
+    """What a decision does to identifiers: raw -> new id (None: dropped). Conflicts and
+    ``accept`` assign nothing new."""
+    members = [m.raw for m in case.members]
+    if action == "same":
+        return dict.fromkeys(members, payload["id"])
+    if action == "split":
+        return dict(payload["map"])
+    if action == "drop":
+        return dict.fromkeys(payload["raws"], None)
+    if action == "map":
+        return dict.fromkeys(members, payload["id"])
+    if action == "keep" and case.kind == "orphaned":
+        return {m.raw: m.canonical for m in case.members}
+    return {}
+
+
+def effective_overrides(ws: Workspace) -> dict[str, str | None]:
+    """raw -> new id (None: dropped) from every decision in force, later ones winning."""
+    from .cases import list_cases
+
+    out: dict[str, tuple[int, str | None]] = {}
+    for case in list_cases(ws):
+        d = case.decision
+        if d is None:
+            continue
+        for raw, new_id in assignments(case, d["action"], d["payload"]).items():
+            if raw not in out or out[raw][0] < d["decision_id"]:
+                out[raw] = (d["decision_id"], new_id)
+    return {raw: v[1] for raw, v in out.items()}
+
+
+def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None]) -> list[str]:
+    """Raw identifiers outside ``case`` that already land on one of ``assigned``'s new ids."""
+    members = {m.raw for m in case.members}
+    overrides = effective_overrides(ws)
+    conn = ws.connect()
+    found: list[str] = []
+    for new_id in sorted({v for v in assigned.values() if v is not None}):
+        base = {r[0] for r in conn.execute(
+            "SELECT raw FROM identifiers WHERE new_id = ? AND status IN ('fixed', 'unchanged')", (new_id,))}
+        holders = {r for r in base if overrides.get(r, new_id) == new_id}
+        holders |= {r for r, v in overrides.items() if v == new_id}
+        for raw in sorted(holders - members):
+            found.append(f"{new_id!r} is already the new id of {json.dumps(raw)}")
+    return found
+
+
+def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str,
+           new_id: str | None = None, mapping: dict[str, str] | None = None,
+           raws: list[str] | None = None) -> Decision:
+    """Validate and record a decision on ``case``; raises :class:`CaseError` with the reason."""
+    if not reason or not reason.strip():
+        raise CaseError("a reason is required (--reason)")
+    allowed = ACTIONS[case.kind]
+    if action not in allowed:
+        raise CaseError(f"{case.kind} case {case.id} takes {', '.join(allowed)} or undo, not {action!r}")
+    members = [m.raw for m in case.members]
+    payload: dict[str, Any] = {}
+    if action in ("same", "map"):
+        payload["id"] = _check_id(new_id, action)
+    elif action == "split":
+        mapping = mapping or {}
+        missing = [m for m in members if m not in mapping]
+        extra = [r for r in mapping if r not in members]
+        if extra:
+            raise CaseError(f"split: {json.dumps(extra[0])} is not a member of case {case.id}")
+        if missing:
+            raise CaseError(f"split: every member needs a new id; missing {json.dumps(missing[0])}")
+        ids = [_check_id(v, "split") for v in mapping.values()]
+        if len(set(ids)) != len(ids):
+            raise CaseError("split: two members got the same new id (that is `same`, not `split`)")
+        payload["map"] = dict(mapping)
+    elif action == "drop":
+        raws = raws or []
+        if not raws:
+            raise CaseError("drop: name the raw identifiers to drop (--raw)")
+        extra = [r for r in raws if r not in members]
+        if extra:
+            raise CaseError(f"drop: {json.dumps(extra[0])} is not a member of case {case.id}")
+        payload["raws"] = list(dict.fromkeys(raws))
+    elif action == "keep" and case.kind == "conflict":
+        keep = (raws or [None])[0] if raws else None
+        if keep is None and len(members) == 1:
+            keep = members[0]
+        if keep not in members:
+            raise CaseError(f"keep: name the raw identifier whose item survives (--raw), one of {members}")
+        payload["raw"] = keep
+    problems = _collisions(ws, case, assignments(case, action, payload))
+    if problems:
+        raise CaseError("refused, it would create a collision: " + "; ".join(problems[:3]))
+    return _record(ws, case, action, payload, reason, operator)
+
+
+def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:
+    """Reopen ``case`` (recorded as a decision; history kept)."""
+    if not reason or not reason.strip():
+        raise CaseError("a reason is required (--reason)")
+    if case.decision is None:
+        raise CaseError(f"case {case.id} is open already: nothing to undo")
+    return _record(ws, case, "undo", {"undoes": case.decision["decision_id"]}, reason, operator)
+
+
+def _record(ws: Workspace, case: Case, action: str, payload: dict[str, Any], reason: str,
+            operator: str) -> Decision:
+    ts = utcnow()
+    with ws.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO decisions(case_id, kind, action, payload, reason, operator, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (case.id, case.kind, action, json.dumps(payload, ensure_ascii=False), reason, operator, ts),
+        )
+        decision = Decision(int(cur.lastrowid), case.id, case.kind, action, payload, reason, operator, ts)
+    ws.audit(operator, f"resolve.{action}", {"case": case.id, "kind": case.kind, "payload": payload,
+                                             "reason": reason, "decision_id": decision.id})
+    return decision

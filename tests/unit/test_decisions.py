@@ -1,0 +1,98 @@
+"""Cases derived from a plan, and decisions on them: validation, supersession, undo, collisions."""
+
+import pytest
+
+from keyshift.core.cases import CaseError, case_id, get_case, list_cases
+from keyshift.core.decisions import decide, effective_overrides, undo
+from keyshift.core.plan import plan_to_completion
+from keyshift.core.spec import parse_spec
+from keyshift.core.workspace import Workspace
+
+from .test_plan import SPEC, item, write_dump
+
+LOOKALIKE = "\u0440\u0430\u0443\u0440\u0430l"
+
+
+@pytest.fixture
+def ws(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [
+        item("Acme", "1"), item("Acme\u200b", "1"), item("Acme\u00a0", "2"),
+        item("Bolt", "3"), item("Bolt\u200b", "4"),
+        item("Carol", "5"), item("\u200b", "6"), item(LOOKALIKE, "7"),
+    ])
+    workspace = Workspace(tmp_path / "ws")
+    plan_to_completion(workspace, parse_spec(SPEC), dump)
+    return workspace
+
+
+def test_cases_of_every_kind_with_stable_ids(ws):
+    cases = list_cases(ws)
+    kinds = sorted(c.kind for c in cases)
+    assert kinds == ["ambiguous", "ambiguous", "conflict", "invalid", "suspicious"]
+    acme = get_case(ws, case_id("ambiguous", "Acme"))
+    assert {m.raw for m in acme.members} == {"Acme", "Acme\u200b", "Acme\u00a0"}
+    assert acme.candidates == ["Acme"] and acme.status == "open"
+    assert [c.kind for c in list_cases(ws, kind="conflict")] == ["conflict"]
+
+
+def test_same_decision_records_who_and_why_and_closes_the_case(ws):
+    acme = get_case(ws, case_id("ambiguous", "Acme"))
+    d = decide(ws, acme, "same", new_id="ACME-1", reason="one company", operator="alice")
+    again = get_case(ws, acme.id)
+    assert again.status == "decided"
+    assert (again.decision["operator"], again.decision["reason"]) == ("alice", "one company")
+    assert effective_overrides(ws) == {"Acme": "ACME-1", "Acme\u200b": "ACME-1", "Acme\u00a0": "ACME-1"}
+    assert ws.audit_log(1)[0].action == "resolve.same"
+    assert d.id == again.decision["decision_id"]
+    assert [c.id for c in list_cases(ws, open_only=True)].count(acme.id) == 0
+
+
+def test_later_decision_supersedes_and_undo_reopens(ws):
+    acme = get_case(ws, case_id("ambiguous", "Acme"))
+    decide(ws, acme, "same", new_id="A-1", reason="first", operator="a")
+    decide(ws, get_case(ws, acme.id), "drop", raws=["Acme\u00a0"], reason="junk", operator="b")
+    case = get_case(ws, acme.id)
+    assert case.decision["action"] == "drop" and len(case.history) == 2
+    undo(ws, case, reason="wrong", operator="c")
+    case = get_case(ws, acme.id)
+    assert case.status == "open" and [h["action"] for h in case.history] == ["same", "drop", "undo"]
+    with pytest.raises(CaseError, match="open already"):
+        undo(ws, case, reason="again", operator="c")
+
+
+def test_split_needs_every_member_and_distinct_ids(ws):
+    bolt = get_case(ws, case_id("ambiguous", "Bolt"))
+    with pytest.raises(CaseError, match="missing"):
+        decide(ws, bolt, "split", mapping={"Bolt": "B-1"}, reason="r", operator="o")
+    with pytest.raises(CaseError, match="same new id"):
+        decide(ws, bolt, "split", mapping={"Bolt": "B-1", "Bolt\u200b": "B-1"}, reason="r", operator="o")
+    decide(ws, bolt, "split", mapping={"Bolt": "B-1", "Bolt\u200b": "B-2"}, reason="r", operator="o")
+
+
+def test_collisions_are_refused_with_the_reason(ws):
+    bolt = get_case(ws, case_id("ambiguous", "Bolt"))
+    with pytest.raises(CaseError, match="collision.*Carol"):
+        decide(ws, bolt, "same", new_id="Carol", reason="typo", operator="o")
+    acme = get_case(ws, case_id("ambiguous", "Acme"))
+    decide(ws, acme, "same", new_id="X-1", reason="r", operator="o")
+    with pytest.raises(CaseError, match="collision.*Acme"):
+        decide(ws, bolt, "same", new_id="X-1", reason="r", operator="o")
+
+
+def test_refusals(ws):
+    acme = get_case(ws, case_id("ambiguous", "Acme"))
+    with pytest.raises(CaseError, match="reason"):
+        decide(ws, acme, "same", new_id="A", reason=" ", operator="o")
+    with pytest.raises(CaseError, match="takes same, split, drop"):
+        decide(ws, acme, "accept", reason="r", operator="o")
+    with pytest.raises(CaseError, match="no case"):
+        get_case(ws, "amb-000000000000")
+    invalid = list_cases(ws, kind="invalid")[0]
+    decide(ws, invalid, "map", new_id="ZW-1", reason="placeholder customer", operator="o")
+    suspicious = list_cases(ws, kind="suspicious")[0]
+    decide(ws, suspicious, "accept", reason="really Cyrillic", operator="o")
+    conflict = list_cases(ws, kind="conflict")[0]
+    with pytest.raises(CaseError, match="survives"):
+        decide(ws, conflict, "keep", reason="r", operator="o")
+    decide(ws, conflict, "keep", raws=["Acme"], reason="older order", operator="o")
+    assert list_cases(ws, open_only=True) == [c for c in list_cases(ws) if c.status == "open"]
