@@ -282,6 +282,42 @@ def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None
     out.print(f"decision {decision.id}: {case_id} reopened ({markup_escape(reason)})")
 
 
+# -- keymap --------------------------------------------------------------------------------------
+@cli.group()
+def keymap() -> None:
+    """The compiled raw identifier -> new id mapping everything downstream uses."""
+
+
+@keymap.command("build")
+@click.option("--out", "out_path", default=None, help="Write the artifact here (a path or s3://bucket/key).")
+@click.option("--allow-unresolved", is_flag=True, help="Build with cases open: their items are skipped.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def keymap_build(obj: Context, out_path: str | None, allow_unresolved: bool, as_json: bool) -> None:
+    """Compile rules plus decisions into one versioned keymap."""
+    from keyshift.core.keymap import build_keymap, keymap_document, record_build
+
+    obj.require_writable("keymap build")
+    build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)
+    if out_path:
+        data = json.dumps(keymap_document(build, operator=obj.operator), ensure_ascii=True, indent=1).encode()
+        if out_path.startswith("s3://"):
+            bucket, _, key = out_path[5:].partition("/")
+            obj.s3().put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+        else:
+            Path(out_path).write_bytes(data)
+    record_build(obj.workspace, build, operator=obj.operator, location=out_path)
+    doc = {**build.summary, "out": out_path, "skipped_cases": build.open_cases}
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"keymap {build.keymap.version}: {build.summary['mapped']:,} mapped, "
+              f"{build.summary['dropped']:,} dropped, {build.summary['unresolved']:,} unresolved"
+              + (f" -> {markup_escape(out_path)}" if out_path else ""))
+    for cid in build.open_cases[:20]:
+        out.print(f"[yellow]skipped (open case):[/] {cid}")
+
+
 # -- audit ---------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)

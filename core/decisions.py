@@ -61,7 +61,12 @@ def assignments(case: Case, action: str, payload: dict[str, Any]) -> dict[str, s
     if action == "split":
         return dict(payload["map"])
     if action == "drop":
-        return dict.fromkeys(payload["raws"], None)
+        out: dict[str, str | None] = dict.fromkeys(payload["raws"], None)
+        rest = [m for m in members if m not in out]
+        if case.kind == "ambiguous" and len(rest) == 1 and len(case.candidates) == 1:
+            # One raw form left and one candidate: nothing ambiguous remains.
+            out[rest[0]] = case.candidates[0]
+        return out
     if action == "map":
         return dict.fromkeys(members, payload["id"])
     if action == "keep" and case.kind == "orphaned":
@@ -126,7 +131,7 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
             raise CaseError("split: two members got the same new id (that is `same`, not `split`)")
         payload["map"] = dict(mapping)
     elif action == "drop":
-        raws = raws or []
+        raws = raws or (members if len(members) == 1 else [])  # a one-member case drops its member
         if not raws:
             raise CaseError("drop: name the raw identifiers to drop (--raw)")
         extra = [r for r in raws if r not in members]

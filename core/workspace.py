@@ -104,6 +104,13 @@ _MIGRATIONS: dict[int, str] = {
         ts TEXT NOT NULL
     );
     CREATE INDEX decisions_case ON decisions(case_id, id);
+    CREATE TABLE keymaps (
+        version TEXT PRIMARY KEY,        -- content hash of the entries
+        built_at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        location TEXT,                   -- where the artifact was written, if anywhere
+        summary TEXT NOT NULL            -- JSON counts
+    );
     """,
 }
 

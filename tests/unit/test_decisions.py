@@ -96,3 +96,28 @@ def test_refusals(ws):
         decide(ws, conflict, "keep", reason="r", operator="o")
     decide(ws, conflict, "keep", raws=["Acme"], reason="older order", operator="o")
     assert list_cases(ws, open_only=True) == [c for c in list_cases(ws) if c.status == "open"]
+
+
+def test_keymap_refuses_open_cases_then_builds_with_decisions(ws):
+    from keyshift.core.keymap import UnresolvedError, build_keymap, keymap_document, load_keymap_document
+    from keyshift.core.transform import KeyNames, Put, Skip, transform
+
+    with pytest.raises(UnresolvedError, match="still open"):
+        build_keymap(ws)
+    partial = build_keymap(ws, allow_unresolved=True)
+    assert "Acme\u200b" in partial.keymap.unresolved and partial.keymap.lookup("Carol").new_id == "Carol"
+    decide(ws, get_case(ws, case_id("ambiguous", "Acme")), "drop", raws=["Acme\u00a0"], reason="junk", operator="o")
+    decide(ws, get_case(ws, case_id("ambiguous", "Bolt")), "same", new_id="BOLT", reason="one", operator="o")
+    decide(ws, list_cases(ws, kind="invalid")[0], "drop", reason="empty key", operator="o")
+    decide(ws, list_cases(ws, kind="suspicious")[0], "accept", reason="ok", operator="o")
+    built = build_keymap(ws, allow_unresolved=True)  # Acme vs Acme\u200b still ambiguous after the drop
+    assert built.keymap.unresolved["Acme"].startswith("still ambiguous")
+    assert built.keymap.lookup("Acme\u00a0").new_id is None
+    assert built.keymap.lookup("Bolt\u200b").new_id == "BOLT"
+    again = build_keymap(ws, allow_unresolved=True)
+    assert again.keymap.version == built.keymap.version  # same inputs, same version
+    doc = keymap_document(built, operator="o")
+    assert load_keymap_document(doc).version == built.keymap.version
+    names = KeyNames.from_spec(parse_spec(SPEC))
+    assert isinstance(transform(item("Bolt\u200b", "4"), built.keymap, names), Put)
+    assert isinstance(transform(item("Acme\u00a0", "2"), built.keymap, names), Skip)

@@ -1,0 +1,154 @@
+"""Compile rules plus decisions into one versioned keymap: raw identifier -> new id or drop.
+
+The keymap is the single artifact that restore, stream sync, the Lambda handler and verification
+read (through :mod:`keyshift.core.transform`). Its version is a hash of its content, so anything
+downstream can say exactly which mapping it used, and rebuilding from the same plan and decisions
+gives the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .cases import list_cases
+from .errors import KeyshiftError
+from .transform import Keymap, KeymapEntry
+from .workspace import Workspace, utcnow
+
+__all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "load_keymap_document"]
+
+FORMAT = "keyshift-keymap/1"
+
+
+class UnresolvedError(KeyshiftError):
+    """Cases are still open and ``allow_unresolved`` was not given."""
+
+    title = "Open cases"
+
+
+@dataclass
+class KeymapBuild:
+    """A built keymap and what went into it."""
+
+    keymap: Keymap
+    open_cases: list[str]
+    summary: dict[str, Any]
+
+
+def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuild:
+    """Rules + decisions -> :class:`Keymap`. Refuses while cases are open, unless allowed: then
+    open cases' identifiers are left out (``unresolved``, with the case id) so their items are
+    skipped, and an open conflict's key has no winner, so none of its items is written."""
+    cases = list_cases(ws)
+    open_cases = [c for c in cases if c.decision is None]
+    if open_cases and not allow_unresolved:
+        kinds: dict[str, int] = {}
+        for c in open_cases:
+            kinds[c.kind] = kinds.get(c.kind, 0) + 1
+        detail = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        raise UnresolvedError(
+            f"{len(open_cases)} case(s) still open ({detail}); decide them (`keyshift resolve list --open`)"
+            " or pass --allow-unresolved to skip their items"
+        )
+    entries: dict[str, KeymapEntry] = {}
+    conn = ws.connect()
+    for raw, new_id, status in conn.execute(
+        "SELECT raw, new_id, status FROM identifiers WHERE status IN ('fixed', 'unchanged')"
+    ):
+        entries[raw] = KeymapEntry(new_id, "rule")
+    ref = conn.execute("SELECT count(*) FROM reference").fetchone()[0]
+    if ref:
+        entries = {raw: KeymapEntry(e.new_id, "reference") for raw, e in entries.items()}
+    unresolved: dict[str, str] = {}
+    winners: dict[tuple[str, str | None], str] = {}
+    from .decisions import assignments
+
+    for case in sorted(cases, key=lambda c: c.decision["decision_id"] if c.decision else 0):
+        d = case.decision
+        if d is None:
+            if case.kind == "conflict":
+                continue  # handled below, once new ids are known
+            for m in case.members:
+                entries.pop(m.raw, None)
+                unresolved[m.raw] = f"open {case.kind} case {case.id}"
+            continue
+        assigned = assignments(case, d["action"], d["payload"])
+        for raw, new_id in assigned.items():
+            entries[raw] = KeymapEntry(new_id, f"decision:{d['decision_id']}",
+                                       d["reason"] if new_id is None else "")
+            unresolved.pop(raw, None)
+        if case.kind == "ambiguous":
+            for m in case.members:  # a drop can leave several raw forms still undecided
+                if m.raw not in assigned and m.raw not in entries:
+                    unresolved[m.raw] = f"still ambiguous after decision {d['decision_id']} on {case.id}"
+    for case in cases:
+        if case.kind != "conflict":
+            continue
+        survivor = case.decision["payload"]["raw"] if case.decision else ""
+        for m in case.members:
+            entry = entries.get(m.raw)
+            if entry is not None and entry.new_id is not None:
+                # "" wins nothing: an open conflict writes none of its items.
+                winners[(entry.new_id, case.sort_key)] = survivor
+    version = _version(entries, unresolved, winners)
+    keymap = Keymap(version, entries, unresolved, winners)
+    dropped = sum(e.new_id is None for e in entries.values())
+    summary = {
+        "version": version, "entries": len(entries), "mapped": len(entries) - dropped,
+        "dropped": dropped, "unresolved": len(unresolved), "open_cases": len(open_cases),
+        "conflict_keys": len(winners),
+    }
+    return KeymapBuild(keymap, [c.id for c in open_cases], summary)
+
+
+def _version(entries, unresolved, winners) -> str:
+    h = hashlib.sha256()
+    for raw in sorted(entries):
+        e = entries[raw]
+        h.update(orjson.dumps([raw, e.new_id, e.source]))
+    h.update(orjson.dumps(sorted(unresolved)))
+    h.update(orjson.dumps(sorted([k[0], k[1] or "", v] for k, v in winners.items())))
+    return h.hexdigest()[:16]
+
+
+def keymap_document(build: KeymapBuild, *, operator: str) -> dict[str, Any]:
+    """The artifact written by ``keymap build --out`` (documented in docs/resolving.md)."""
+    km = build.keymap
+    return {
+        "format": FORMAT,
+        "version": km.version,
+        "built_at": utcnow(),
+        "operator": operator,
+        "summary": build.summary,
+        "entries": {raw: {"new_id": e.new_id, "source": e.source, "reason": e.reason}
+                    for raw, e in sorted(km.entries.items())},
+        "unresolved": dict(sorted(km.unresolved.items())),
+        "winners": [{"new_id": k[0], "sort_key": k[1], "raw": v} for k, v in sorted(
+            km.winners.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))],
+    }
+
+
+def load_keymap_document(doc: dict[str, Any]) -> Keymap:
+    """A :class:`Keymap` from its artifact (the Lambda handler and other workspaces use this)."""
+    if doc.get("format") != FORMAT:
+        raise KeyshiftError(f"not a keyshift keymap (format {doc.get('format')!r})")
+    entries = {raw: KeymapEntry(e["new_id"], e["source"], e.get("reason", ""))
+               for raw, e in doc["entries"].items()}
+    winners = {(w["new_id"], w["sort_key"]): w["raw"] for w in doc["winners"]}
+    return Keymap(doc["version"], entries, dict(doc["unresolved"]), winners)
+
+
+def record_build(ws: Workspace, build: KeymapBuild, *, operator: str, location: str | None) -> None:
+    """Remember the build in the workspace and the audit log."""
+    with ws.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO keymaps(version, built_at, operator, location, summary)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (build.keymap.version, utcnow(), operator, location, json.dumps(build.summary)),
+        )
+    ws.audit(operator, "keymap.build", {**build.summary, "location": location})
