@@ -282,6 +282,44 @@ def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None
     out.print(f"decision {decision.id}: {case_id} reopened ({markup_escape(reason)})")
 
 
+@resolve.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def resolve_export(obj: Context, file: Path) -> None:
+    """Write every decision in force to FILE (JSON, keyshift-decisions/1)."""
+    from keyshift.core.decision_files import export_decisions
+
+    doc = export_decisions(obj.workspace)
+    file.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n", encoding="utf-8")
+    out.print(f"{len(doc['decisions'])} decision(s) -> {markup_escape(str(file))}")
+
+
+@resolve.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def resolve_import(obj: Context, file: Path, as_json: bool) -> None:
+    """Apply a decisions file; idempotent; conflicts and refusals are reported, not forced."""
+    from keyshift.core.decision_files import import_decisions
+
+    obj.require_writable("resolve import")
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {file}: {exc}", param_hint="FILE") from None
+    report = import_decisions(obj.workspace, doc, operator=obj.operator)
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(f"applied {report['applied']}, already in force {report['already']}, "
+              f"conflicts {len(report['conflicts'])}, refused {len(report['refused'])}")
+    for c in report["conflicts"]:
+        out.print(f"[yellow]conflict:[/] {c['case_id']}: here {c['here']} by {markup_escape(c['here_by'])},"
+                  f" file {c['file']}")
+    for r in report["refused"]:
+        out.print(f"[red]refused:[/] {r['case_id']}: {markup_escape(r['reason'])}")
+
+
 # -- keymap --------------------------------------------------------------------------------------
 @cli.group()
 def keymap() -> None:

@@ -1,0 +1,92 @@
+"""End to end: resolving cases through the real command line against the moto server fixture."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def planned(world):
+    world.run("plan", "--dump", world.export_uri, "--json").json()
+    return world
+
+
+def _cases(world, *args):
+    return world.run("resolve", "list", "--json", *args).json()
+
+
+def test_list_decide_export_import_round_trip(planned, tmp_path):
+    cases = _cases(planned)
+    kinds = {c["kind"] for c in cases}
+    assert {"ambiguous", "orphaned", "invalid", "conflict", "suspicious"} <= kinds
+    assert all(c["status"] == "open" and c["id"] for c in cases)
+    amb = next(c for c in cases if c["kind"] == "ambiguous" and len(c["members"]) >= 2)
+    assert all("raw_escaped" in m for m in amb["members"])
+    # RAW values go in escaped and come out escaped.
+    escaped = [m["raw_escaped"] for m in amb["members"]]
+    maps = [f"--map={e}=NEW-{i}" for i, e in enumerate(escaped)]
+    r = planned.run("resolve", "decide", amb["id"], "split", *maps, "--reason", "different shops", "--json")
+    assert r.json()["payload"]["map"] == {m["raw"]: f"NEW-{i}" for i, m in enumerate(amb["members"])}
+    orphan = next(c for c in cases if c["kind"] == "orphaned")
+    assert planned.run("resolve", "decide", orphan["id"], "keep", "--reason", "new customer").returncode == 0
+    decided = {c["id"]: c for c in _cases(planned)}
+    assert decided[amb["id"]]["status"] == "decided"
+    assert decided[amb["id"]]["decision"]["reason"] == "different shops"
+    assert _cases(planned, "--open", "--kind", "orphaned") == [
+        c for c in _cases(planned, "--kind", "orphaned") if c["status"] == "open"
+    ]
+    export = tmp_path / "decisions.json"
+    assert planned.run("resolve", "export", str(export)).returncode == 0
+    doc = json.loads(export.read_text())
+    assert doc["format"] == "keyshift-decisions/1" and len(doc["decisions"]) == 2
+    # Into a second workspace planned from the same dump: applied once, then idempotent.
+    other = tmp_path / "other"
+    planned.run("plan", "--dump", planned.export_uri, "--json", workspace=other).json()
+    first = planned.run("resolve", "import", str(export), "--json", workspace=other).json()
+    assert first["applied"] == 2 and not first["conflicts"]
+    second = planned.run("resolve", "import", str(export), "--json", workspace=other).json()
+    assert second["applied"] == 0 and second["already"] == 2
+    # A different decision on one case there is a reported conflict, not an overwrite.
+    planned.run("resolve", "undo", orphan["id"], "--reason", "rethink", workspace=other)
+    planned.run("resolve", "decide", orphan["id"], "drop", "--reason", "test data", workspace=other)
+    third = planned.run("resolve", "import", str(export), "--json", workspace=other).json()
+    assert [c["case_id"] for c in third["conflicts"]] == [orphan["id"]]
+
+
+def test_undo_and_history(planned):
+    orphan = next(c for c in _cases(planned) if c["kind"] == "orphaned")
+    planned.run("resolve", "decide", orphan["id"], "map", "--id", "CUST-NEW", "--reason", "looked it up", "--json").json()
+    planned.run("resolve", "undo", orphan["id"], "--reason", "wrong customer", "--json").json()
+    again = next(c for c in _cases(planned) if c["id"] == orphan["id"])
+    assert again["status"] == "open"
+    actions = [e["action"] for e in planned.run("audit", "--json").json()]
+    assert actions[:2] == ["resolve.undo", "resolve.map"]
+
+
+def test_refusals_exit_2_with_a_clear_message(planned):
+    cases = _cases(planned)
+    amb = next(c for c in cases if c["kind"] == "ambiguous")
+    unknown = planned.run("resolve", "decide", "amb-000000000000", "same", "--id", "X", "--reason", "r")
+    assert unknown.returncode == 2 and "no case" in unknown.message
+    missing = planned.run("resolve", "decide", amb["id"], "same", "--id", "X")
+    assert missing.returncode == 2 and "--reason" in missing.message
+    fixed_id = next(m for c in cases if c["kind"] == "orphaned" for m in c["members"])["canonical"]
+    taken = planned.run("records", "--status", "fixed", "--limit", "1", "--json").json()[0]["new_id"]
+    collision = planned.run("resolve", "decide", amb["id"], "same", "--id", taken, "--reason", "typo")
+    assert collision.returncode == 2 and "collision" in collision.message
+    assert fixed_id  # orphan members carry their canonical form for `keep`
+    ro = planned.run("resolve", "decide", amb["id"], "same", "--id", "Q", "--reason", "r",
+                     global_args=("--read-only",))
+    assert ro.returncode == 2 and "read-only" in ro.message
+
+
+def test_keymap_build_refuses_then_allows_unresolved(planned, tmp_path):
+    refused = planned.run("keymap", "build", "--json")
+    assert refused.returncode == 2 and "open" in refused.message
+    out = tmp_path / "keymap.json"
+    doc = planned.run("keymap", "build", "--allow-unresolved", "--out", str(out), "--json").json()
+    assert doc["unresolved"] > 0 and doc["skipped_cases"] and len(doc["version"]) == 16
+    artifact = json.loads(out.read_text())
+    assert artifact["version"] == doc["version"] and artifact["format"] == "keyshift-keymap/1"
