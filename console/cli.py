@@ -282,6 +282,44 @@ def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None
     out.print(f"decision {decision.id}: {case_id} reopened ({markup_escape(reason)})")
 
 
+@resolve.command("bulk")
+@click.option("--kind", required=True, type=click.Choice(["ambiguous", "orphaned", "invalid", "suspicious"]))
+@click.option("--where", "condition", default="single-candidate", show_default=True,
+              type=click.Choice(["single-candidate", "any"]), help="Which open cases of the kind.")
+@click.option("--action", required=True, type=click.Choice(["same", "keep", "drop", "accept"]))
+@click.option("--reason", default=None, help="Shared reason (required with --apply).")
+@click.option("--apply", "do_apply", is_flag=True, help="Record the decisions (without it: preview only).")
+@click.option("--sample", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def resolve_bulk(obj: Context, kind: str, condition: str, action: str, reason: str | None, do_apply: bool,
+                 sample: int, as_json: bool) -> None:
+    """Preview (default) or apply one decision per matching open case, with a shared reason."""
+    from keyshift.core.bulk import apply_bulk, preview_bulk
+
+    preview = preview_bulk(obj.workspace, kind=kind, condition=condition, action=action)
+    doc: dict[str, Any] = {"kind": kind, "condition": condition, "action": action, "count": preview.count,
+                           "sample": [c.to_dict() for c in preview.sample(sample)], "applied": 0,
+                           "refused": []}
+    if do_apply:
+        obj.require_writable("resolve bulk --apply")
+        if not reason or not reason.strip():
+            raise click.UsageError("--apply needs --reason")
+        result = apply_bulk(obj.workspace, preview, reason=reason, operator=obj.operator)
+        doc.update(applied=result.applied, refused=[{"case_id": c, "reason": r} for c, r in result.refused])
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"{preview.count} open {kind} case(s) match {condition!r} for {action!r}")
+    for c in preview.sample(sample):
+        out.print(f"  {c.id}  {markup_escape(' | '.join(m.escaped for m in c.members))}"
+                  f"  -> {markup_escape(', '.join(escape(x) for x in c.candidates))}")
+    if do_apply:
+        out.print(f"applied {doc['applied']}, refused {len(doc['refused'])}")
+    else:
+        out.print("preview only: add --apply --reason TEXT to record these decisions")
+
+
 @resolve.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj

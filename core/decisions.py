@@ -15,7 +15,7 @@ from .cases import Case, CaseError
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 from .workspace import Workspace, utcnow
 
-__all__ = ["ACTIONS", "Decision", "decide", "undo", "effective_overrides"]
+__all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments"]
 
 #: Which actions each case kind takes (``undo`` applies to every kind).
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -74,7 +74,34 @@ def assignments(case: Case, action: str, payload: dict[str, Any]) -> dict[str, s
     return {}
 
 
-def effective_overrides(ws: Workspace) -> dict[str, str | None]:
+class Overrides:
+    """raw -> new id (None: dropped) from decisions in force, with the reverse index the
+    collision check needs (new id -> raws), kept in step as decisions are added."""
+
+    def __init__(self, by_raw: dict[str, str | None]) -> None:
+        self.by_raw = dict(by_raw)
+        self.by_id: dict[str, set[str]] = {}
+        for raw, new_id in self.by_raw.items():
+            if new_id is not None:
+                self.by_id.setdefault(new_id, set()).add(raw)
+
+    def update(self, assigned: dict[str, str | None]) -> None:
+        """Apply a decision's assignments."""
+        for raw, new_id in assigned.items():
+            old = self.by_raw.get(raw)
+            if old is not None:
+                self.by_id.get(old, set()).discard(raw)
+            self.by_raw[raw] = new_id
+            if new_id is not None:
+                self.by_id.setdefault(new_id, set()).add(raw)
+
+    def holders(self, new_id: str, base: set[str]) -> set[str]:
+        """Raws landing on ``new_id``: ``base`` (the plan's) unless overridden, plus overrides."""
+        kept = {r for r in base if self.by_raw.get(r, new_id) == new_id}
+        return kept | self.by_id.get(new_id, set())
+
+
+def effective_overrides(ws: Workspace) -> Overrides:
     """raw -> new id (None: dropped) from every decision in force, later ones winning."""
     from .cases import list_cases
 
@@ -86,29 +113,34 @@ def effective_overrides(ws: Workspace) -> dict[str, str | None]:
         for raw, new_id in assignments(case, d["action"], d["payload"]).items():
             if raw not in out or out[raw][0] < d["decision_id"]:
                 out[raw] = (d["decision_id"], new_id)
-    return {raw: v[1] for raw, v in out.items()}
+    return Overrides({raw: v[1] for raw, v in out.items()})
 
 
-def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None]) -> list[str]:
+def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
+                overrides: Overrides | None = None) -> list[str]:
     """Raw identifiers outside ``case`` that already land on one of ``assigned``'s new ids."""
     members = {m.raw for m in case.members}
-    overrides = effective_overrides(ws)
+    if overrides is None:
+        overrides = effective_overrides(ws)
     conn = ws.connect()
     found: list[str] = []
     for new_id in sorted({v for v in assigned.values() if v is not None}):
         base = {r[0] for r in conn.execute(
             "SELECT raw FROM identifiers WHERE new_id = ? AND status IN ('fixed', 'unchanged')", (new_id,))}
-        holders = {r for r in base if overrides.get(r, new_id) == new_id}
-        holders |= {r for r, v in overrides.items() if v == new_id}
-        for raw in sorted(holders - members):
+        for raw in sorted(overrides.holders(new_id, base) - members):
             found.append(f"{new_id!r} is already the new id of {json.dumps(raw)}")
     return found
 
 
 def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str,
            new_id: str | None = None, mapping: dict[str, str] | None = None,
-           raws: list[str] | None = None) -> Decision:
-    """Validate and record a decision on ``case``; raises :class:`CaseError` with the reason."""
+           raws: list[str] | None = None,
+           overrides: Overrides | None = None) -> Decision:
+    """Validate and record a decision on ``case``; raises :class:`CaseError` with the reason.
+
+    ``overrides`` (from :func:`effective_overrides`) saves recomputing every decision in force
+    when many decisions are made in a row (bulk); it is updated with this decision's effect.
+    """
     if not reason or not reason.strip():
         raise CaseError("a reason is required (--reason)")
     allowed = ACTIONS[case.kind]
@@ -145,10 +177,14 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
         if keep not in members:
             raise CaseError(f"keep: name the raw identifier whose item survives (--raw), one of {members}")
         payload["raw"] = keep
-    problems = _collisions(ws, case, assignments(case, action, payload))
+    assigned = assignments(case, action, payload)
+    problems = _collisions(ws, case, assigned, overrides)
     if problems:
         raise CaseError("refused, it would create a collision: " + "; ".join(problems[:3]))
-    return _record(ws, case, action, payload, reason, operator)
+    decision = _record(ws, case, action, payload, reason, operator)
+    if overrides is not None:
+        overrides.update(assigned)
+    return decision
 
 
 def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:

@@ -121,6 +121,7 @@ RECORD_INDEXES = {
 IDENTIFIER_INDEXES = {
     "identifiers_canonical": "CREATE INDEX IF NOT EXISTS identifiers_canonical ON identifiers(canonical)",
     "identifiers_status": "CREATE INDEX IF NOT EXISTS identifiers_status ON identifiers(status)",
+    "identifiers_new_id": "CREATE INDEX IF NOT EXISTS identifiers_new_id ON identifiers(new_id)",
     "reference_canonical": "CREATE INDEX IF NOT EXISTS reference_canonical ON reference(canonical)",
 }
 

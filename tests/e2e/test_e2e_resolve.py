@@ -90,3 +90,16 @@ def test_keymap_build_refuses_then_allows_unresolved(planned, tmp_path):
     assert doc["unresolved"] > 0 and doc["skipped_cases"] and len(doc["version"]) == 16
     artifact = json.loads(out.read_text())
     assert artifact["version"] == doc["version"] and artifact["format"] == "keyshift-keymap/1"
+
+
+def test_bulk_preview_then_apply(planned):
+    preview = planned.run("resolve", "bulk", "--kind", "ambiguous", "--action", "same", "--json").json()
+    assert preview["count"] > 0 and preview["applied"] == 0 and preview["sample"]
+    missing = planned.run("resolve", "bulk", "--kind", "ambiguous", "--action", "same", "--apply")
+    assert missing.returncode == 2 and "--reason" in missing.message
+    done = planned.run("resolve", "bulk", "--kind", "ambiguous", "--action", "same", "--apply",
+                       "--reason", "same shop, pasted twice", "--json").json()
+    assert done["applied"] + len(done["refused"]) == preview["count"]
+    assert done["applied"] > 0
+    again = planned.run("resolve", "bulk", "--kind", "ambiguous", "--action", "same", "--json").json()
+    assert again["count"] == len(done["refused"])

@@ -41,7 +41,7 @@ def test_same_decision_records_who_and_why_and_closes_the_case(ws):
     again = get_case(ws, acme.id)
     assert again.status == "decided"
     assert (again.decision["operator"], again.decision["reason"]) == ("alice", "one company")
-    assert effective_overrides(ws) == {"Acme": "ACME-1", "Acme\u200b": "ACME-1", "Acme\u00a0": "ACME-1"}
+    assert effective_overrides(ws).by_raw == {"Acme": "ACME-1", "Acme\u200b": "ACME-1", "Acme\u00a0": "ACME-1"}
     assert ws.audit_log(1)[0].action == "resolve.same"
     assert d.id == again.decision["decision_id"]
     assert [c.id for c in list_cases(ws, open_only=True)].count(acme.id) == 0
@@ -121,3 +121,26 @@ def test_keymap_refuses_open_cases_then_builds_with_decisions(ws):
     names = KeyNames.from_spec(parse_spec(SPEC))
     assert isinstance(transform(item("Bolt\u200b", "4"), built.keymap, names), Put)
     assert isinstance(transform(item("Acme\u00a0", "2"), built.keymap, names), Skip)
+
+
+def test_bulk_preview_then_apply_one_decision_per_case(tmp_path):
+    from keyshift.core.bulk import apply_bulk, preview_bulk
+
+    lines = []
+    for i in range(30):  # thirty Acme-style pairs: clean and with a zero-width space
+        lines += [item(f"Shop {i}", f"{i}a"), item(f"Shop {i}\u200b", f"{i}b")]
+    lines += [item("Dup", "x"), item("Dup\u200b", "y"), item("DUP\u00a0", "z")]
+    dump = write_dump(tmp_path / "d.json", lines)
+    ws = Workspace(tmp_path / "ws")
+    plan_to_completion(ws, parse_spec(SPEC), dump)
+    preview = preview_bulk(ws, kind="ambiguous", condition="single-candidate", action="same")
+    assert preview.count == 31 and len(preview.sample(5)) == 5
+    with pytest.raises(CaseError, match="bulk"):
+        preview_bulk(ws, kind="ambiguous", condition="any", action="split")
+    result = apply_bulk(ws, preview, reason="zero-width duplicates are one shop", operator="alice")
+    assert result.applied == 31 and not result.refused
+    assert list_cases(ws, kind="ambiguous", open_only=True) == []
+    reasons = {c.decision["reason"] for c in list_cases(ws, kind="ambiguous")}
+    assert reasons == {"zero-width duplicates are one shop"}
+    assert ws.audit_log(1)[0].action == "resolve.bulk"
+    assert apply_bulk(ws, preview, reason="again", operator="bob").refused[0][1] == "decided meanwhile"
