@@ -99,15 +99,13 @@ def _derive(ws: Workspace, kind: str | None) -> list[Case]:
     conn = ws.connect()
     cases: list[Case] = []
     if kind in (None, "ambiguous"):
-        groups: dict[str, list[Member]] = {}
-        for row in conn.execute(f"{_MEMBER_SQL} WHERE i.status = 'ambiguous' ORDER BY i.canonical, i.raw"):
-            m = _member(row)
-            groups.setdefault(m.canonical, []).append(m)
-        for canonical, members in groups.items():
+        for members in _ambiguous_groups(conn):
             refs = sorted({r for m in members for r in m.ref_ids})
-            cases.append(Case(case_id("ambiguous", canonical), "ambiguous",
-                              f"{len(members)} raw form(s) of one canonical form", members,
-                              refs or [canonical]))
+            canonicals = sorted({m.canonical for m in members})
+            title = (f"{len(members)} raw form(s) of one canonical form" if len(canonicals) == 1
+                     else f"{len(canonicals)} canonical forms share reference id(s)")
+            cases.append(Case(case_id("ambiguous", *canonicals), "ambiguous", title, members,
+                              refs or canonicals))
     for single in ("orphaned", "invalid"):
         if kind in (None, single):
             for row in conn.execute(f"{_MEMBER_SQL} WHERE i.status = ? ORDER BY i.raw", (single,)):
@@ -131,6 +129,28 @@ def _derive(ws: Workspace, kind: str | None) -> list[Case]:
             cases.append(Case(case_id("suspicious", m.raw), "suspicious", "; ".join(m.suspicious), [m],
                               [m.canonical]))
     return cases
+
+
+def _ambiguous_groups(conn: Any) -> list[list[Member]]:
+    """Ambiguous identifiers grouped into one case per decision problem: identifiers sharing a
+    canonical form, and canonical forms sharing a reference id (union-find over both)."""
+    members = [_member(r) for r in conn.execute(
+        f"{_MEMBER_SQL} WHERE i.status = 'ambiguous' ORDER BY i.canonical, i.raw")]
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for m in members:
+        for ref in m.ref_ids:
+            parent[find("c:" + m.canonical)] = find("r:" + ref)
+    groups: dict[str, list[Member]] = {}
+    for m in members:
+        groups.setdefault(find("c:" + m.canonical), []).append(m)
+    return sorted(groups.values(), key=lambda g: (g[0].canonical, g[0].raw))
 
 
 def _attach_decisions(ws: Workspace, cases: list[Case]) -> None:

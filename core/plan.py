@@ -439,6 +439,15 @@ def _assign_statuses(conn: Any, has_reference: bool) -> None:
         "UPDATE identifiers SET status = 'orphaned', new_id = NULL,"
         f" reason = 'no match in the reference data' WHERE {open_} AND json_array_length(ref_ids) = 0"
     )
+    # ambiguous: one reference id given to several canonical forms would merge different raw
+    # identifiers onto one new id without anyone deciding it.
+    conn.execute(
+        "UPDATE identifiers SET status = 'ambiguous', new_id = NULL,"
+        " reason = 'reference id ' || json_extract(ref_ids, '$[0]') || ' is also given to another"
+        " canonical form' WHERE {open_} AND json_extract(ref_ids, '$[0]') IN"
+        " (SELECT json_extract(ref_ids, '$[0]') FROM identifiers WHERE {open_}"
+        " GROUP BY 1 HAVING count(DISTINCT canonical) > 1)".format(open_=open_)
+    )
     conn.execute(
         "UPDATE identifiers SET new_id = json_extract(ref_ids, '$[0]'),"
         " status = CASE WHEN json_extract(ref_ids, '$[0]') = raw THEN 'unchanged' ELSE 'fixed' END,"

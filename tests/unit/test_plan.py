@@ -259,3 +259,20 @@ def test_child_process_reads_s3_with_the_parents_credentials(boto_clients, tmp_p
                                 s3=s3, parallel=True)
     assert result.summary["records"] == len(GOOD)
     assert result.summary["files"] == 1
+
+
+def test_one_reference_id_for_two_canonical_forms_is_ambiguous(tmp_path):
+    from keyshift.core.cases import list_cases
+
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text('{"name": "Acme Corp", "id": "C-1"}\n{"name": "ACME Corporation", "id": "C-1"}\n'
+                   '{"name": "Bolt", "id": "C-2"}\n')
+    dump = write_dump(tmp_path / "d.json", [item("Acme Corp", "1"), item("ACME Corporation", "2"),
+                                            item("Bolt", "3")])
+    ws = Workspace(tmp_path / "ws")
+    s = plan_to_completion(ws, parse_spec(SPEC + f'[reference]\nuri = "{ref}"\n'), dump).summary
+    assert s["identifiers"]["ambiguous"] == 2 and s["identifiers"]["fixed"] == 1
+    assert "C-1" in get_identifier(ws, "Acme Corp").reason
+    (case,) = list_cases(ws, kind="ambiguous")
+    assert {m.raw for m in case.members} == {"Acme Corp", "ACME Corporation"}
+    assert case.candidates == ["C-1"]
