@@ -103,3 +103,36 @@ def test_bulk_preview_then_apply(planned):
     assert done["applied"] > 0
     again = planned.run("resolve", "bulk", "--kind", "ambiguous", "--action", "same", "--json").json()
     assert again["count"] == len(done["refused"])
+
+
+def test_every_decision_kind_through_the_cli(planned):
+    cases = _cases(planned)
+
+    def first(kind, pred=lambda c: True):
+        return next(c for c in cases if c["kind"] == kind and pred(c))
+
+    def decide(case, *args):
+        doc = planned.run("resolve", "decide", case["id"], *args, "--json").json()
+        assert doc["case_id"] == case["id"]
+        return doc
+
+    amb = [c for c in cases if c["kind"] == "ambiguous" and len(c["members"]) >= 2]
+    assert decide(amb[0], "same", "--id", "E2E-SAME", "--reason", "one entity")["action"] == "same"
+    dropped = amb[1]["members"][0]["raw_escaped"]
+    assert decide(amb[1], "drop", "--raw", dropped, "--reason", "junk")["payload"]["raws"]
+    assert decide(first("orphaned"), "drop", "--reason", "test customer")["action"] == "drop"
+    invalid = [c for c in cases if c["kind"] == "invalid"]
+    decide(invalid[0], "map", "--id", "E2E-INVALID", "--reason", "placeholder")
+    decide(invalid[1], "drop", "--reason", "empty key")
+    conflict = first("conflict")
+    survivor = conflict["members"][0]["raw_escaped"]
+    assert decide(conflict, "keep", "--raw", survivor, "--reason", "newest order")["payload"]["raw"]
+    suspicious = [c for c in cases if c["kind"] == "suspicious"]
+    decide(suspicious[0], "accept", "--reason", "really Cyrillic")
+    decide(suspicious[1], "map", "--id", "E2E-LOOKALIKE", "--reason", "was a phishing copy")
+    wrong = planned.run("resolve", "decide", first("orphaned", lambda c: c["status"] == "open")["id"],
+                        "same", "--id", "X", "--reason", "r")
+    assert wrong.returncode == 2 and "takes map, keep, drop" in wrong.message
+    decided = [c for c in _cases(planned) if c["status"] == "decided"]
+    assert len(decided) == 8
+    assert all(c["decision"]["operator"] for c in decided)
