@@ -210,7 +210,7 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
     """List cases with a stable id, kind, status, members and candidate ids."""
     from keyshift.core.cases import list_cases
 
-    cases = list_cases(obj.workspace, kind=kind, open_only=open_only)
+    cases = list_cases(obj.workspace, kind=kind, open_only=open_only, samples=as_json)
     if as_json:
         _emit_json([c.to_dict() for c in cases])
         return

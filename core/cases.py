@@ -1,10 +1,12 @@
 """Open cases: what the rules could not decide and an operator must.
 
-Cases are derived from the plan, never stored: an ambiguous group (one canonical form, several raw
-identifiers or several reference ids), an orphaned or invalid identifier, an item conflict (two
-records on one canonical form and sort key) and a suspicious identifier. A case's id is a hash of
-what defines it (the canonical form, the raw identifier…), so it is stable across re-plans and
-across workspaces that share the identifier: decisions exported from one apply to the other.
+Cases are derived from the plan when it completes and stored (``cases``, ``case_members``) so that
+listing, fetching one case and deciding stay fast at a million records. Kinds: an ambiguous group
+(one canonical form with several raw identifiers, several reference ids, or one reference id for
+several canonical forms), an orphaned or invalid identifier, an item conflict (two records on one
+canonical form and sort key) and a suspicious identifier. A case's id is a hash of what defines it,
+so it is stable across re-plans and across workspaces that share the identifiers: decisions
+exported from one apply to the other. Decisions live in their own table and are joined in.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import KeyshiftError
 from .workspace import Workspace
 
-__all__ = ["KINDS", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case"]
+__all__ = ["KINDS", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case", "get_cases",
+           "materialize_cases", "progress"]
 
 #: Every case kind, in the order the queue shows them.
 KINDS = ("ambiguous", "orphaned", "invalid", "conflict", "suspicious")
@@ -84,58 +87,53 @@ def case_id(kind: str, *parts: str | None) -> str:
     return f"{kind[:3]}-{digest.hexdigest()[:12]}"
 
 
-_MEMBER_SQL = (
-    "SELECT i.raw, i.escaped, i.canonical, i.items, i.changes, i.suspicious, i.ref_ids, s.item"
-    " FROM identifiers i LEFT JOIN samples s ON s.ident = i.id"
-)
+# -- deriving (once per plan) ---------------------------------------------------------------------
+def materialize_cases(conn: Any) -> int:
+    """Derive every case from the plan's tables and store them; returns how many."""
+    conn.execute("DELETE FROM case_members")
+    conn.execute("DELETE FROM cases")
+    rows: list[tuple] = []
+    members: list[tuple[str, int]] = []
+
+    def add(cid: str, kind: str, title: str, candidates: list[str], idents: Iterable[int],
+            sort_key: str | None = None) -> None:
+        rows.append((cid, kind, title, json.dumps(candidates), sort_key, len(rows)))
+        members.extend((cid, ident) for ident in dict.fromkeys(idents))
+
+    for group in _ambiguous_groups(conn):
+        refs = sorted({r for _, _, ref_ids in group for r in ref_ids})
+        canonicals = sorted({c for _, c, _ in group})
+        title = (f"{len(group)} raw form(s) of one canonical form" if len(canonicals) == 1
+                 else f"{len(canonicals)} canonical forms share reference id(s)")
+        add(case_id("ambiguous", *canonicals), "ambiguous", title, refs or canonicals, [g[0] for g in group])
+    for kind, title in (("orphaned", "no reference match"), ("invalid", "canonical form unusable as a key")):
+        for ident, raw, canonical in conn.execute(
+            "SELECT id, raw, canonical FROM identifiers WHERE status = ? ORDER BY raw", (kind,)
+        ).fetchall():
+            add(case_id(kind, raw), kind, title, [canonical] if kind == "orphaned" else [], [ident])
+    for canonical, sort_key, n, raws in conn.execute(
+        "SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key"
+    ).fetchall():
+        names = json.loads(raws)
+        idents = [r[0] for r in conn.execute(
+            f"SELECT id FROM identifiers WHERE raw IN ({','.join('?' * len(names))}) ORDER BY raw", names)]
+        add(case_id("conflict", canonical, sort_key), "conflict", f"{n} records on one new key",
+            names, idents, sort_key)
+    for ident, raw, canonical, flags in conn.execute(
+        "SELECT id, raw, canonical, suspicious FROM identifiers WHERE suspicious != '[]' ORDER BY raw"
+    ).fetchall():
+        add(case_id("suspicious", raw), "suspicious", "; ".join(json.loads(flags)), [canonical], [ident])
+    conn.executemany("INSERT OR IGNORE INTO cases(id, kind, title, candidates, sort_key, ord)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT OR IGNORE INTO case_members(case_id, ident) VALUES (?, ?)", members)
+    return len(rows)
 
 
-def _member(row: Any) -> Member:
-    return Member(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
-                  json.loads(row[6]), json.loads(row[7]) if row[7] else None)
-
-
-def _derive(ws: Workspace, kind: str | None) -> list[Case]:
-    conn = ws.connect()
-    cases: list[Case] = []
-    if kind in (None, "ambiguous"):
-        for members in _ambiguous_groups(conn):
-            refs = sorted({r for m in members for r in m.ref_ids})
-            canonicals = sorted({m.canonical for m in members})
-            title = (f"{len(members)} raw form(s) of one canonical form" if len(canonicals) == 1
-                     else f"{len(canonicals)} canonical forms share reference id(s)")
-            cases.append(Case(case_id("ambiguous", *canonicals), "ambiguous", title, members,
-                              refs or canonicals))
-    for single in ("orphaned", "invalid"):
-        if kind in (None, single):
-            for row in conn.execute(f"{_MEMBER_SQL} WHERE i.status = ? ORDER BY i.raw", (single,)):
-                m = _member(row)
-                title = "no reference match" if single == "orphaned" else "canonical form unusable as a key"
-                cases.append(Case(case_id(single, m.raw), single, title, [m],
-                                  [m.canonical] if single == "orphaned" else []))
-    if kind in (None, "conflict"):
-        for canonical, sort_key, n, raws in conn.execute(
-            "SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key"
-        ):
-            names = json.loads(raws)
-            marks = ",".join("?" * len(names))
-            members = [_member(r) for r in conn.execute(f"{_MEMBER_SQL} WHERE i.raw IN ({marks})", names)]
-            cases.append(Case(case_id("conflict", canonical, sort_key), "conflict",
-                              f"{n} records on one new key", members, [m.raw for m in members],
-                              sort_key=sort_key))
-    if kind in (None, "suspicious"):
-        for row in conn.execute(f"{_MEMBER_SQL} WHERE i.suspicious != '[]' ORDER BY i.raw"):
-            m = _member(row)
-            cases.append(Case(case_id("suspicious", m.raw), "suspicious", "; ".join(m.suspicious), [m],
-                              [m.canonical]))
-    return cases
-
-
-def _ambiguous_groups(conn: Any) -> list[list[Member]]:
+def _ambiguous_groups(conn: Any) -> list[list[tuple[int, str, list[str]]]]:
     """Ambiguous identifiers grouped into one case per decision problem: identifiers sharing a
     canonical form, and canonical forms sharing a reference id (union-find over both)."""
-    members = [_member(r) for r in conn.execute(
-        f"{_MEMBER_SQL} WHERE i.status = 'ambiguous' ORDER BY i.canonical, i.raw")]
+    rows = [(r[0], r[1], json.loads(r[2])) for r in conn.execute(
+        "SELECT id, canonical, ref_ids FROM identifiers WHERE status = 'ambiguous' ORDER BY canonical, raw")]
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -144,46 +142,98 @@ def _ambiguous_groups(conn: Any) -> list[list[Member]]:
             x = parent[x]
         return x
 
-    for m in members:
-        for ref in m.ref_ids:
-            parent[find("c:" + m.canonical)] = find("r:" + ref)
-    groups: dict[str, list[Member]] = {}
-    for m in members:
-        groups.setdefault(find("c:" + m.canonical), []).append(m)
-    return sorted(groups.values(), key=lambda g: (g[0].canonical, g[0].raw))
+    for _, canonical, ref_ids in rows:
+        for ref in ref_ids:
+            parent[find("c:" + canonical)] = find("r:" + ref)
+    groups: dict[str, list[tuple[int, str, list[str]]]] = {}
+    for row in rows:
+        groups.setdefault(find("c:" + row[1]), []).append(row)
+    return sorted(groups.values(), key=lambda g: g[0][1])
 
 
-def _attach_decisions(ws: Workspace, cases: list[Case]) -> None:
-    by_id = {c.id: c for c in cases}
-    for row in ws.connect().execute(
-        "SELECT id, case_id, action, payload, reason, operator, ts FROM decisions ORDER BY id"
+# -- reading --------------------------------------------------------------------------------------
+_MEMBER_COLUMNS = "i.raw, i.escaped, i.canonical, i.items, i.changes, i.suspicious, i.ref_ids"
+
+
+def _member(row: Any, sample: str | None = None) -> Member:
+    return Member(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
+                  json.loads(row[6]), json.loads(sample) if sample else None)
+
+
+def _load(ws: Workspace, where: str, args: tuple, *, samples: bool) -> list[Case]:
+    """Cases matching ``where`` (on ``cases c``), members and decisions attached."""
+    conn = ws.connect()
+    cases: dict[str, Case] = {}
+    for cid, kind, title, candidates, sort_key in conn.execute(
+        f"SELECT c.id, c.kind, c.title, c.candidates, c.sort_key FROM cases c {where} ORDER BY c.ord", args
     ):
-        case = by_id.get(row[1])
-        if case is None:
-            continue  # a decision for a case this plan no longer has (kept, shown by export)
+        cases[cid] = Case(cid, kind, title, [], json.loads(candidates), sort_key)
+    if not cases:
+        return []
+    sample_col = ", s.item" if samples else ", NULL"
+    sample_join = " LEFT JOIN samples s ON s.ident = i.id" if samples else ""
+    for row in conn.execute(
+        f"SELECT cm.case_id, {_MEMBER_COLUMNS}{sample_col} FROM cases c"
+        f" JOIN case_members cm ON cm.case_id = c.id JOIN identifiers i ON i.id = cm.ident{sample_join}"
+        f" {where} ORDER BY c.ord, i.raw", args
+    ):
+        cases[row[0]].members.append(_member(row[1:8], row[8]))
+    _attach_decisions(ws, cases, where, args)
+    return list(cases.values())
+
+
+def _attach_decisions(ws: Workspace, cases: dict[str, Case], where: str, args: tuple) -> None:
+    for row in ws.connect().execute(
+        "SELECT d.id, d.case_id, d.action, d.payload, d.reason, d.operator, d.ts FROM decisions d"
+        f" WHERE d.case_id IN (SELECT c.id FROM cases c {where}) ORDER BY d.id", args
+    ):
+        case = cases[row[1]]
         entry = {"decision_id": row[0], "action": row[2], "payload": json.loads(row[3]),
                  "reason": row[4], "operator": row[5], "ts": row[6]}
         case.history.append(entry)
         case.decision = None if row[2] == "undo" else entry
 
 
-def list_cases(ws: Workspace, *, kind: str | None = None, open_only: bool = False) -> list[Case]:
-    """Every case of the current plan (of one ``kind``), open ones first, with decisions attached."""
+def list_cases(ws: Workspace, *, kind: str | None = None, open_only: bool = False,
+               samples: bool = False) -> list[Case]:
+    """Every case of the current plan (of one ``kind``), open ones first, with decisions attached.
+
+    ``samples`` also loads each member's sample item (the CLI's ``--json`` and the console's
+    detail pane want them; counting and deciding do not).
+    """
     if kind is not None and kind not in KINDS:
         raise CaseError(f"unknown case kind {kind!r} (known: {', '.join(KINDS)})")
-    cases = _derive(ws, kind)
-    _attach_decisions(ws, cases)
+    where, args = ("WHERE c.kind = ?", (kind,)) if kind else ("", ())
+    cases = _load(ws, where, args, samples=samples)
     if open_only:
         cases = [c for c in cases if c.decision is None]
     cases.sort(key=lambda c: (c.decision is not None, KINDS.index(c.kind)))
     return cases
 
 
+def get_cases(ws: Workspace, ids: list[str], *, samples: bool = False) -> list[Case]:
+    """The cases with these ids (unknown ids are left out), in plan order."""
+    if not ids:
+        return []
+    cases: list[Case] = []
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        chunk = ids[start:start + 500]
+        cases += _load(ws, f"WHERE c.id IN ({','.join('?' * len(chunk))})", tuple(chunk), samples=samples)
+    return cases
+
+
 def get_case(ws: Workspace, cid: str) -> Case:
-    """One case by id; :class:`CaseError` (exit 2) when the plan has no such case."""
-    kind = next((k for k in KINDS if cid.startswith(k[:3] + "-")), None)
-    if kind is not None:
-        for case in list_cases(ws, kind=kind):
-            if case.id == cid:
-                return case
-    raise CaseError(f"no case {cid!r} in this plan (see `keyshift resolve list`)")
+    """One case by id, with samples; :class:`CaseError` (exit 2) when the plan has no such case."""
+    found = get_cases(ws, [cid], samples=True)
+    if not found:
+        raise CaseError(f"no case {cid!r} in this plan (see `keyshift resolve list`)")
+    return found[0]
+
+
+def progress(ws: Workspace) -> tuple[int, int]:
+    """(decided, total) cases: one cheap query, for progress lines and polling."""
+    row = ws.connect().execute(
+        "SELECT count(*), coalesce(sum(d.action IS NOT NULL AND d.action != 'undo'), 0) FROM cases c"
+        " LEFT JOIN decisions d ON d.id = (SELECT max(id) FROM decisions WHERE case_id = c.id)"
+    ).fetchone()
+    return int(row[1]), int(row[0])

@@ -103,10 +103,12 @@ class Overrides:
 
 def effective_overrides(ws: Workspace) -> Overrides:
     """raw -> new id (None: dropped) from every decision in force, later ones winning."""
-    from .cases import list_cases
+    from .cases import get_cases
 
+    # Only cases with a decision row matter: cost follows the number of decisions, not cases.
+    ids = [r[0] for r in ws.connect().execute("SELECT DISTINCT case_id FROM decisions")]
     out: dict[str, tuple[int, str | None]] = {}
-    for case in list_cases(ws):
+    for case in get_cases(ws, ids):
         d = case.decision
         if d is None:
             continue

@@ -23,6 +23,7 @@ import orjson
 
 from .plan_extract import SAMPLE_CACHE, extract_batches, extract_in_child
 from .dumps.model import DumpInfo
+from .cases import materialize_cases
 from .escape import escape
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 from .normalize import Normalizer
@@ -188,7 +189,8 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 def _start(conn: Any, spec: Spec, dump_uri: str, info: DumpInfo, operator: str) -> int:
     # One plan is active per workspace: a new plan replaces the previous plan's data.
-    for table in ("records", "quarantine", "identifiers", "samples", "reference", "conflicts", "files"):
+    for table in ("records", "quarantine", "identifiers", "samples", "reference", "conflicts", "files",
+                  "cases", "case_members"):
         conn.execute(f"DELETE FROM {table}")
     for name in (*RECORD_INDEXES, *IDENTIFIER_INDEXES):
         conn.execute(f"DROP INDEX IF EXISTS {name}")
@@ -378,6 +380,7 @@ def _classify(ws, spec, normalizer, info, progress, cancel) -> dict[str, Any]:
         # identifier never rewrites records.
         conn.execute(RECORD_INDEXES["records_ident"])
         _find_conflicts(conn)
+        materialize_cases(conn)
     return _summary(conn, info, progress)
 
 

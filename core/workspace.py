@@ -104,6 +104,17 @@ _MIGRATIONS: dict[int, str] = {
         ts TEXT NOT NULL
     );
     CREATE INDEX decisions_case ON decisions(case_id, id);
+    CREATE TABLE cases (                 -- derived from the plan when it completes
+        id TEXT PRIMARY KEY,             -- stable: a hash of what defines the case
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        candidates TEXT NOT NULL,        -- JSON list of candidate new ids
+        sort_key TEXT,                   -- conflicts: the shared sort key
+        ord INTEGER NOT NULL             -- display order within the plan
+    );
+    CREATE INDEX cases_kind ON cases(kind, ord);
+    CREATE TABLE case_members (case_id TEXT NOT NULL, ident INTEGER NOT NULL, PRIMARY KEY (case_id, ident));
+    CREATE INDEX case_members_ident ON case_members(ident);
     CREATE TABLE keymaps (
         version TEXT PRIMARY KEY,        -- content hash of the entries
         built_at TEXT NOT NULL,
