@@ -9,14 +9,18 @@ in an App-owned thread worker; a failed worker, whatever screen started it, ends
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
@@ -25,6 +29,8 @@ from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog, drive_plan
+from keyshift.core.decisions import latest_decision_id
+from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
 from keyshift.screens.widgets import WorkspaceChanged
 
 from .commands import KeyshiftCommands
@@ -33,6 +39,17 @@ from .context import Context
 __all__ = ["KeyshiftApp", "make_app"]
 
 log = logging.getLogger(__name__)
+
+#: How often the console looks for decisions recorded by another console or the CLI.
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class DecisionsPolled(Message, bubble=False):
+    """The newest decision id in the workspace (None: the poll failed, ``error`` says why)."""
+
+    mark: int | None
+    error: str = ""
 
 
 class KeyshiftApp(App[None]):
@@ -47,7 +64,7 @@ class KeyshiftApp(App[None]):
                 tooltip="Cancel running work (a plan, a query)"),
     ]
     #: Actions that change the workspace or AWS: greyed out in read-only (audit) mode.
-    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"plan"})
+    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"plan", "decide", "undo_decision", "bulk_resolve"})
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
@@ -56,6 +73,9 @@ class KeyshiftApp(App[None]):
         self.context = context
         self.page_size = page_size
         self._cancel_events: set[threading.Event] = set()
+        self._decisions_seen: int | None = None  # the newest decision id the screens reflect
+        self._poll_worker: Worker | None = None
+        self._poll_timer: Timer | None = None
         label = workspace_label if workspace_label is not None else str(context.workspace_path)
         self.sub_title = f"{label} · READ-ONLY" if context.read_only else label
 
@@ -66,6 +86,9 @@ class KeyshiftApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return OverviewScreen()
+
+    def on_mount(self) -> None:
+        self._poll_timer = self.set_interval(POLL_SECONDS, self._poll_decisions)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.MUTATING_ACTIONS and self.read_only:
@@ -89,6 +112,11 @@ class KeyshiftApp(App[None]):
             return
         self.push_screen(NormalizePreviewScreen(raw))
 
+    def action_open_queue(self) -> None:
+        """Open the resolution queue (readable in read-only mode; deciding is refused there)."""
+        if not isinstance(self.screen, ResolveQueueScreen):
+            self.push_screen(ResolveQueueScreen())
+
     def action_plan(self) -> None:
         """Open the plan dialog (refused in read-only mode by :meth:`check_action`)."""
         if self.read_only:
@@ -108,7 +136,8 @@ class KeyshiftApp(App[None]):
         A plan is stopped through its cancel event, never by cancelling its worker: the plan
         thread then ends cleanly (``PlanCancelled``) and the dialog always hears how it ended.
         """
-        running = [w for w in self.workers if not w.is_finished and (group is None or w.group == group)]
+        running = [w for w in self.workers if not w.is_finished and (group is None or w.group == group)
+                   and w.group != "decisions-poll"]  # the background poll is not the operator's work
         if group in (None, "plan"):
             for event in list(self._cancel_events):
                 event.set()
@@ -161,6 +190,49 @@ class KeyshiftApp(App[None]):
         """Tell every screen that the plan changed."""
         for screen in self.screen_stack:
             screen.post_message(WorkspaceChanged())
+
+    # -- decisions made elsewhere ----------------------------------------------------------------
+    def _poll_decisions(self) -> None:
+        """Every :data:`POLL_SECONDS`: read the newest decision id in a thread (one indexed query).
+
+        Only once a screen has opened the workspace (polling never creates one), and never two
+        polls at once.
+        """
+        workspace = vars(self.context).get("workspace")
+        if workspace is None or (self._poll_worker is not None and not self._poll_worker.is_finished):
+            return
+
+        def poll() -> None:
+            try:
+                mark: int | None = latest_decision_id(workspace)
+                error = ""
+            except (KeyshiftError, sqlite3.Error) as exc:
+                mark, error = None, getattr(exc, "message", str(exc))
+            self.post_message(DecisionsPolled(mark, error))
+
+        self._poll_worker = self.run_blocking(poll, group="decisions-poll", description="poll decisions")
+
+    @on(DecisionsPolled)
+    def _decisions_polled(self, message: DecisionsPolled) -> None:
+        if message.mark is None:
+            if self._poll_timer is not None:
+                self._poll_timer.stop()
+            log.warning("decision polling stopped: %s", message.error)
+            self.notify(f"stopped watching for other consoles' decisions: {message.error}",
+                        severity="warning", timeout=8)
+            return
+        previous, self._decisions_seen = self._decisions_seen, message.mark
+        if previous is not None and previous != message.mark:
+            self.decisions_changed()
+
+    def saw_decisions(self, mark: int) -> None:
+        """A screen now shows the decisions up to ``mark``: only a newer mark triggers a reload."""
+        self._decisions_seen = mark
+
+    def decisions_changed(self) -> None:
+        """Tell every screen that decisions changed (here or in another console)."""
+        for screen in self.screen_stack:
+            screen.post_message(DecisionsChanged())
 
     @on(Worker.StateChanged)
     def _worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -23,6 +23,8 @@ class KeyshiftCommands(Provider):
         yield "Dump browser", app.action_open_browser, "Page through planned records, filter, search"
         yield ("Normalization preview", partial(app.action_open_preview, None),
                "See what the rules do to any identifier")
+        yield ("Resolution queue", app.action_open_queue,
+               "Decide the cases the rules could not: ambiguous, orphaned, invalid, conflicts, suspicious")
         if app.check_action("plan", ()):
             yield "Plan a dump", app.action_plan, "Read a dump and classify every record"
 

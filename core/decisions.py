@@ -15,7 +15,8 @@ from .cases import Case, CaseError
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 from .workspace import Workspace, utcnow
 
-__all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments"]
+__all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments",
+           "latest_decision_id"]
 
 #: Which actions each case kind takes (``undo`` applies to every kind).
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -196,6 +197,15 @@ def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:
     if case.decision is None:
         raise CaseError(f"case {case.id} is open already: nothing to undo")
     return _record(ws, case, "undo", {"undoes": case.decision["decision_id"]}, reason, operator)
+
+
+def latest_decision_id(ws: Workspace) -> int:
+    """The newest decision's id (0: none yet): one indexed read, cheap enough to poll every second.
+
+    Decisions are append-only, so any new decision anywhere changes this number.
+    """
+    row = ws.connect().execute("SELECT max(id) FROM decisions").fetchone()
+    return int(row[0] or 0)
 
 
 def _record(ws: Workspace, case: Case, action: str, payload: dict[str, Any], reason: str,

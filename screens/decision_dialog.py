@@ -1,32 +1,47 @@
-"""Small modals of the resolution queue: one decision's reason and parameters.
+"""Small modals of the resolution queue: one decision's reason and parameters, and bulk decisions.
 
 :class:`DecisionDialog` asks what an action needs, and always a reason: the new id for ``same``
 and ``map`` (the case's candidates offered), one id per member for ``split``, which raw
 identifiers to drop for ``drop``, which raw's item survives for ``keep`` on a conflict. It only
 collects; the queue screen confirms what drops data and records the decision in a thread worker.
 Ids are typed with escapes accepted (``Acme\\u200b``), like everywhere else in the console.
+
+:class:`BulkDialog` chooses a kind, a condition and an action from ``core.bulk``, previews the count
+and a sample of the matching cases in a thread, asks for the shared reason and a confirmation, and
+applies in a thread worker with progress.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, RadioButton, RadioSet, SelectionList, Static
+from textual.widgets import (Button, Input, Label, OptionList, RadioButton, RadioSet, Select, SelectionList,
+                             Static)
 from textual.widgets.option_list import Option
 
+from keyshift.core.bulk import BULK_ACTIONS, CONDITIONS, BulkPreview, BulkResult, apply_bulk, preview_bulk
 from keyshift.core.cases import Case, Member
 from keyshift.core.escape import escape, unescape
 
-from .widgets import visible_text
+from .confirm import ConfirmScreen
+from .widgets import ProgressPanel, visible_text
 
-__all__ = ["ACTION_HELP", "ACTION_LABELS", "DecisionDialog", "DecisionRequest", "member_label"]
+if TYPE_CHECKING:
+    from keyshift.console.app import KeyshiftApp
+
+__all__ = ["ACTION_HELP", "ACTION_LABELS", "BulkDialog", "DecisionDialog", "DecisionRequest", "member_label"]
+
+#: How many matching cases a bulk preview shows.
+_SAMPLE = 5
 
 #: What each action is called on buttons and titles.
 ACTION_LABELS = {
@@ -59,7 +74,7 @@ class DecisionRequest:
     reason: str
     new_id: str | None = None
     mapping: dict[str, str] | None = None
-    raws: list[str] | None = field(default=None)
+    raws: list[str] | None = None
 
 
 def member_label(member: Member) -> Text:
@@ -102,13 +117,13 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         case, action = self.case, self.action
         members = case.members
         if action in ("same", "map"):
-            yield Label("New id")
-            first = case.candidates[0] if case.candidates else ""
-            yield Input(escape(first), placeholder="new id (escapes like \\u00e9 accepted)", id="new-id")
             if case.candidates:
                 yield Label("Candidates (Enter on one to use it)")
                 yield OptionList(*(Option(visible_text(c), id=str(i)) for i, c in enumerate(case.candidates)),
                                  id="candidates")
+            yield Label("New id")
+            first = case.candidates[0] if case.candidates else ""
+            yield Input(escape(first), placeholder="new id (escapes like \\u00e9 accepted)", id="new-id")
         elif action == "split":
             hint = ", ".join(escape(c) for c in case.candidates)
             for i, member in enumerate(members):
@@ -207,3 +222,239 @@ def _typed_id(value: str, what: str) -> str:
         return unescape(value)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
+
+
+# -- bulk ----------------------------------------------------------------------------------------
+@dataclass
+class BulkPreviewed(Message, bubble=False):
+    """A bulk preview, computed in a thread (``token``: which choice it answers)."""
+
+    token: int
+    preview: BulkPreview
+
+
+@dataclass
+class BulkProgressed(Message, bubble=False):
+    """How far a bulk apply is (replaceable: only the newest count matters)."""
+
+    done: int
+    total: int
+    rate: float
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, BulkProgressed)
+
+
+@dataclass
+class BulkFinished(Message, bubble=False):
+    """A bulk apply ended (``result`` None: it failed; the App's error modal says why)."""
+
+    result: BulkResult | None
+
+
+class BulkDialog(ModalScreen[bool]):
+    """Decide every matching open case at once: choose, preview, give a reason, confirm, apply.
+
+    Dismisses with True when decisions were recorded. While applying, Escape does nothing: the
+    decisions are recorded one by one and the audit log gets one summary entry at the end.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="bulk.close", tooltip="Close (not while applying)"),
+    ]
+
+    def __init__(self, kind: str | None = None) -> None:
+        """``kind``: the kind to start with (the queue's filter), when it can be decided in bulk."""
+        super().__init__()
+        self.kind = kind if kind in BULK_ACTIONS else next(iter(BULK_ACTIONS))
+        self.preview: BulkPreview | None = None
+        self.applying = False
+        self.applied = 0
+        self._token = 0
+
+    @property
+    def keyshift(self) -> KeyshiftApp:
+        return cast("KeyshiftApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="bulk-dialog", classes="dialog") as box:
+            box.border_title = "Bulk decision"
+            with Horizontal(id="bulk-choice"):
+                yield Select([(k, k) for k in BULK_ACTIONS], value=self.kind, allow_blank=False, id="bulk-kind")
+                yield Select([(c, c) for c in CONDITIONS], value="single-candidate", allow_blank=False,
+                             id="bulk-condition")
+                yield Select(self._action_options(self.kind), value=BULK_ACTIONS[self.kind][0],
+                             allow_blank=False, id="bulk-action")
+            yield Static("", id="bulk-condition-help")
+            yield Static("previewing…", id="bulk-preview")
+            yield Label("Shared reason (required: recorded on every decision)")
+            yield Input(placeholder="why these decisions", id="bulk-reason")
+            yield ProgressPanel("cases", id="bulk-progress")
+            yield Static("", id="bulk-outcome")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Apply", id="bulk-apply", variant="error", disabled=True)
+                yield Button("Close", id="bulk-close")
+
+    @staticmethod
+    def _action_options(kind: str) -> list[tuple[str, str]]:
+        return [(a, a) for a in BULK_ACTIONS[kind]]
+
+    def on_mount(self) -> None:
+        self.query_one("#bulk-progress").display = False
+        self.query_one("#bulk-kind", Select).focus()
+        self._preview()
+
+    # -- choosing and previewing ---------------------------------------------------------------
+    def choice(self) -> tuple[str, str, str]:
+        """(kind, condition, action) as chosen."""
+        return (str(self.query_one("#bulk-kind", Select).value),
+                str(self.query_one("#bulk-condition", Select).value),
+                str(self.query_one("#bulk-action", Select).value))
+
+    @on(Select.Changed, "#bulk-kind")
+    def _kind_changed(self, event: Select.Changed) -> None:
+        action = self.query_one("#bulk-action", Select)
+        kind = str(event.value)
+        if action.value not in BULK_ACTIONS[kind]:
+            with self.prevent(Select.Changed):
+                action.set_options(self._action_options(kind))
+                action.value = BULK_ACTIONS[kind][0]
+        self._preview()
+
+    @on(Select.Changed, "#bulk-condition")
+    @on(Select.Changed, "#bulk-action")
+    def _choice_changed(self) -> None:
+        self._preview()
+
+    def _preview(self) -> None:
+        """Preview the current choice in a thread; Apply waits for it."""
+        self._token += 1
+        token, context = self._token, self.keyshift.context
+        kind, condition, action = self.choice()
+        self.preview = None
+        self.query_one("#bulk-condition-help", Static).update(Text(CONDITIONS[condition][0], style="dim"))
+        self.query_one("#bulk-preview", Static).update(Text("previewing…", style="dim"))
+        self._validate()
+
+        def load() -> None:
+            preview = preview_bulk(context.workspace, kind=kind, condition=condition, action=action)
+            self.post_message(BulkPreviewed(token, preview))
+
+        self.keyshift.run_blocking(load, group="bulk-preview", description="preview a bulk decision")
+
+    @on(BulkPreviewed)
+    def _previewed(self, message: BulkPreviewed) -> None:
+        if message.token != self._token:
+            return
+        self.preview = message.preview
+        self.query_one("#bulk-preview", Static).update(_preview_text(message.preview))
+        self._validate()
+
+    @on(Input.Changed, "#bulk-reason")
+    def _validate(self) -> None:
+        ready = (not self.applying and self.preview is not None and self.preview.count > 0
+                 and bool(self.query_one("#bulk-reason", Input).value.strip()))
+        apply = self.query_one("#bulk-apply", Button)
+        apply.disabled = not ready
+        apply.label = f"Apply to {self.preview.count:,}" if self.preview is not None else "Apply"
+
+    # -- applying ------------------------------------------------------------------------------
+    @on(Input.Submitted, "#bulk-reason")
+    @on(Button.Pressed, "#bulk-apply")
+    def _apply(self) -> None:
+        preview, reason = self.preview, self.query_one("#bulk-reason", Input).value.strip()
+        if self.applying or preview is None or not preview.count or not reason:
+            return
+        items = sum(m.items for c in preview.cases for m in c.members)
+        drops = f" Their {items:,} item(s) are left out of the migration." if preview.action == "drop" else ""
+        question = ConfirmScreen(
+            f"{ACTION_LABELS.get(preview.action, preview.action)}: {preview.count:,} cases?",
+            f"Record {preview.action!r} on {preview.count:,} open {preview.kind} case(s) matching "
+            f"{preview.condition!r}, each with the reason {reason!r}.{drops} Each is an ordinary decision: "
+            "u in the queue undoes one.",
+            confirm_label=f"Apply to {preview.count:,}",
+        )
+        self.app.push_screen(question, lambda yes: self._run(preview, reason) if yes else None)
+
+    def _run(self, preview: BulkPreview, reason: str) -> None:
+        self._set_applying(True)
+        panel = self.query_one("#bulk-progress", ProgressPanel)
+        panel.display = True
+        panel.show(phase="applying", done=0, fraction=0.0, rate=0.0, eta=None)
+        context = self.keyshift.context
+
+        def work() -> None:
+            context.require_writable("resolve bulk")
+            started = time.monotonic()
+
+            def progress(done: int, total: int) -> None:
+                rate = done / max(time.monotonic() - started, 1e-6)
+                self.post_message(BulkProgressed(done, total, rate))
+
+            try:
+                result = apply_bulk(context.workspace, preview, reason=reason, operator=context.operator,
+                                    progress=progress)
+            except BaseException:
+                self.post_message(BulkFinished(None))
+                raise  # the App's error modal shows it
+            self.post_message(BulkFinished(result))
+
+        self.keyshift.run_blocking(work, group="bulk-apply", description="apply a bulk decision")
+
+    @on(BulkProgressed)
+    def _progressed(self, message: BulkProgressed) -> None:
+        remaining = message.total - message.done
+        self.query_one("#bulk-progress", ProgressPanel).show(
+            phase="applying", done=message.done, fraction=message.done / max(message.total, 1),
+            rate=message.rate, eta=remaining / message.rate if message.rate else None)
+
+    @on(BulkFinished)
+    def _finished(self, message: BulkFinished) -> None:
+        self._set_applying(False)
+        panel = self.query_one("#bulk-progress", ProgressPanel)
+        result = message.result
+        if result is None:
+            panel.finish("failed")
+            self.query_one("#bulk-outcome", Static).update(Text("failed: nothing more was applied", style="red"))
+        else:
+            panel.finish("complete")
+            panel.done = result.applied + len(result.refused)
+            self.applied += result.applied
+            outcome = Text(f"applied {result.applied:,}, refused {len(result.refused):,}",
+                           style="green" if not result.refused else "yellow")
+            for case_id, why in result.refused[:5]:
+                outcome.append(f"\n  {case_id}: {why}", style="")
+            if len(result.refused) > 5:
+                outcome.append(f"\n  … and {len(result.refused) - 5:,} more")
+            self.query_one("#bulk-outcome", Static).update(outcome)
+        self.keyshift.decisions_changed()  # even a failed apply may have recorded some
+        self._preview()  # what is still open
+
+    def _set_applying(self, applying: bool) -> None:
+        self.applying = applying
+        for selector in ("#bulk-kind", "#bulk-condition", "#bulk-action", "#bulk-reason", "#bulk-close"):
+            self.query_one(selector).disabled = applying
+        self._validate()
+
+    @on(Button.Pressed, "#bulk-close")
+    def action_close(self) -> None:
+        """Close, unless decisions are being applied."""
+        if self.applying:
+            self.notify("applying: wait for it to finish", severity="warning", timeout=2)
+            return
+        self.dismiss(self.applied > 0)
+
+
+def _preview_text(preview: BulkPreview) -> Text:
+    """The count and a sample of the matching cases, invisible characters marked."""
+    text = Text(f"{preview.count:,} open {preview.kind} case(s) match", style="bold")
+    if not preview.count:
+        return text.append("  (nothing to apply)", style="dim")
+    sample = preview.sample(_SAMPLE)
+    text.append(f"; the first {len(sample)}:" if preview.count > len(sample) else ":", style="bold")
+    for case in sample:
+        text.append(f"\n  {case.id}  ", style="dim")
+        text.append_text(Text(" | ", style="dim").join(visible_text(m.raw) for m in case.members))
+        if preview.action == "same" and case.candidates:
+            text.append(" → ").append_text(visible_text(case.candidates[0]))
+    return text

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.console import Group
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -15,9 +17,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from keyshift.core.cases import progress
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
 
+from .resolve_queue import DecisionsChanged
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
 if TYPE_CHECKING:
@@ -51,6 +55,7 @@ class OverviewLoaded(Message, bubble=False):
     plan: PlanRow | None
     counts: dict[str, dict[str, int]] | None
     error: str | None = None
+    resolved: tuple[int, int] | None = None  # (decided, cases) of a complete plan
 
 
 class OverviewScreen(Screen[None]):
@@ -61,6 +66,8 @@ class OverviewScreen(Screen[None]):
                 tooltip="Page through every planned record, filter by status, search identifiers"),
         Binding("n", "app.open_preview", "Normalization", id="overview.preview",
                 tooltip="Type or paste any identifier and see what the rules do to it"),
+        Binding("c", "app.open_queue", "Resolve", id="overview.resolve",
+                tooltip="Open the resolution queue: decide what the rules could not"),
         Binding("p", "app.plan", "Plan a dump", id="overview.plan",
                 tooltip="Read a dump and classify every record (changes the workspace)"),
         Binding("r", "reload", "Refresh", id="overview.refresh",
@@ -76,7 +83,7 @@ class OverviewScreen(Screen[None]):
         with Horizontal(id="overview"):
             with Vertical(id="steps-box") as steps:
                 steps.border_title = "Migration steps"
-                yield Static(self._steps(None), id="steps")
+                yield Static(self._steps(None, None), id="steps")
                 yield Static("", id="next-step")
             with VerticalScroll(id="plan-box") as box:
                 box.border_title = "Plan"
@@ -93,6 +100,7 @@ class OverviewScreen(Screen[None]):
             self.action_reload()
 
     @on(WorkspaceChanged)
+    @on(DecisionsChanged)
     def _workspace_changed(self) -> None:
         self.action_reload()
 
@@ -105,10 +113,11 @@ class OverviewScreen(Screen[None]):
                 ws = context.workspace
                 plan = latest_plan(ws)
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
+                resolved = progress(ws) if counts is not None else None
             except KeyshiftError as exc:
                 self.post_message(OverviewLoaded(None, None, exc.message))
                 raise  # the App shows it in the error modal
-            self.post_message(OverviewLoaded(plan, counts))
+            self.post_message(OverviewLoaded(plan, counts, resolved=resolved))
 
         self.keyshift.run_blocking(load, group="overview", description="read the plan")
 
@@ -116,7 +125,7 @@ class OverviewScreen(Screen[None]):
     def _loaded(self, message: OverviewLoaded) -> None:
         plan, counts = message.plan, message.counts
         self._failed = message.error is not None
-        self.query_one("#steps", Static).update(self._steps(plan))
+        self.query_one("#steps", Static).update(self._steps(plan, message.resolved))
         self.query_one("#next-step", Static).update(_next_step(plan, counts))
         state = self.query_one("#plan-state", Static)
         if plan is None:
@@ -132,15 +141,33 @@ class OverviewScreen(Screen[None]):
 
     # -- rendering ----------------------------------------------------------------------------
     @staticmethod
-    def _steps(plan: PlanRow | None) -> Table:
-        table = Table.grid(padding=(0, 1))
+    def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None) -> Group:
+        name_width = max(len(f"{number} {name}") for number, name in enumerate(STEPS, 1))
+
+        def grid() -> Table:  # fixed widths: the grids above and below the Resolve count line up
+            table = Table.grid(padding=(0, 1))
+            table.add_column(width=1)
+            table.add_column(width=name_width)
+            table.add_column()
+            return table
+
+        parts: list[Table | Text] = []
+        table = grid()
         for number, name in enumerate(STEPS, 1):
             mark, style, label = _NOT_STARTED
             if number == 1 and plan is not None:
                 mark, style, label = _PLAN_MARKS.get(plan.state, ("?", "red", plan.state))
+            if number == 2 and resolved is not None:
+                mark, style, label = _resolve_mark(*resolved)
             step = Text(f"{number} {name}", style="bold" if number == 1 else "")
+            if number == 2:  # a link: a click opens the queue, like the c key
+                step.stylize(Style(underline=True) + Style.on(click="app.open_queue"))
             table.add_row(Text(mark, style=style), step, Text(label, style=style))
-        return table
+            if number == 2 and resolved is not None and resolved[1]:
+                parts += [table, Text(f"  {resolved[0]:,} of {resolved[1]:,} decided", style="dim")]
+                table = grid()
+        parts.append(table)
+        return Group(*parts)
 
     @staticmethod
     def _plan_state(plan: PlanRow) -> Table:
@@ -203,6 +230,17 @@ class OverviewScreen(Screen[None]):
         for warning in warnings:
             grid.add_row("", visible_text(warning))
         return grid
+
+
+def _resolve_mark(decided: int, total: int) -> tuple[str, str, str]:
+    """The Resolve step's mark, style and label from its decided and total case counts."""
+    if total == 0:
+        return "✔", "green", "nothing to decide"
+    if decided == 0:
+        return _NOT_STARTED
+    if decided < total:
+        return "◐", "yellow", "in progress"
+    return "✔", "green", "complete"
 
 
 def _lines(summary: dict[str, Any]) -> Text:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ui_support import Fixture, plan_fixture, write_spec
+from ui_support import Fixture, copy_fixture, plan_fixture, write_spec
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -32,3 +32,9 @@ def fresh(tmp_path: Path) -> Fixture:
     """A directory with the spec and the dump but no plan yet (for the tests that plan)."""
     write_spec(tmp_path)
     return Fixture(tmp_path)
+
+
+@pytest.fixture
+def resolvable(planned: Fixture, tmp_path: Path) -> Fixture:
+    """A private copy of the planned workspace, for the tests that record decisions."""
+    return Fixture(copy_fixture(planned.path, tmp_path / "planned"))

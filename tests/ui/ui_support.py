@@ -158,3 +158,35 @@ def text_of(renderable: Any, width: int = 200) -> str:
     console.print(renderable)
     return console.export_text()
 
+
+
+# -- resolution queue ----------------------------------------------------------------------------
+PINNED_DECISION = "2024-05-01T09:30:00+00:00"
+
+
+def copy_fixture(source: Path, target: Path) -> Path:
+    """Copy a planned fixture directory (its workspace closed and checkpointed) to ``target``."""
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def pin_decision_times(workspace: Path, ts: str = PINNED_DECISION) -> None:
+    """Give every recorded decision the same timestamp (for snapshots)."""
+    ws = Workspace(workspace)
+    ws.connect().execute("UPDATE decisions SET ts = ?", (ts,))
+    ws.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ws.close()
+
+
+async def wait_until(pilot: Any, condition: Any, timeout: float = 5.0, step: float = 0.05) -> float:
+    """Pause until ``condition()`` is true; returns the seconds it took (AssertionError on timeout)."""
+    import time
+
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        await pilot.pause(step)
+    return time.monotonic() - start

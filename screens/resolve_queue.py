@@ -1,0 +1,481 @@
+"""The resolution queue: every case the rules could not decide, open ones first, decided by key.
+
+The list holds every case of the plan (a kind filter narrows it); the selected case's members are
+shown side by side with invisible characters marked, each change named, item counts, a sample
+item and the candidate ids. ``s x d m k a`` decide (each only where the case's kind takes it),
+``u`` reopens, ``b`` decides many open cases at once. Every decision asks for a reason in a small
+modal; decisions that drop data are confirmed first. Reads and writes run in App-owned thread
+workers; a refused decision (:class:`~keyshift.core.cases.CaseError`) reaches the error modal.
+
+Two consoles on one workspace see each other's decisions: the App polls the newest decision id
+(:func:`latest_decision_id`) and posts :class:`DecisionsChanged` to every screen when it moved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Select, Static
+from textual.worker import get_current_worker
+
+from keyshift.core.cases import KINDS, Case, get_case, list_cases
+from keyshift.core.decisions import ACTIONS, decide, latest_decision_id, undo
+from keyshift.core.escape import escape
+from keyshift.core.plan_queries import latest_plan
+
+from .confirm import ConfirmScreen
+from .decision_dialog import ACTION_LABELS, BulkDialog, DecisionDialog, DecisionRequest
+from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
+
+if TYPE_CHECKING:
+    from keyshift.console.app import KeyshiftApp
+
+__all__ = [
+    "ACTION_KEYS",
+    "DecisionRecorded",
+    "DecisionsChanged",
+    "QueueLoaded",
+    "ResolveQueueScreen",
+]
+
+_ALL = "all"
+#: The key of each decision action (``u`` undoes, ``b`` opens the bulk dialog).
+ACTION_KEYS = {"same": "s", "split": "x", "drop": "d", "map": "m", "keep": "k", "accept": "a"}
+_TOOLTIPS = {
+    "same": "Ambiguous: every raw form is one entity and gets one new id",
+    "split": "Ambiguous: the raw forms are different entities, one new id each",
+    "drop": "Leave raw identifiers and all their items out of the migration (asks to confirm)",
+    "map": "Orphaned, invalid or suspicious: give the identifier a new id",
+    "keep": "Orphaned: keep the canonical form as the new id; conflict: choose whose item survives",
+    "accept": "Suspicious: the identifier is genuine, migrate it as normalized",
+}
+_KIND_KEYS = dict(zip("012345", (_ALL, *KINDS)))
+_KIND_GROUP = Binding.Group("kind", compact=True)
+#: Members shown side by side per row of the member table (more members wrap to another row).
+_SIDE_BY_SIDE = 4
+#: (key, label, width) of the case list's columns.
+COLUMNS = (
+    ("status", "", 1),
+    ("kind", "kind", 10),
+    ("case", "case", 16),
+    ("members", "members", 40),
+    ("items", "items", 6),
+    ("decision", "decision", 26),
+)
+_KIND_STYLES = {"ambiguous": STATUS_STYLES["ambiguous"], "orphaned": STATUS_STYLES["orphaned"],
+                "invalid": STATUS_STYLES["invalid"], "conflict": "bold yellow", "suspicious": "yellow"}
+
+
+
+
+class DecisionsChanged(Message, bubble=False):
+    """Decisions were recorded (by this console or another one): screens showing them reload."""
+
+
+@dataclass
+class QueueLoaded(Message, bubble=False):
+    """Every case of the plan, read in a thread; ``mark`` is the newest decision id they reflect."""
+
+    token: int
+    cases: list[Case]
+    mark: int
+    planned: bool
+
+
+@dataclass
+class DecisionRecorded(Message, bubble=False):
+    """A decision of this console was recorded (``action`` is ``undo`` for a reopened case)."""
+
+    case_id: str
+    action: str
+    decision_id: int
+
+
+class ResolveQueueScreen(Screen[None]):
+    """Work through the open cases: select one, read its members, press the decision's key."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="queue.back", tooltip="Back to the previous screen"),
+        *(Binding(key, f"decide('{action}')", ACTION_LABELS[action].split()[0], id=f"queue.{action}",
+                  tooltip=_TOOLTIPS[action]) for action, key in ACTION_KEYS.items()),
+        Binding("u", "undo_decision", "Undo", id="queue.undo",
+                tooltip="Reopen the selected decided case (the decision stays in the history)"),
+        Binding("b", "bulk_resolve", "Bulk", id="queue.bulk",
+                tooltip="Decide every open case matching a condition at once (preview first)"),
+        *(Binding(key, f"kind('{kind}')", "kind", id=f"queue.kind-{kind}", group=_KIND_GROUP,
+                  tooltip=f"Show {'every kind of case' if kind == _ALL else kind + ' cases'}")
+          for key, kind in _KIND_KEYS.items()),
+    ]
+
+    #: At most this many rows in the table: rebuilding a DataTable of tens of thousands of rows
+    #: blocks the UI for seconds, and open cases come first anyway (filter by kind to see others).
+    row_limit: ClassVar[int] = 1000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases: list[Case] = []  # every case of the plan, as last loaded
+        self.shown: list[Case] = []  # the cases in the table (after the kind filter and row limit)
+        self.matching = 0  # how many cases the kind filter lets through (``shown`` may hold fewer)
+        self.planned = True
+        self.loaded = False
+        self._token = 0
+        self._next_index: int | None = None  # after our own decision: stay at this row (the next case)
+        self._binding_state: tuple[str, bool] | None = None  # what the enabled decision keys depend on
+
+    @property
+    def keyshift(self) -> KeyshiftApp:
+        return cast("KeyshiftApp", self.app)
+
+    @property
+    def current(self) -> Case | None:
+        """The highlighted case."""
+        row = self.query_one("#cases", DataTable).cursor_row
+        return self.shown[row] if 0 <= row < len(self.shown) else None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="queue-filters"):
+            yield Select([("all kinds", _ALL), *((k, k) for k in KINDS)], value=_ALL, allow_blank=False,
+                         id="kind-filter")
+            yield Static("reading the cases…", id="queue-progress")
+        table: DataTable[Any] = DataTable(id="cases", cursor_type="row", zebra_stripes=True)
+        for key, label, width in COLUMNS:
+            table.add_column(label, width=width, key=key)
+        yield table
+        with VerticalScroll(id="case-detail") as detail:
+            detail.border_title = "case"
+            yield Static("", id="case-head")
+            yield Static("", id="case-decision")
+            yield Static("", id="case-members")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#cases", DataTable).focus()
+        self.reload()
+
+    # -- loading -------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read every case (in a thread) and show them, keeping the selection."""
+        self._token += 1
+        token, context = self._token, self.keyshift.context
+
+        def load() -> None:
+            ws = context.workspace
+            mark = latest_decision_id(ws)  # read first: a decision after it moves the mark again
+            cases = list_cases(ws, samples=True)
+            planned = bool(cases) or latest_plan(ws) is not None
+            if not get_current_worker().is_cancelled:
+                self.post_message(QueueLoaded(token, cases, mark, planned))
+
+        self.keyshift.run_blocking(load, group="queue", description="read the cases")
+
+    @on(DecisionsChanged)
+    @on(WorkspaceChanged)
+    def _changed_elsewhere(self) -> None:
+        self.reload()
+
+    @on(QueueLoaded)
+    def _loaded(self, message: QueueLoaded) -> None:
+        if message.token != self._token:
+            return
+        self.keyshift.saw_decisions(message.mark)
+        self.cases, self.planned, self.loaded = message.cases, message.planned, True
+        self._fill()
+
+    def _fill(self) -> None:
+        """(Re)fill the table from :attr:`cases` and the kind filter."""
+        table = self.query_one("#cases", DataTable)
+        previous = self.current
+        index = self._next_index
+        self._next_index = None
+        kind = self.kind
+        matching = [c for c in self.cases if kind is None or c.kind == kind]
+        self.matching, self.shown = len(matching), matching[:self.row_limit]
+        table.clear()
+        table.add_rows(_cells(c) for c in self.shown)
+        if index is None and previous is not None:
+            index = next((i for i, c in enumerate(self.shown) if c.id == previous.id), None)
+        if self.shown:
+            table.move_cursor(row=min(index or 0, len(self.shown) - 1), scroll=True)
+        self.query_one("#queue-progress", Static).update(self._progress())
+        self._show(self.current)
+
+    @property
+    def kind(self) -> str | None:
+        value = self.query_one("#kind-filter", Select).value
+        return None if value in (_ALL, Select.NULL) else str(value)
+
+    # -- actions -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in ("decide", "undo_decision", "bulk_resolve"):
+            return True
+        if action in self.keyshift.MUTATING_ACTIONS and self.keyshift.read_only:
+            return None  # greyed out: audit mode changes nothing
+        if action == "bulk_resolve":
+            return True
+        case = self.current
+        if case is None:
+            return None
+        if action == "undo_decision":
+            return True if case.decision is not None else None
+        return True if parameters and parameters[0] in ACTIONS[case.kind] else None
+
+    def action_back(self) -> None:
+        self.keyshift.cancel_work("queue")
+        self.dismiss()
+
+    def action_kind(self, kind: str) -> None:
+        """Show one kind of case (``all`` for every kind)."""
+        self.query_one("#kind-filter", Select).value = kind
+
+    @on(Select.Changed, "#kind-filter")
+    def _kind_changed(self) -> None:
+        self._fill()
+
+    def action_decide(self, action: str) -> None:
+        """Ask for ``action``'s reason and parameters, confirm a drop, then record it."""
+        case = self.current
+        if case is None or self.check_action("decide", (action,)) is not True:
+            return
+        self.app.push_screen(DecisionDialog(case, action), partial(self._asked, case))
+
+    def action_undo_decision(self) -> None:
+        """Reopen the selected case, with a reason."""
+        case = self.current
+        if case is None or self.check_action("undo_decision", ()) is not True:
+            return
+        self.app.push_screen(DecisionDialog(case, "undo"), partial(self._asked, case))
+
+    def action_bulk_resolve(self) -> None:
+        """Decide many open cases at once (the dialog previews before anything is applied)."""
+        if self.check_action("bulk_resolve", ()) is not True:
+            return
+        self.app.push_screen(BulkDialog(self.kind))  # it tells every screen when it applied decisions
+
+    def _asked(self, case: Case, request: DecisionRequest | None) -> None:
+        if request is None:
+            return
+        if request.action != "drop":
+            self._record(case, request)
+            return
+        dropped = [m for m in case.members if m.raw in (request.raws or [])]
+        items = sum(m.items for m in dropped)
+        lines = "\n".join(f"  {escape(m.raw)}  ({m.items:,} items)" for m in dropped)
+        question = ConfirmScreen(
+            "Drop data?",
+            f"Leave {len(dropped)} raw identifier(s) and their {items:,} item(s) out of the migration:\n\n"
+            f"{lines}\n\nThey will not be in the new table. Undo (u) reopens the case.",
+            confirm_label="Drop",
+        )
+        self.app.push_screen(question, lambda yes: self._record(case, request) if yes else
+                             self.notify("nothing dropped", timeout=2))
+
+    def _record(self, case: Case, request: DecisionRequest) -> None:
+        """Record ``request`` in a thread; a refusal (CaseError) goes to the App's error modal."""
+        context, case_id = self.keyshift.context, case.id
+
+        def work() -> None:
+            context.require_writable(f"resolve {request.action}")
+            ws = context.workspace
+            fresh = get_case(ws, case_id)  # as it is now: another console may have decided it
+            if request.action == "undo":
+                decision = undo(ws, fresh, reason=request.reason, operator=context.operator)
+            else:
+                decision = decide(ws, fresh, request.action, reason=request.reason, operator=context.operator,
+                                  new_id=request.new_id, mapping=request.mapping, raws=request.raws)
+            self.post_message(DecisionRecorded(case_id, decision.action, decision.id))
+
+        # One group per case: deciding the next case quickly never supersedes this one.
+        self.keyshift.run_blocking(work, group=f"decide:{case_id}", description=f"{request.action} {case_id}")
+
+    @on(DecisionRecorded)
+    def _recorded(self, message: DecisionRecorded) -> None:
+        what = "reopened" if message.action == "undo" else f"{message.action} recorded"
+        self.notify(f"{message.case_id}: {what} (decision {message.decision_id})", timeout=3)
+        current = self.current
+        if current is not None and current.id == message.case_id and current.decision is None \
+                and message.action != "undo":  # an open case left the top: its row now holds the next one
+            self._next_index = self.query_one("#cases", DataTable).cursor_row
+        self.reload()
+
+    # -- selection -----------------------------------------------------------------------------
+    def select_case(self, case_id: str) -> bool:
+        """Move the cursor to ``case_id`` (False when it is not shown)."""
+        index = next((i for i, c in enumerate(self.shown) if c.id == case_id), None)
+        if index is None:
+            return False
+        self.query_one("#cases", DataTable).move_cursor(row=index, scroll=True)
+        self._show(self.shown[index])
+        return True
+
+    @on(DataTable.RowHighlighted, "#cases")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show(self.shown[event.cursor_row] if 0 <= event.cursor_row < len(self.shown) else None)
+
+    def _show(self, case: Case | None) -> None:
+        detail = self.query_one("#case-detail", VerticalScroll)
+        if case is None:
+            detail.border_title = "case"
+            empty = "no plan yet: plan a dump first (p on the overview)" if not self.planned else (
+                "no cases of this kind" if self.kind else "nothing to resolve: every identifier is decided")
+            self.query_one("#case-head", Static).update(Text(empty if self.loaded else "", style="dim"))
+            self.query_one("#case-members", Static).update("")
+            self.query_one("#case-decision", Static).update("")
+        else:
+            detail.border_title = f"{case.kind} · {case.id}"
+            self.query_one("#case-head", Static).update(_head(case))
+            self.query_one("#case-members", Static).update(_members(case))
+            self.query_one("#case-decision", Static).update(_decision(case))
+        state = None if case is None else (case.kind, case.decision is not None)
+        if state != self._binding_state:  # the footer redraws every key: only when they change
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def _progress(self) -> Text:
+        decided = sum(c.decision is not None for c in self.cases)
+        text = Text(f"{decided} of {len(self.cases)} decided", style="bold")
+        text.append(f"   {len(self.cases) - decided} open", style="yellow" if decided < len(self.cases) else "")
+        kind = self.kind
+        if kind is not None:
+            mine = [c for c in self.cases if c.kind == kind]
+            decided_here = sum(c.decision is not None for c in mine)
+            text.append(f"   {kind}: {decided_here} of {len(mine)} decided", style="dim")
+        if self.matching > len(self.shown):
+            text.append(f"   showing the first {len(self.shown):,} of {self.matching:,}", style="yellow")
+        return text
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def _cells(case: Case) -> tuple[Any, ...]:
+    members = Text(" | ", style="dim").join(visible_text(m.raw) for m in case.members)
+    members.no_wrap, members.overflow = True, "ellipsis"
+    d = case.decision
+    decision = Text(f"{d['action']} · {d['operator']}", no_wrap=True, overflow="ellipsis") if d else Text("")
+    return (
+        Text("✔", style="green") if d else Text("●", style="yellow"),
+        Text(case.kind, style=_KIND_STYLES.get(case.kind, "")),
+        Text(case.id),
+        members,
+        Text(f"{sum(m.items for m in case.members):,}", justify="right"),
+        decision,
+    )
+
+
+def _head(case: Case) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", width=10)
+    grid.add_column()
+    grid.add_row("case", Text(f"{case.title}"))
+    if case.sort_key is not None:
+        grid.add_row("sort key", Text(case.sort_key))
+    candidates = Text(", ").join(visible_text(c) for c in case.candidates) if case.candidates else Text(
+        "none: a new id must be typed", style="dim")
+    grid.add_row("candidates", candidates)
+    keys = Text(" · ").join(Text(f"{ACTION_KEYS[a]} {a}") for a in ACTIONS[case.kind])
+    grid.add_row("decide", keys.append("  (u undo)", style="dim"))
+    return grid
+
+
+def _members(case: Case) -> Group:
+    """The members side by side: one column each, at most :data:`_SIDE_BY_SIDE` per table."""
+    tables = []
+    for start in range(0, len(case.members), _SIDE_BY_SIDE):
+        chunk = case.members[start:start + _SIDE_BY_SIDE]
+        table = Table(expand=True, show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("", style="bold", width=10, no_wrap=True)
+        for number, member in enumerate(chunk, start + 1):
+            table.add_column(f"member {number}", ratio=1, overflow="fold")
+        rows: list[tuple[str, list[Any]]] = [
+            ("raw", [visible_text(m.raw) for m in chunk]),
+            ("escaped", [Text(m.escaped, overflow="fold") for m in chunk]),
+            ("canonical", [visible_text(m.canonical) for m in chunk]),
+            ("items", [Text(f"{m.items:,}") for m in chunk]),
+            ("changes", [_changes(m.changes) for m in chunk]),
+            ("suspicious", [_flags(m.suspicious) for m in chunk]),
+            ("ref ids", [Text(", ").join(visible_text(r) for r in m.ref_ids) if m.ref_ids else Text("—", style="dim")
+                         for m in chunk]),
+            ("sample", [_sample(m.sample) for m in chunk]),
+        ]
+        for label, cells in rows:
+            table.add_row(label, *cells)
+        tables.append(table)
+    return Group(*tables)
+
+
+def _changes(changes: list[dict[str, Any]]) -> Text:
+    if not changes:
+        return Text("none", style="dim")
+    return Text("\n").join(Text(f"• {c.get('description', '')}") for c in changes)
+
+
+def _flags(flags: list[str]) -> Text:
+    if not flags:
+        return Text("none", style="dim")
+    text = Text("\n").join(visible_text(f"⚠ {f}", edge_spaces=False) for f in flags)
+    text.no_wrap, text.overflow = False, "fold"
+    text.stylize("yellow")
+    return text
+
+
+def _sample(item: dict[str, Any] | None) -> Text:
+    if item is None:
+        return Text("—", style="dim")
+    text = visible_text(json.dumps(item, ensure_ascii=False, sort_keys=True), edge_spaces=False)
+    text.no_wrap, text.overflow = False, "fold"
+    return text
+
+
+def _decision(case: Case) -> Table | Text:
+    d = case.decision
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", width=10)
+    grid.add_column()
+    if d is None:
+        grid.add_row("status", Text("open: no decision yet", style="yellow"))
+    else:
+        grid.add_row("status", Text("decided", style="green"))
+        grid.add_row("decision", _describe(d))
+        grid.add_row("by", visible_text(d["operator"]))
+        grid.add_row("when", Text(d["ts"]))
+        grid.add_row("why", visible_text(d["reason"], edge_spaces=False))
+    if len(case.history) > 1:  # one entry is the decision shown above
+        history = Text()
+        for i, entry in enumerate(case.history):
+            if i:
+                history.append("\n")
+            history.append(f"#{entry['decision_id']} {entry['ts']}  ", style="dim")
+            history.append_text(_describe(entry))
+            history.append(f"  by {entry['operator']}: ", style="dim")
+            history.append_text(visible_text(entry["reason"], edge_spaces=False))
+        grid.add_row("history", history)
+    return grid
+
+
+def _describe(decision: dict[str, Any]) -> Text:
+    """``same → ACME-1``, ``drop Acme⟨ZWSP⟩``…: a decision and its payload, markers shown."""
+    action, payload = decision["action"], decision.get("payload") or {}
+    text = Text(action, style="bold")
+    if "id" in payload:
+        text.append(" → ").append_text(visible_text(payload["id"]))
+    elif "map" in payload:
+        for raw, new_id in payload["map"].items():
+            text.append("  ").append_text(visible_text(raw)).append(" → ").append_text(visible_text(new_id))
+    elif "raws" in payload:
+        text.append(" ").append_text(Text(", ").join(visible_text(r) for r in payload["raws"]))
+    elif "raw" in payload:
+        text.append(" ").append_text(visible_text(payload["raw"])).append(" survives")
+    elif "undoes" in payload:
+        text.append(f" of decision {payload['undoes']}")
+    return text
