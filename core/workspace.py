@@ -243,6 +243,11 @@ class Workspace:
                 for statement in _MIGRATIONS[step].split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if step == 2:
+                    # A plan made before cases were stored: derive its cases now.
+                    from .cases import materialize_cases
+
+                    materialize_cases(conn)
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(step),)
                 )

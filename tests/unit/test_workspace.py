@@ -59,3 +59,25 @@ def test_transaction_rolls_back_on_error(tmp_path):
             conn.execute("INSERT INTO audit(ts, operator, action) VALUES ('t', 'a', 'b')")
             raise RuntimeError("boom")
     assert ws.audit_log() == []
+
+
+def test_version_1_workspace_gets_its_cases_on_upgrade(tmp_path):
+    import orjson
+
+    from keyshift.core.cases import list_cases
+    from keyshift.core.plan import plan_to_completion
+    from keyshift.core.spec import parse_spec
+
+    dump = tmp_path / "d.json"
+    dump.write_bytes(b"\n".join(orjson.dumps({"pk": {"S": s}}) for s in ["Acme", "Acme\u200b"]))
+    ws = Workspace(tmp_path / "ws")
+    plan_to_completion(ws, parse_spec('[source]\ntable="a"\npartition_key="pk"\n[target]\ntable="b"\n'), str(dump))
+    conn = ws.connect()
+    # Make it look like a version-1 workspace: no decision/case tables.
+    for table in ("decisions", "keymaps", "case_members", "cases"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    ws.close()
+    upgraded = Workspace(tmp_path / "ws")
+    assert upgraded.schema_version() == SCHEMA_VERSION
+    assert sorted(c.kind for c in list_cases(upgraded)) == ["ambiguous", "conflict"]  # no sort key: one new key
