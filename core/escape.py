@@ -73,11 +73,32 @@ def escape(s: str) -> str:
 
     Printable ASCII and visible non-ASCII characters stay as they are; a backslash becomes
     ``\\\\``; every invisible character becomes ``\\uXXXX`` (``\\UXXXXXXXX`` beyond the BMP), e.g.
-    NBSP → ``\\u00a0``. U+0020 stays a plain space.
+    NBSP → ``\\u00a0``. U+0020 stays a plain space, except where a reader cannot see it: at
+    either end and after another space, it becomes ``\\u0020`` (``"Acme Corp\\u0020"``).
     """
-    if s.isascii() and s.isprintable() and "\\" not in s:
+    if s.isascii() and s.isprintable() and "\\" not in s and not _odd_spaces(s):
         return s
-    return _render(s, _escape_one)
+    return _spell_spaces(_render(s, _escape_one))
+
+
+def _odd_spaces(s: str) -> bool:
+    return s.startswith(" ") or s.endswith(" ") or "  " in s
+
+
+def _spell_spaces(text: str) -> str:
+    """Spell out the spaces nobody can count: leading, trailing, and each after another space."""
+    if not _odd_spaces(text):
+        return text
+    n = len(text)
+    lead = n - len(text.lstrip(" "))
+    trail = n - len(text.rstrip(" "))
+    out = []
+    for i, ch in enumerate(text):
+        if ch == " " and (i < lead or i >= n - trail or text[i - 1] == " "):
+            out.append("\\u0020")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def unescape(s: str) -> str:
