@@ -136,3 +136,13 @@ def test_every_decision_kind_through_the_cli(planned):
     decided = [c for c in _cases(planned) if c["status"] == "decided"]
     assert len(decided) == 8
     assert all(c["decision"]["operator"] for c in decided)
+
+
+def test_keymap_artifact_goes_to_s3(planned):
+    planned.s3.create_bucket(Bucket="keymaps")
+    doc = planned.run("keymap", "build", "--allow-unresolved", "--out", "s3://keymaps/orders/keymap.json",
+                      "--json").json()
+    body = planned.s3.get_object(Bucket="keymaps", Key="orders/keymap.json")["Body"].read()
+    artifact = json.loads(body)
+    assert artifact["version"] == doc["version"]
+    assert artifact["unresolved"] and all(v.startswith("open ") for v in artifact["unresolved"].values())
