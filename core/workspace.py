@@ -22,10 +22,11 @@ from .errors import WorkspaceError
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
 
 DB_NAME = "keyshift.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
-# conflicts and the audit log. Version 2: operators' decisions. Later versions append to
+# conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
+# (restore, verify, import) with checkpoints and offenders. Later versions append to
 # _MIGRATIONS; never edit an old step.
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -122,6 +123,35 @@ _MIGRATIONS: dict[int, str] = {
         location TEXT,                   -- where the artifact was written, if anywhere
         summary TEXT NOT NULL            -- JSON counts
     );
+    """,
+    3: """
+    CREATE TABLE runs (                  -- restore, verify and import runs, resumable
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,              -- restore | verify | import
+        state TEXT NOT NULL,             -- running | paused | complete | failed | cancelled
+        operator TEXT NOT NULL,
+        keymap TEXT,                     -- keymap version used
+        params TEXT NOT NULL DEFAULT '{}',
+        summary TEXT,                    -- JSON: the command's --json document
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_kind ON runs(kind, id);
+    CREATE TABLE checkpoints (           -- how far one unit of a run got (a file, a scan segment)
+        run_id INTEGER NOT NULL,
+        unit TEXT NOT NULL,
+        position TEXT NOT NULL DEFAULT 'null',  -- JSON: lines done, LastEvaluatedKey…
+        done INTEGER NOT NULL DEFAULT 0,
+        counters TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (run_id, unit)
+    );
+    CREATE TABLE offenders (             -- verify: the keys of the first differences found
+        run_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,              -- missing | extra | different
+        key TEXT NOT NULL,               -- JSON wire-format key
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX offenders_run ON offenders(run_id, kind);
     """,
 }
 
