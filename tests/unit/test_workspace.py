@@ -74,7 +74,7 @@ def test_version_1_workspace_gets_its_cases_on_upgrade(tmp_path):
     plan_to_completion(ws, parse_spec('[source]\ntable="a"\npartition_key="pk"\n[target]\ntable="b"\n'), str(dump))
     conn = ws.connect()
     # Make it look like a version-1 workspace: no decision/case tables.
-    for table in ("decisions", "keymaps", "case_members", "cases"):
+    for table in ("decisions", "keymaps", "case_members", "cases", "runs", "checkpoints", "offenders"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     ws.close()
