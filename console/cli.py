@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +395,117 @@ def keymap_build(obj: Context, out_path: str | None, allow_unresolved: bool, as_
         out.print(f"[yellow]skipped (open case):[/] {cid}")
 
 
+# -- restore -------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--create-table", is_flag=True, help="Create the target table (on-demand, with a stream).")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=1), default=None, help="Items per second at most.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted restore from its checkpoint.")
+@click.option("--allow-non-empty", is_flag=True, help="Restore into a table that already holds items.")
+@click.option("--allow-unresolved", is_flag=True, help="Skip the items of open cases (listed).")
+@click.option("--deadline", "deadline_s", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds a batch may keep retrying unprocessed items before the run stops.")
+@click.option("--via-import", "via_import", default=None, metavar="s3://bucket/prefix",
+              help="Write gzipped DynamoDB JSON there and create the table with ImportTable.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def restore(obj: Context, create_table: bool, workers: int, rate: float | None, resume: bool,
+            allow_non_empty: bool, allow_unresolved: bool, deadline_s: float, via_import: str | None,
+            as_json: bool) -> None:
+    """Write transform(dump) into the new table: batched, parallel, throttled, resumable."""
+    from keyshift.core.keymap import build_keymap
+    from keyshift.core.plan_queries import latest_plan
+    from keyshift.core.restore import run_restore
+    from keyshift.core.tables import create_target_table, is_empty, source_key_schema, table_exists, target_key_schema
+
+    obj.require_writable("restore")
+    ws, spec = obj.workspace, obj.spec
+    plan_row = latest_plan(ws)
+    if plan_row is None or plan_row.state != "complete":
+        raise KeyshiftError("no complete plan in this workspace: run `keyshift plan` first")
+    build = build_keymap(ws, allow_unresolved=allow_unresolved)
+    ddb = obj.aws.client("dynamodb")
+    s3 = obj.s3() if plan_row.dump_uri.startswith("s3://") or (via_import or "").startswith("s3://") else None
+    if via_import:
+        from keyshift.core.import_table import import_via_s3
+
+        sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
+        result = import_via_s3(ws, spec, build.keymap, dump_uri=plan_row.dump_uri, fmt=plan_row.format or "auto",
+                               s3=s3, ddb=ddb, prefix_uri=via_import, sort_key_type=sk_type)
+        doc = {**asdict(result), "written": result.items_written, "retries": 0,
+               "skipped_cases": build.open_cases}
+        if as_json:
+            _emit_json(doc)
+            return
+        out.print(f"ImportTable {result.status}: {result.items_written:,} items written to {markup_escape(via_import)},"
+                  f" {result.imported} imported, {result.errored} errored; keymap {result.keymap}")
+        return
+    if create_table:
+        sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
+        create_target_table(ddb, spec, target_key_schema(spec, sk_type))
+    elif not table_exists(ddb, spec.target.table):
+        raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
+    elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):
+        raise KeyshiftError(f"target table {spec.target.table!r} is not empty (pass --allow-non-empty or --resume)")
+    total = (plan_row.summary or {}).get("lines")
+    gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, dump_uri=plan_row.dump_uri,
+                      fmt=plan_row.format or "auto", operator=obj.operator, workers=workers, rate=rate,
+                      resume=resume, deadline_s=deadline_s, total_lines=total)
+    summary = _drive_restore(gen, not as_json and err.is_terminal)
+    summary["skipped_cases"] = build.open_cases
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(f"restored {summary['written']:,} items into {spec.target.table} with keymap {summary['keymap']}"
+              f" in {summary['seconds']} s: {summary['skipped']:,} skipped, {summary['dropped_by_decision']:,}"
+              f" dropped by decision, {summary['retries']:,} retries, {summary['throttles']:,} throttles")
+
+
+def _drive_restore(gen: Any, show: bool) -> dict[str, Any]:
+    """Run a restore generator to its summary, with a status line on a terminal."""
+    summary: dict[str, Any] | None = None
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            summary = stop.value
+            break
+        if show:
+            eta = f"{p.eta:,.0f} s" if p.eta is not None else "?"
+            state = "PAUSED " if p.paused else ""
+            err.print(f"\r{state}{p.lines:,}/{p.total_lines or '?'} lines  {p.written:,} written  "
+                      f"{p.rate:,.0f}/s  retries {p.retries:,}  throttles {p.throttles:,}  "
+                      f"workers {p.workers}  ETA {eta}   ", end="")
+    if show:
+        err.print()
+    assert summary is not None
+    return summary
+
+
+@cli.command("restore-control")
+@click.option("--pause", "action", flag_value="pause", help="Pause a running restore.")
+@click.option("--resume", "action", flag_value="resume", help="Resume a paused restore.")
+@click.option("--rate", type=click.FloatRange(min=0), default=None, help="Items per second at most (0: no limit).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None)
+@click.pass_obj
+def restore_control(obj: Context, action: str | None, rate: float | None, workers: int | None) -> None:
+    """Steer a running restore (it polls this workspace's control file every second)."""
+    from keyshift.core.restore import RestoreControl, read_control, write_control
+
+    obj.require_writable("restore-control")
+    current = read_control(obj.workspace) or RestoreControl()
+    if action is not None:
+        current.paused = action == "pause"
+    if rate is not None:
+        current.rate = rate or None
+    if workers is not None:
+        current.workers = workers
+    path = write_control(obj.workspace, current)
+    obj.workspace.audit(obj.operator, "restore.control", {"paused": current.paused, "rate": current.rate,
+                                                           "workers": current.workers})
+    out.print(f"{markup_escape(str(path))}: paused={current.paused} rate={current.rate} workers={current.workers}")
+
+
 # -- audit ---------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -435,6 +547,10 @@ def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Pa
     from .demo import run_demo
 
     run_demo(obj, n_records=n_records, open_console=not no_console, port=port, demo_dir=demo_dir)
+
+
+from .cli_verify import verify  # noqa: E402
+cli.add_command(verify)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,107 @@
+"""``keyshift verify``: diff the new table against transform(old table), item by item.
+
+Exit 0 when they are equal, 1 when they are not, 2 on unusable input (a KeyshiftError). Registered
+in :mod:`keyshift.console.cli` with ``cli.add_command(verify)``. This module does not import
+``cli`` (which imports it), so it has its own consoles and JSON printer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape as markup_escape
+
+from .context import Context
+
+__all__ = ["verify"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=True, default=str))
+
+
+def _key_text(key: Any) -> str:
+    # ensure_ascii: invisible characters in keys are printed escaped, never raw.
+    return markup_escape(json.dumps(key, ensure_ascii=True, sort_keys=True))
+
+
+@click.command()
+@click.option("--segments", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Parallel scan segments (threads) per table.")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Check only this many old items and their new items (no extra-item pass).")
+@click.option("--resume", is_flag=True, help="Continue the last interrupted verify run.")
+@click.option("--page-size", type=click.IntRange(1, 10_000), default=1000, hidden=True,
+              help="Items per Scan page (one checkpoint each).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_size: int,
+           as_json: bool) -> None:
+    """Compare the new table with transform(old table) through the keymap; exit 1 on differences."""
+    from keyshift.core.verify import VerifyCancelled, run_verify
+
+    obj.require_writable("verify")
+    cancel = threading.Event()
+    gen = run_verify(obj.workspace, obj.spec, obj.aws.client("dynamodb"), segments=segments,
+                     sample=sample, resume=resume, operator=obj.operator, page_size=page_size,
+                     cancel=cancel)
+    try:
+        result = _drive(gen, show=not as_json and err.is_terminal)
+    except VerifyCancelled as exc:
+        err.print(f"verify run {exc.run_id} cancelled; `keyshift verify --resume` continues it")
+        sys.exit(130)
+    s = result.summary
+    if as_json:
+        _emit_json(s)
+    else:
+        _print_report(s)
+    if not result.equal:
+        sys.exit(1)
+
+
+def _drive(gen: Any, show: bool) -> Any:
+    if not show:
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("verifying", total=None, detail="")
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            bar.update(task, description=f"scanning {p.phase}", total=p.total, completed=p.done,
+                       detail=f"{p.done:,} items  {p.rate:,.0f}/s  missing {p.missing}  extra {p.extra}"
+                              f"  different {p.different}")
+
+
+def _print_report(s: dict[str, Any]) -> None:
+    verdict = "[green]equal[/]" if s["equal"] else "[bold red]NOT equal[/]"
+    scope = f"sample of {s['sample']:,}" if s["sample"] else "full"
+    out.print(f"verify run {s['run_id']} ({scope}, keymap {s['keymap']}, {s['segments']} segments,"
+              f" {s['seconds']:.1f} s): {verdict}")
+    skipped = sum(s["skipped"].values())
+    out.print(f"  compared {s['compared']:,}  missing {s['missing']:,}  extra "
+              + (f"{s['extra']:,}" if s["extra_checked"] else "not checked (sample)")
+              + f"  different {s['different']:,}  not expected (skipped) {skipped:,}")
+    off = s["offenders"]
+    for key in off["missing"]:
+        out.print(f"  [red]missing[/]   {_key_text(key)}")
+    for key in off["extra"]:
+        out.print(f"  [red]extra[/]     {_key_text(key)}")
+    for d in off["different"]:
+        out.print(f"  [red]different[/] {_key_text(d['key'])}: {markup_escape(', '.join(d['attributes']))}")

@@ -1,0 +1,651 @@
+"""Verify: an item-level diff of the new table against transform(old table), through the keymap.
+
+Two passes, each a parallel scan (``Segment``/``TotalSegments``) of one table, reading both tables
+and nothing of restore's bookkeeping:
+
+1. **source**: every old item goes through :func:`~keyshift.core.transform.transform`; a ``Put``
+   is an expected new item, fetched from the new table (``BatchGetItem``, consistent). Absent is
+   *missing*, not equal is *different* (with the attribute names that differ).
+2. **target**: every new item must be the transform of an old item: its old key is recovered (the
+   legacy attribute and/or the keymap's reverse index), the old item fetched (consistent) and
+   transformed. When no old item yields this key, the item is *extra*. Items whose identifier is
+   dropped or unresolved in the keymap are thus expected to be absent.
+
+Nothing is reported before a second look: a suspect is re-read with consistent ``GetItem`` on both
+tables (a write may have landed between the scans) and recomputed. Items stay in wire format;
+sets compare as sets, everything else as stored (numbers are their strings).
+
+A run is recorded in ``runs`` (kind ``verify``), each scan segment's ``LastEvaluatedKey`` and
+counters in ``checkpoints`` (committed together with the page's offenders), so ``resume=True``
+continues an interrupted run with the same totals. The first :data:`MAX_OFFENDERS` keys of each
+kind go to ``offenders``; the ``verify --json`` document is kept in ``runs.summary``
+(:func:`latest_verify`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import KeyshiftError
+from .tables import TableError, describe
+from .transform import Keymap, KeyNames, Put, transform
+from .workspace import Workspace, utcnow
+
+__all__ = ["VerifyError", "VerifyCancelled", "VerifyProgress", "VerifyResult", "MAX_OFFENDERS",
+           "run_verify", "verify_to_completion", "latest_verify", "diff_attributes", "same_value"]
+
+#: Offender keys kept per kind (missing, extra, different).
+MAX_OFFENDERS = 20
+#: Keys per BatchGetItem request (DynamoDB's limit).
+BATCH_GET = 100
+#: Items per Scan page (a page is one checkpoint).
+PAGE_SIZE = 1000
+#: How long UnprocessedKeys are retried before giving up.
+RETRY_DEADLINE = 300.0
+
+_SETS = ("SS", "NS", "BS")
+
+
+class VerifyError(KeyshiftError):
+    """Verification cannot run (no such table, wrong key schema, nothing to resume, AWS failure)."""
+
+    title = "Verify failed"
+
+
+class VerifyCancelled(Exception):
+    """The run was cancelled; the workspace holds it in state ``cancelled`` (``resume=True`` continues)."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"verify run {run_id} cancelled")
+        self.run_id = run_id
+
+
+@dataclass
+class VerifyProgress:
+    """Where a running verify is. ``phase`` is ``source`` or ``target``; ``done`` counts items
+    scanned in that phase (resumed runs included); ``total`` is DescribeTable's approximate
+    ItemCount (or the sample size)."""
+
+    phase: str
+    done: int = 0
+    total: int | None = None
+    elapsed: float = 0.0
+    segments: dict[int, int] = field(default_factory=dict)
+    missing: int = 0
+    extra: int = 0
+    different: int = 0
+    _scanned_now: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Items per second in this invocation."""
+        return self._scanned_now / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left in this phase (approximate: ItemCount is)."""
+        if not self.total or self.rate <= 0:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+
+@dataclass
+class VerifyResult:
+    """The finished run: its id and the ``verify --json`` document."""
+
+    run_id: int
+    summary: dict[str, Any]
+
+    @property
+    def equal(self) -> bool:
+        return bool(self.summary["equal"])
+
+
+# -- wire-format helpers -----------------------------------------------------------------------
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two wire-format values are equal: as stored, except that sets are unordered."""
+    if a == b:
+        return True
+    if type(a) is not dict or type(b) is not dict or len(a) != 1 or len(b) != 1:
+        return False
+    (ta, va), (tb, vb) = next(iter(a.items())), next(iter(b.items()))
+    if ta != tb:
+        return False
+    if ta in _SETS:
+        return len(va) == len(vb) and set(va) == set(vb)
+    if ta == "M":
+        return va.keys() == vb.keys() and all(same_value(va[k], vb[k]) for k in va)
+    if ta == "L":
+        return len(va) == len(vb) and all(same_value(x, y) for x, y in zip(va, vb))
+    return False
+
+
+def diff_attributes(expected: dict, actual: dict) -> list[str]:
+    """Sorted names of the top-level attributes that differ (present in one only, or unequal)."""
+    if expected == actual:
+        return []
+    return sorted(k for k in expected.keys() | actual.keys()
+                  if k not in expected or k not in actual or not same_value(expected[k], actual[k]))
+
+
+def _b64(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+def _key_json(key: dict) -> str:
+    """Canonical text of a wire key (binary in base64): equal keys give equal text."""
+    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS, default=_b64).decode()
+
+
+def _load_key(text: str | None) -> dict | None:
+    """A wire key from :func:`_key_json` (``B`` values back to bytes)."""
+    if not text:
+        return None
+    key = json.loads(text)
+    if key is None:
+        return None
+    return {k: ({"B": base64.b64decode(v["B"])} if "B" in v else v) for k, v in key.items()}
+
+
+def _public_key(key: dict) -> Any:
+    """A key for JSON output (binary as base64)."""
+    return json.loads(_key_json(key))
+
+
+# -- the diff ----------------------------------------------------------------------------------
+@dataclass
+class _Tables:
+    """Both tables, their key names, the keymap: what one page check needs."""
+
+    ddb: Any
+    source: str
+    target: str
+    names: KeyNames
+    keymap: Keymap
+
+    def source_key(self, item: dict) -> dict:
+        key = {self.names.source_pk: item[self.names.source_pk]}
+        if self.names.source_sk:
+            key[self.names.source_sk] = item[self.names.source_sk]
+        return key
+
+    def target_key(self, item: dict) -> dict:
+        key = {self.names.target_pk: item[self.names.target_pk]}
+        if self.names.source_sk:
+            key[self.names.source_sk] = item[self.names.source_sk]
+        return key
+
+    def get(self, table: str, key: dict) -> dict | None:
+        return self.ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+
+    def batch_get(self, table: str, keys: list[dict], key_of: Callable[[dict], dict]) -> dict[str, dict]:
+        """Consistent BatchGetItem of ``keys`` (deduplicated); key text -> item for those found."""
+        unique = list({_key_json(k): k for k in keys}.values())
+        found: dict[str, dict] = {}
+        for start in range(0, len(unique), BATCH_GET):
+            request = {table: {"Keys": unique[start:start + BATCH_GET], "ConsistentRead": True}}
+            deadline = time.monotonic() + RETRY_DEADLINE
+            attempt = 0
+            while request:
+                resp = self.ddb.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(table, []):
+                    found[_key_json(key_of(item))] = item
+                request = resp.get("UnprocessedKeys") or {}
+                if request:
+                    if time.monotonic() > deadline:
+                        raise VerifyError(f"BatchGetItem on {table!r} kept returning UnprocessedKeys for"
+                                          f" {RETRY_DEADLINE:.0f} s; try again later or with fewer --segments")
+                    attempt += 1
+                    time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
+        return found
+
+    def expected_from(self, source_item: dict | None) -> Put | None:
+        """The transform of an old item when it is a Put, else None."""
+        if source_item is None:
+            return None
+        out = transform(source_item, self.keymap, self.names)
+        return out if type(out) is Put else None
+
+    def candidates(self, target_item: dict) -> list[dict]:
+        """Old keys that could produce ``target_item``: the legacy attribute's raw identifier and
+        every raw the keymap maps to its new id."""
+        names = self.names
+        raws: list[str] = []
+        if names.legacy is not None:
+            value = target_item.get(names.legacy)
+            if type(value) is dict and type(value.get("S")) is str:
+                raws.append(value["S"])
+        value = target_item.get(names.target_pk)
+        if type(value) is dict and type(value.get("S")) is str:
+            raws.extend(r for r in self.keymap.raws_for(value["S"]) if r not in raws)
+        keys = []
+        for raw in raws:
+            key = {names.source_pk: {"S": raw}}
+            if names.source_sk:
+                if names.source_sk not in target_item:
+                    return []
+                key[names.source_sk] = target_item[names.source_sk]
+            keys.append(key)
+        return keys
+
+
+@dataclass
+class _PageResult:
+    scanned: int = 0
+    compared: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    offenders: list[tuple[str, dict, dict]] = field(default_factory=list)  # (kind, key, detail)
+
+
+def check_source_page(t: _Tables, items: list[dict]) -> _PageResult:
+    """Pass 1 on one page of old items: missing and different."""
+    res = _PageResult(scanned=len(items))
+    expected: list[tuple[dict, dict]] = []  # (source key, expected new item)
+    for item in items:
+        out = transform(item, t.keymap, t.names)
+        if type(out) is Put:
+            expected.append((t.source_key(item), out.item))
+        else:
+            res.skipped[out.kind or "other"] = res.skipped.get(out.kind or "other", 0) + 1
+    res.compared = len(expected)
+    found = t.batch_get(t.target, [t.target_key(e) for _, e in expected], t.target_key)
+    for source_key, want in expected:
+        have = found.get(_key_json(t.target_key(want)))
+        if have is not None and not diff_attributes(want, have):
+            continue
+        # Second look, consistent on both tables: the old item may have changed or gone since.
+        put = t.expected_from(t.get(t.source, source_key))
+        if put is None:
+            continue  # no longer expected; if the new item is still there, pass 2 calls it extra
+        key = t.target_key(put.item)
+        have = t.get(t.target, key)
+        if have is None:
+            res.offenders.append(("missing", key, {"source_key": _public_key(source_key)}))
+            continue
+        attrs = diff_attributes(put.item, have)
+        if attrs:
+            res.offenders.append(("different", key, {"attributes": attrs,
+                                                     "source_key": _public_key(source_key)}))
+    return res
+
+
+def _produces(t: _Tables, source_item: dict | None, key: dict) -> bool:
+    put = t.expected_from(source_item)
+    return put is not None and _key_json(t.target_key(put.item)) == _key_json(key)
+
+
+def check_target_page(t: _Tables, items: list[dict]) -> _PageResult:
+    """Pass 2 on one page of new items: extra (no old item transforms to this key)."""
+    res = _PageResult(scanned=len(items))
+    wanted = [(item, t.candidates(item)) for item in items]
+    found = t.batch_get(t.source, [k for _, keys in wanted for k in keys], t.source_key)
+    for item, keys in wanted:
+        key = t.target_key(item)
+        if any(_produces(t, found.get(_key_json(k)), key) for k in keys):
+            continue
+        # Second look: is the new item still there, and does no old item (now) produce it?
+        have = t.get(t.target, key)
+        if have is None:
+            continue
+        if any(_produces(t, t.get(t.source, k), key) for k in t.candidates(have)):
+            continue
+        res.offenders.append(("extra", key, {}))
+    return res
+
+
+# -- runs, checkpoints, offenders --------------------------------------------------------------
+def _units(segments: int, sample: int | None) -> list[str]:
+    units = [f"source/{i}" for i in range(segments)]
+    if sample is None:
+        units += [f"target/{i}" for i in range(segments)]
+    return units
+
+
+def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sample: int | None,
+              page_size: int, resume: bool, tables: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    conn = ws.connect()
+    if resume:
+        row = conn.execute(
+            "SELECT id, keymap, params FROM runs WHERE kind = 'verify' AND state != 'complete'"
+            " ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise VerifyError("no interrupted verify run to resume (run `keyshift verify` without --resume)")
+        if row["keymap"] != keymap.version:
+            raise VerifyError(
+                f"verify run {row['id']} used keymap {row['keymap']}, the workspace now builds"
+                f" {keymap.version}; start a new run (without --resume)")
+        params = json.loads(row["params"])
+        with ws.transaction() as c:
+            c.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?", (row["id"],))
+        ws.audit(operator, "verify.resume", {"run_id": row["id"]})
+        return int(row["id"]), params
+    params = {"segments": segments, "sample": sample, "page_size": page_size, **tables}
+    with ws.transaction() as c:
+        cur = c.execute(
+            "INSERT INTO runs(kind, state, operator, keymap, params, started_at)"
+            " VALUES ('verify', 'running', ?, ?, ?, ?)",
+            (operator, keymap.version, json.dumps(params), utcnow()))
+        run_id = int(cur.lastrowid)
+        c.executemany("INSERT INTO checkpoints(run_id, unit) VALUES (?, ?)",
+                      [(run_id, u) for u in _units(segments, sample)])
+    ws.audit(operator, "verify.start", {"run_id": run_id, "keymap": keymap.version, **params})
+    return run_id, params
+
+
+def _empty_counters() -> dict[str, Any]:
+    return {"scanned": 0, "compared": 0, "missing": 0, "extra": 0, "different": 0, "skipped": {}}
+
+
+def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, counters: dict[str, Any],
+               page: _PageResult) -> None:
+    """Commit one page: the unit's position and counters with the page's first offenders."""
+    with ws.transaction() as conn:
+        for kind, key, detail in page.offenders:
+            n = conn.execute("SELECT count(*) FROM offenders WHERE run_id = ? AND kind = ?",
+                             (run_id, kind)).fetchone()[0]
+            if n < MAX_OFFENDERS:
+                conn.execute("INSERT INTO offenders(run_id, kind, key, detail) VALUES (?, ?, ?, ?)",
+                             (run_id, kind, _key_json(key), json.dumps(detail, ensure_ascii=True)))
+        conn.execute(
+            "UPDATE checkpoints SET position = ?, done = ?, counters = ? WHERE run_id = ? AND unit = ?",
+            (_key_json(last_key) if last_key else "null", int(last_key is None),
+             json.dumps(counters), run_id, unit))
+
+
+def _merge(counters: dict[str, Any], page: _PageResult) -> None:
+    counters["scanned"] += page.scanned
+    counters["compared"] += page.compared
+    for kind, _, _ in page.offenders:
+        counters[kind] += 1
+    for kind, n in page.skipped.items():
+        counters["skipped"][kind] = counters["skipped"].get(kind, 0) + n
+
+
+def _checkpoints(ws: Workspace, run_id: int) -> dict[str, dict[str, Any]]:
+    rows = ws.connect().execute(
+        "SELECT unit, position, done, counters FROM checkpoints WHERE run_id = ?", (run_id,)).fetchall()
+    return {r["unit"]: {"position": r["position"], "done": bool(r["done"]),
+                        "counters": {**_empty_counters(), **json.loads(r["counters"])}} for r in rows}
+
+
+def _set_state(ws: Workspace, run_id: int, state: str) -> None:
+    with ws.transaction() as conn:
+        conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?", (state, utcnow(), run_id))
+
+
+# -- the run -----------------------------------------------------------------------------------
+def run_verify(
+    ws: Workspace,
+    spec: Any,
+    ddb: Any,
+    *,
+    segments: int = 4,
+    sample: int | None = None,
+    resume: bool = False,
+    operator: str = "unknown",
+    keymap: Keymap | None = None,
+    page_size: int = PAGE_SIZE,
+    cancel: threading.Event | None = None,
+) -> Iterator[VerifyProgress]:
+    """Verify ``spec.target.table`` against transform(``spec.source.table``); yields progress,
+    returns a :class:`VerifyResult` (``result.equal``).
+
+    ``keymap`` defaults to ``build_keymap(ws, allow_unresolved=True)``. ``sample`` checks only that
+    many old items (and their new items; no extra-item pass). ``resume`` continues the newest
+    unfinished verify run with its own parameters. Raises :class:`VerifyError` on unusable input
+    and :class:`VerifyCancelled` when ``cancel`` is set.
+    """
+    started = time.perf_counter()
+    if keymap is None:
+        from .keymap import build_keymap
+
+        keymap = build_keymap(ws, allow_unresolved=True).keymap
+    names = KeyNames.from_spec(spec)
+    t = _Tables(ddb, spec.source.table, spec.target.table, names, keymap)
+    counts = _check_tables(t)
+    run_id, params = _open_run(ws, keymap=keymap, operator=operator, segments=segments, sample=sample,
+                               page_size=page_size, resume=resume,
+                               tables={"source": t.source, "target": t.target})
+    segments, sample, page_size = params["segments"], params["sample"], params["page_size"]
+    cancel = cancel or threading.Event()
+    try:
+        for phase in ("source", "target") if sample is None else ("source",):
+            total = counts[phase] if sample is None else min(sample, counts[phase] or sample)
+            yield from _run_phase(ws, t, run_id, phase, segments, sample, page_size, total, cancel, started)
+            if cancel.is_set():
+                raise VerifyCancelled(run_id)
+    except VerifyCancelled:
+        _set_state(ws, run_id, "cancelled")
+        raise
+    except (GeneratorExit, KeyboardInterrupt):
+        cancel.set()
+        _set_state(ws, run_id, "cancelled")
+        raise
+    except (ClientError, BotoCoreError) as exc:
+        _set_state(ws, run_id, "failed")
+        raise VerifyError(f"verify run {run_id} stopped on an AWS error: {exc} (`--resume` continues)") from exc
+    except BaseException:
+        _set_state(ws, run_id, "failed")
+        raise
+    summary = _finish(ws, run_id, keymap, params, time.perf_counter() - started, resumed=resume)
+    ws.audit(operator, "verify", {k: summary[k] for k in
+                                  ("run_id", "keymap", "equal", "compared", "missing", "extra", "different")})
+    return VerifyResult(run_id, summary)
+
+
+def _check_tables(t: _Tables) -> dict[str, int]:
+    """Both tables exist with the keys the spec says; their approximate item counts."""
+    counts = {}
+    for phase, table, pk, sk in (("source", t.source, t.names.source_pk, t.names.source_sk),
+                                 ("target", t.target, t.names.target_pk, t.names.source_sk)):
+        try:
+            desc = describe(t.ddb, table)
+        except (ClientError, BotoCoreError) as exc:
+            raise VerifyError(f"cannot describe table {table!r}: {exc}") from exc
+        if desc is None:
+            raise TableError(f"{phase} table {table!r} does not exist")
+        schema = {k["KeyType"]: k["AttributeName"] for k in desc["KeySchema"]}
+        if schema.get("HASH") != pk or schema.get("RANGE") != sk:
+            raise TableError(f"{phase} table {table!r} is keyed ({schema.get('HASH')}, {schema.get('RANGE')})"
+                             f" but the spec says ({pk}, {sk})")
+        counts[phase] = int(desc.get("ItemCount") or 0)
+    return counts
+
+
+def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int, sample: int | None,
+               page_size: int, total: int | None, cancel: threading.Event,
+               started: float) -> Iterator[VerifyProgress]:
+    table = t.source if phase == "source" else t.target
+    check = check_source_page if phase == "source" else check_target_page
+    state = _checkpoints(ws, run_id)
+    units = {i: state[f"{phase}/{i}"] for i in range(segments)}
+    progress = VerifyProgress(phase, total=total,
+                              segments={i: u["counters"]["scanned"] for i, u in units.items()})
+    for u in state.values():
+        for kind in ("missing", "extra", "different"):
+            setattr(progress, kind, getattr(progress, kind) + u["counters"][kind])
+    progress.done = sum(progress.segments.values())
+    lock = threading.Lock()
+    # Sample budget: items still to scan, and items reserved by pages in flight. A segment that
+    # finds the budget spent waits while others are in flight (a short page gives some back).
+    budget = {"left": None if sample is None else max(0, sample - progress.done), "out": 0}
+    chunk = page_size if sample is None else max(1, min(page_size, -(-budget["left"] // segments)))
+
+    def reserve() -> int:
+        while True:
+            with lock:
+                if budget["left"] is None:
+                    return page_size
+                got = min(chunk, budget["left"])
+                if got > 0 or budget["out"] == 0 or cancel.is_set():
+                    budget["left"] -= got
+                    budget["out"] += got
+                    return got
+            time.sleep(0.01)
+
+    def release(reserved: int, used: int) -> None:
+        if budget["left"] is not None:
+            with lock:
+                budget["out"] -= reserved
+                budget["left"] += reserved - used
+
+    events: queue.Queue = queue.Queue()
+
+    def segment(i: int) -> None:
+        unit = units[i]
+        if unit["done"]:
+            return
+        counters = unit["counters"]
+        start_key = _load_key(unit["position"])
+        try:
+            while not cancel.is_set():
+                limit = reserve()
+                if limit == 0:
+                    _save_page(ws, run_id, f"{phase}/{i}", None, counters, _PageResult())
+                    return
+                kwargs: dict[str, Any] = {"TableName": table, "Segment": i, "TotalSegments": segments,
+                                          "Limit": limit}
+                if start_key:
+                    kwargs["ExclusiveStartKey"] = start_key
+                try:
+                    resp = t.ddb.scan(**kwargs)
+                except BaseException:
+                    release(limit, 0)
+                    raise
+                items = resp.get("Items", [])
+                page = check(t, items)
+                _merge(counters, page)
+                start_key = resp.get("LastEvaluatedKey")
+                _save_page(ws, run_id, f"{phase}/{i}", start_key, counters, page)
+                release(limit, len(items))
+                events.put((i, page))
+                if start_key is None:
+                    return
+        except BaseException:
+            cancel.set()  # the others stop at their next page (and never wait on this one's budget)
+            raise
+        finally:
+            ws.close()
+
+    pool = ThreadPoolExecutor(max_workers=segments, thread_name_prefix=f"verify-{phase}")
+    try:
+        futures = [pool.submit(segment, i) for i in range(segments)]
+        scanned_now = 0
+        while True:
+            try:
+                i, page = events.get(timeout=0.1)
+            except queue.Empty:
+                if all(f.done() for f in futures) and events.empty():
+                    break
+                continue
+            progress.segments[i] += page.scanned
+            progress.done += page.scanned
+            scanned_now += page.scanned
+            for kind, _, _ in page.offenders:
+                setattr(progress, kind, getattr(progress, kind) + 1)
+            progress.elapsed = time.perf_counter() - started
+            progress._scanned_now = scanned_now
+            yield progress
+        for f in futures:
+            f.result()
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], seconds: float,
+            *, resumed: bool) -> dict[str, Any]:
+    state = _checkpoints(ws, run_id)
+    total = _empty_counters()
+    scanned = {"source": 0, "target": 0}
+    for unit, u in state.items():
+        c = u["counters"]
+        scanned[unit.split("/")[0]] += c["scanned"]
+        for k in ("compared", "missing", "extra", "different"):
+            total[k] += c[k]
+        for kind, n in c["skipped"].items():
+            total["skipped"][kind] = total["skipped"].get(kind, 0) + n
+    offenders: dict[str, list[Any]] = {"missing": [], "extra": [], "different": []}
+    for row in ws.connect().execute(
+            "SELECT kind, key, detail FROM offenders WHERE run_id = ? ORDER BY rowid", (run_id,)):
+        key, detail = json.loads(row["key"]), json.loads(row["detail"])
+        if row["kind"] == "different":
+            offenders["different"].append({"key": key, "attributes": detail.get("attributes", []),
+                                           "source_key": detail.get("source_key")})
+        elif row["kind"] == "missing":
+            offenders["missing"].append(key)
+        else:
+            offenders["extra"].append(key)
+    equal = not (total["missing"] or total["extra"] or total["different"])
+    run = ws.connect().execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+    summary = {
+        "run_id": run_id,
+        "state": "complete",
+        "equal": equal,
+        "keymap": keymap.version,
+        "source_table": params.get("source"),
+        "target_table": params.get("target"),
+        "segments": params["segments"],
+        "sample": params["sample"],
+        "extra_checked": params["sample"] is None,
+        "compared": total["compared"],
+        "missing": total["missing"],
+        "extra": total["extra"],
+        "different": total["different"],
+        "skipped": dict(sorted(total["skipped"].items())),
+        "scanned": scanned,
+        "offenders": offenders,
+        "resumed": resumed,
+        "started_at": run["started_at"],
+        "finished_at": utcnow(),
+        "seconds": round(seconds, 3),
+    }
+    with ws.transaction() as conn:
+        conn.execute("UPDATE runs SET state = 'complete', summary = ?, finished_at = ? WHERE id = ?",
+                     (json.dumps(summary, ensure_ascii=True), summary["finished_at"], run_id))
+    return summary
+
+
+def verify_to_completion(ws: Workspace, spec: Any, ddb: Any, **kwargs: Any) -> VerifyResult:
+    """Run :func:`run_verify` to the end, ignoring progress."""
+    gen = run_verify(ws, spec, ddb, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def latest_verify(ws: Workspace) -> dict[str, Any] | None:
+    """The newest verify run: its ``verify --json`` document when complete, else its id, state,
+    keymap and start time (None when verify never ran). Reads only."""
+    row = ws.connect().execute(
+        "SELECT id, state, keymap, started_at, finished_at, summary FROM runs WHERE kind = 'verify'"
+        " ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    if row["state"] == "complete" and row["summary"]:
+        return json.loads(row["summary"])
+    return {"run_id": row["id"], "state": row["state"], "keymap": row["keymap"],
+            "started_at": row["started_at"], "finished_at": row["finished_at"]}

@@ -1,0 +1,198 @@
+"""End to end: restore into the new table against the moto server fixture.
+
+Fault injection uses botocore event hooks on a real client talking to the real server: a
+``before-parameter-build`` hook holds back part of each batch and an ``after-call`` hook reports
+it as ``UnprocessedItems`` (as DynamoDB does, with HTTP 200); a ``before-send`` hook answers some
+calls with a throttling error, which botocore retries.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from keyshift.core.aws import AwsContext
+from keyshift.core.dumps import open_dump
+from keyshift.core.keymap import build_keymap
+from keyshift.core.plan_queries import latest_plan
+from keyshift.core.restore import plan_to_restore_args, run_restore
+from keyshift.core.spec import load_spec
+from keyshift.core.tables import create_target_table, target_key_schema
+from keyshift.core.transform import KeyNames, Put, transform
+from keyshift.core.workspace import Workspace
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def planned(world):
+    world.run("plan", "--dump", world.export_uri, "--json").json()
+    return world
+
+
+def expected_items(world):
+    """transform(dump) as the new table must hold it, keyed by its new key (last line wins)."""
+    ws = Workspace(world.workspace)
+    spec = load_spec(world.spec_path)
+    keymap = build_keymap(ws, allow_unresolved=True).keymap
+    names = KeyNames.from_spec(spec)
+    out = {}
+    for entry in open_dump(world.export_uri, s3=world.s3):
+        if entry.item is None:
+            continue
+        outcome = transform(entry.item, keymap, names)
+        if isinstance(outcome, Put):
+            key = (json.dumps(outcome.item[names.target_pk]), json.dumps(outcome.item.get(names.source_sk)))
+            out[key] = outcome.item
+    return out
+
+
+def table_items(ddb, table, spec):
+    names = KeyNames.from_spec(spec)
+    items = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            items[(json.dumps(item[names.target_pk]), json.dumps(item.get(names.source_sk)))] = item
+    return items
+
+
+def test_restore_writes_exactly_transform_of_the_dump(planned, boto_clients):
+    doc = planned.run("restore", "--create-table", "--allow-unresolved", "--json").json()
+    for field in ("written", "skipped", "dropped_by_decision", "retries", "seconds", "keymap"):
+        assert field in doc
+    spec = load_spec(planned.spec_path)
+    expected = expected_items(planned)
+    assert table_items(boto_clients.dynamodb, spec.target.table, spec) == expected
+    assert doc["written"] >= len(expected)
+    desc = boto_clients.dynamodb.describe_table(TableName=spec.target.table)["Table"]
+    assert desc["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    again = planned.run("restore", "--allow-unresolved", "--json")
+    assert again.returncode == 2 and "not empty" in again.message
+
+
+def test_unprocessed_items_and_throttles_are_retried_until_written(planned, boto_clients, aws_env):
+    planned.run("plan", "--dump", planned.export_uri, "--json").json()
+    ws = Workspace(planned.workspace)
+    spec = load_spec(planned.spec_path)
+    held = threading.local()
+    calls = {"n": 0, "throttled": 0, "held": 0}
+
+    def hold_back(params, **_):
+        requests = params["RequestItems"][spec.target.table]
+        if len(requests) > 3:
+            held.items = requests[-3:]
+            params["RequestItems"][spec.target.table] = requests[:-3]
+            calls["held"] += 3
+        else:
+            held.items = []
+
+    def report_unprocessed(http_response, parsed, **_):
+        if getattr(held, "items", None):
+            parsed["UnprocessedItems"] = {spec.target.table: held.items}
+            held.items = []
+
+    def throttle(request, **_):
+        calls["n"] += 1
+        if "BatchWriteItem" in request.headers.get("X-Amz-Target", b"").decode() and calls["n"] % 5 == 0:
+            calls["throttled"] += 1
+            body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}'
+            return AWSResponse(request.url, 400, {"x-amzn-RequestId": "x"}, _Raw(body))
+        return None
+
+    aws = AwsContext(endpoint_url=aws_env["AWS_ENDPOINT_URL"], region="us-east-1", hooks=[
+        ("before-parameter-build.dynamodb.BatchWriteItem", hold_back),
+        ("after-call.dynamodb.BatchWriteItem", report_unprocessed),
+        ("before-send.dynamodb", throttle),
+    ])
+    ddb = aws.client("dynamodb")
+    create_target_table(ddb, spec, target_key_schema(spec))
+    keymap = build_keymap(ws, allow_unresolved=True).keymap
+    plan_row = latest_plan(ws)
+    gen = run_restore(ws, spec, keymap, ddb=ddb, s3=boto_clients.s3, **plan_to_restore_args(plan_row), workers=3)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            summary = stop.value
+            break
+    assert calls["held"] > 0 and calls["throttled"] > 0
+    assert summary["retries"] >= calls["held"] and summary["throttles"] >= calls["throttled"]
+    assert table_items(boto_clients.dynamodb, spec.target.table, spec) == expected_items(planned)
+
+
+class _Raw:
+    """Just enough of a urllib3 response for botocore to read a canned body."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def stream(self, *_, **__):
+        yield self._body
+
+    def read(self, *_):
+        body, self._body = self._body, b""
+        return body
+
+
+KILL_SPEC = """
+[source]
+table = "events"
+partition_key = "customer"
+sort_key = "event_id"
+[target]
+table = "events_v2"
+partition_key = "customer_id"
+legacy_attribute = "legacy_customer"
+"""
+
+
+def test_kill_9_mid_run_then_resume_ends_with_the_same_table(aws_env, boto_clients, tmp_path, run_cli):
+    import orjson
+
+    dump = tmp_path / "dump.json"
+    with dump.open("wb") as fh:
+        for i in range(3000):  # clean and fixable identifiers only: nothing to decide
+            name = f"Customer {i % 400}" + ("\u00a0" if i % 400 == 7 else "")
+            fh.write(orjson.dumps({"customer": {"S": name}, "event_id": {"S": f"e{i:05d}"},
+                                   "n": {"N": str(i)}}) + b"\n")
+    spec_path = tmp_path / "keyshift.toml"
+    spec_path.write_text(KILL_SPEC)
+    base = ["--spec", str(spec_path), "--workspace", str(tmp_path / "ws")]
+    assert run_cli([*base, "plan", "--dump", str(dump), "--json"], aws_env, tmp_path).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
+    env.update(aws_env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keyshift.console.cli", *base, "restore", "--create-table",
+         "--rate", "400", "--workers", "2", "--json"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ws = Workspace(tmp_path / "ws")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for a checkpoint well past the start
+        row = ws.connect().execute(
+            "SELECT max(CAST(position AS INTEGER)) FROM checkpoints WHERE unit != '_counters'").fetchone()
+        if row[0] and row[0] > 600:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    spec = load_spec(spec_path)
+    partial = table_items(boto_clients.dynamodb, spec.target.table, spec)
+    assert 600 <= len(partial) < 3000, "the kill should land mid-run"
+    resumed = run_cli([*base, "restore", "--resume", "--json"], aws_env, tmp_path, timeout=120)
+    doc = resumed.json()
+    assert doc["resumed"] is True
+    final = table_items(boto_clients.dynamodb, spec.target.table, spec)
+    assert len(final) == 3000
+    uninterrupted = {}
+    keymap = build_keymap(ws).keymap
+    names = KeyNames.from_spec(spec)
+    for entry in open_dump(str(dump)):
+        item = transform(entry.item, keymap, names).item
+        uninterrupted[(json.dumps(item[names.target_pk]), json.dumps(item[names.source_sk]))] = item
+    assert final == uninterrupted
