@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -431,9 +430,10 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
 
         sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
         result = import_via_s3(ws, spec, build.keymap, dump_uri=plan_row.dump_uri, fmt=plan_row.format or "auto",
-                               s3=s3, ddb=ddb, prefix_uri=via_import, sort_key_type=sk_type)
-        doc = {**asdict(result), "written": result.items_written, "retries": 0,
-               "skipped_cases": build.open_cases}
+                               s3=s3, ddb=ddb, prefix_uri=via_import, sort_key_type=sk_type,
+                               operator=obj.operator)
+        doc = {**result.to_dict(), "written": result.items_written, "retries": 0,
+               "skipped": result.skipped, "skipped_cases": build.open_cases}
         if as_json:
             _emit_json(doc)
             return

@@ -196,3 +196,16 @@ def test_kill_9_mid_run_then_resume_ends_with_the_same_table(aws_env, boto_clien
         item = transform(entry.item, keymap, names).item
         uninterrupted[(json.dumps(item[names.target_pk]), json.dumps(item[names.source_sk]))] = item
     assert final == uninterrupted
+
+
+def test_restore_via_import_table_from_the_cli(planned, boto_clients):
+    boto_clients.s3.create_bucket(Bucket="imports")
+    doc = planned.run("restore", "--via-import", "s3://imports/orders/", "--allow-unresolved", "--json",
+                      timeout=120).json()
+    assert doc["status"] == "COMPLETED" and doc["written"] > 0 and doc["keymap"]
+    for field in ("written", "skipped", "dropped_by_decision", "retries", "seconds", "keymap"):
+        assert field in doc
+    spec = load_spec(planned.spec_path)
+    desc = boto_clients.dynamodb.describe_table(TableName=spec.target.table)["Table"]
+    assert desc["StreamSpecification"]["StreamEnabled"] is True
+    assert len(table_items(boto_clients.dynamodb, spec.target.table, spec)) == doc["written"]
