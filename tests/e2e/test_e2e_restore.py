@@ -209,3 +209,46 @@ def test_restore_via_import_table_from_the_cli(planned, boto_clients):
     desc = boto_clients.dynamodb.describe_table(TableName=spec.target.table)["Table"]
     assert desc["StreamSpecification"]["StreamEnabled"] is True
     assert len(table_items(boto_clients.dynamodb, spec.target.table, spec)) == doc["written"]
+
+
+def test_pause_and_resume_a_running_restore_through_the_control_channel(aws_env, boto_clients, tmp_path, run_cli):
+    import orjson
+
+    dump = tmp_path / "dump.json"
+    dump.write_bytes(b"".join(
+        orjson.dumps({"customer": {"S": f"C{i % 50}"}, "event_id": {"S": f"e{i:05d}"}}) + b"\n"
+        for i in range(1500)))
+    spec_path = tmp_path / "keyshift.toml"
+    spec_path.write_text(KILL_SPEC)
+    base = ["--spec", str(spec_path), "--workspace", str(tmp_path / "ws")]
+    assert run_cli([*base, "plan", "--dump", str(dump), "--json"], aws_env, tmp_path).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
+    env.update(aws_env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keyshift.console.cli", *base, "restore", "--create-table",
+         "--rate", "300", "--workers", "2", "--json"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    spec = load_spec(spec_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not len(table_items(boto_clients.dynamodb, spec.target.table, spec)
+                                                      if _exists(boto_clients.dynamodb, spec.target.table) else []):
+            time.sleep(0.1)
+        assert run_cli([*base, "restore-control", "--pause"], aws_env, tmp_path).returncode == 0
+        time.sleep(1.5)  # the run polls the control file every second
+        paused_at = len(table_items(boto_clients.dynamodb, spec.target.table, spec))
+        time.sleep(1.5)
+        assert len(table_items(boto_clients.dynamodb, spec.target.table, spec)) == paused_at < 1500
+        assert run_cli([*base, "restore-control", "--resume", "--rate", "0"], aws_env, tmp_path).returncode == 0
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and json.loads(out)["written"] == 1500
+    assert len(table_items(boto_clients.dynamodb, spec.target.table, spec)) == 1500
+
+
+def _exists(ddb, table):
+    from keyshift.core.tables import table_exists
+
+    return table_exists(ddb, table)
