@@ -30,9 +30,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -42,8 +43,18 @@ from .tables import TableError, describe
 from .transform import Keymap, KeyNames, Put, transform
 from .workspace import Workspace, utcnow
 
-__all__ = ["VerifyError", "VerifyCancelled", "VerifyProgress", "VerifyResult", "MAX_OFFENDERS",
-           "run_verify", "verify_to_completion", "latest_verify", "diff_attributes", "same_value"]
+__all__ = [
+    "MAX_OFFENDERS",
+    "VerifyCancelled",
+    "VerifyError",
+    "VerifyProgress",
+    "VerifyResult",
+    "diff_attributes",
+    "latest_verify",
+    "run_verify",
+    "same_value",
+    "verify_to_completion",
+]
 
 #: Offender keys kept per kind (missing, extra, different).
 MAX_OFFENDERS = 20
