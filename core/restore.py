@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -292,16 +292,20 @@ def run_restore(
 
     try:
         batch: list[dict[str, Any]] = []
-        batch_keys: set[str] = set()
+        batch_keys: set[tuple] = set()
         batch_file, batch_last = "", 0
 
         def submit() -> None:
             nonlocal batch, batch_keys
-            while len(pending) >= progress.workers * 2 or sum(not p.future.done() for p in pending) >= progress.workers:
+            while True:
                 settle(block=False)
-                if failure:
-                    return
-                time.sleep(0.002)
+                running = [p.future for p in pending if not p.future.done()]
+                if failure or (len(pending) < progress.workers * 2 and len(running) < progress.workers):
+                    break
+                # Sleep until a batch finishes (no polling: the main thread shares the GIL).
+                wait(running or [pending[0].future], timeout=1.0, return_when=FIRST_COMPLETED)
+            if failure:
+                return
             items = batch
             pending.append(_Pending(batch_file, batch_last,
                                     pool.submit(_batch_write, ddb, table, items, progress, limiter,
@@ -326,9 +330,9 @@ def run_restore(
             else:
                 outcome = transform(entry.item, keymap, names)
                 if isinstance(outcome, Put):
-                    key = json.dumps([outcome.item.get(names.target_pk),
-                                      outcome.item.get(names.source_sk) if names.source_sk else None],
-                                     sort_keys=True)
+                    new_item = outcome.item
+                    sk_value = new_item.get(names.source_sk) if names.source_sk else None
+                    key = (new_item[names.target_pk]["S"], *(next(iter(sk_value.items())) if sk_value else ()))
                     if key in batch_keys:  # BatchWriteItem refuses one key twice: keep dump order
                         submit()
                     batch.append(outcome.item)
