@@ -8,6 +8,7 @@ in an App-owned thread worker; a failed worker, whatever screen started it, ends
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -19,11 +20,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.message_pump import MessagePump
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
+from keyshift.core.restore import RestoreProgress
+from keyshift.core.verify import VerifyProgress
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
@@ -31,6 +34,20 @@ from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog, drive_plan
 from keyshift.core.decisions import latest_decision_id
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
+from keyshift.screens.restore_screen import (
+    RestoreFinished,
+    RestoreProgressed,
+    RestoreScreen,
+    RestoreStarted,
+    drive_restore,
+)
+from keyshift.screens.verify_screen import (
+    VerifyFinished,
+    VerifyProgressed,
+    VerifyScreen,
+    VerifyStarted,
+    drive_verify,
+)
 from keyshift.screens.widgets import WorkspaceChanged
 
 from .commands import KeyshiftCommands
@@ -42,6 +59,11 @@ log = logging.getLogger(__name__)
 
 #: How often the console looks for decisions recorded by another console or the CLI.
 POLL_SECONDS = 1.0
+#: Worker groups stopped through a cancel event, never by cancelling the worker: their thread ends
+#: cleanly (a cancelled plan, a resumable checkpoint) and always reports how it ended.
+_EVENT_GROUPS = frozenset({"plan", "restore", "verify"})
+#: Long runs that only their own screen's Escape cancels (not the global Escape of other screens).
+_LONG_RUNS = frozenset({"restore", "verify"})
 
 
 @dataclass
@@ -64,7 +86,11 @@ class KeyshiftApp(App[None]):
                 tooltip="Cancel running work (a plan, a query)"),
     ]
     #: Actions that change the workspace or AWS: greyed out in read-only (audit) mode.
-    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"plan", "decide", "undo_decision", "bulk_resolve"})
+    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({
+        "plan", "decide", "undo_decision", "bulk_resolve",
+        "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
+        "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume",
+    })
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
@@ -72,7 +98,16 @@ class KeyshiftApp(App[None]):
         super().__init__()
         self.context = context
         self.page_size = page_size
-        self._cancel_events: set[threading.Event] = set()
+        self._cancel_events: dict[threading.Event, str] = {}  # cancel event -> worker group
+        #: This console's restore: running (from start until it reports how it ended), its newest
+        #: progress and how the last one ended. The restore screen and the overview read these.
+        self.restore_running = False
+        self.restore_live: RestoreProgress | None = None
+        self.restore_outcome: RestoreFinished | None = None
+        #: The same for this console's verify.
+        self.verify_running = False
+        self.verify_live: VerifyProgress | None = None
+        self.verify_outcome: VerifyFinished | None = None
         self._decisions_seen: int | None = None  # the newest decision id the screens reflect
         self._poll_worker: Worker | None = None
         self._poll_timer: Timer | None = None
@@ -117,6 +152,26 @@ class KeyshiftApp(App[None]):
         if not isinstance(self.screen, ResolveQueueScreen):
             self.push_screen(ResolveQueueScreen())
 
+    def action_open_restore(self) -> None:
+        """Open the restore screen (step 3; readable in read-only mode, starting is refused)."""
+        if not isinstance(self.screen, RestoreScreen):
+            self._push_installed("restore", RestoreScreen)
+
+    def action_open_verify(self) -> None:
+        """Open the verify screen (step 5; readable in read-only mode, starting is refused)."""
+        if not isinstance(self.screen, VerifyScreen):
+            self._push_installed("verify", VerifyScreen)
+
+    def _push_installed(self, name: str, factory: Callable[[], Screen]) -> None:
+        """Push the screen installed as ``name`` (built on first use, kept when closed)."""
+        if not self.is_screen_installed(name):
+            self.install_screen(factory(), name)
+        if self.get_screen(name) in self.screen_stack:  # under a modal: back to it
+            while self.screen is not self.get_screen(name):
+                self.pop_screen()
+            return
+        self.push_screen(name)
+
     def action_plan(self) -> None:
         """Open the plan dialog (refused in read-only mode by :meth:`check_action`)."""
         if self.read_only:
@@ -131,18 +186,23 @@ class KeyshiftApp(App[None]):
             self.notify("cancelling…", timeout=2)
 
     def cancel_work(self, group: str | None = None) -> bool:
-        """Cancel running work (of ``group``, or all); True when something was running.
+        """Cancel running work (of ``group``, or all but a restore or verify); True when something ran.
 
-        A plan is stopped through its cancel event, never by cancelling its worker: the plan
-        thread then ends cleanly (``PlanCancelled``) and the dialog always hears how it ended.
+        A plan, a restore and a verify are stopped through their cancel event, never by cancelling
+        their worker: the thread then ends cleanly (``PlanCancelled``, a resumable checkpoint) and
+        the screens always hear how it ended. A restore or verify is cancelled only by name (its
+        screen's Escape): an Escape elsewhere must not stop a run of hours.
         """
-        running = [w for w in self.workers if not w.is_finished and (group is None or w.group == group)
+        def wanted(worker_group: str) -> bool:
+            return worker_group == group if group is not None else worker_group not in _LONG_RUNS
+
+        running = [w for w in self.workers if not w.is_finished and wanted(w.group)
                    and w.group != "decisions-poll"]  # the background poll is not the operator's work
-        if group in (None, "plan"):
-            for event in list(self._cancel_events):
+        for event, event_group in list(self._cancel_events.items()):
+            if wanted(event_group):
                 event.set()
         for worker in running:
-            if worker.group != "plan":
+            if worker.group not in _EVENT_GROUPS:
                 worker.cancel()
         return bool(running)
 
@@ -175,7 +235,7 @@ class KeyshiftApp(App[None]):
         reaches the plan (which stops at its next batch and keeps a ``cancelled`` plan).
         """
         cancel = threading.Event()
-        self._cancel_events.add(cancel)
+        self._cancel_events[cancel] = "plan"
         return self._plan_worker(dump_uri, fmt, cancel, reply_to)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan", description="plan a dump")
@@ -183,8 +243,80 @@ class KeyshiftApp(App[None]):
         try:
             return drive_plan(self.context, dump_uri, fmt, cancel, reply_to)
         finally:
-            self._cancel_events.discard(cancel)
+            self._cancel_events.pop(cancel, None)
             self._close_thread_connection()
+
+    def ask(self, question: ModalScreen[bool]) -> bool:
+        """From a thread worker: show ``question`` and wait for the operator's answer."""
+        return bool(self.call_from_thread(self.push_screen_wait, question))
+
+    def start_restore(self, *, resume: bool) -> Worker | None:
+        """Check, confirm and run a restore in the background (None: one runs already).
+
+        Progress and the outcome come to the App (:class:`RestoreProgressed`,
+        :class:`RestoreFinished`), which keeps them and forwards them to every screen.
+        """
+        if self.restore_running:
+            return None
+        cancel = threading.Event()
+        self._cancel_events[cancel] = "restore"
+        self.restore_running, self.restore_live, self.restore_outcome = True, None, None
+        self.refresh_bindings()
+        return self._restore_worker(resume, cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="restore", description="restore")
+    def _restore_worker(self, resume: bool, cancel: threading.Event) -> Any:
+        try:
+            return drive_restore(self.context, resume=resume, cancel=cancel, ask=self.ask,
+                                 post=self.post_message)
+        finally:
+            self._cancel_events.pop(cancel, None)
+            self._close_thread_connection()
+
+    def start_verify(self, *, resume: bool) -> Worker | None:
+        """Run a verify in the background (None: one runs already); reports like a restore."""
+        if self.verify_running:
+            return None
+        cancel = threading.Event()
+        self._cancel_events[cancel] = "verify"
+        self.verify_running, self.verify_live, self.verify_outcome = True, None, None
+        self.refresh_bindings()
+        return self._verify_worker(resume, cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="verify", description="verify")
+    def _verify_worker(self, resume: bool, cancel: threading.Event) -> Any:
+        try:
+            return drive_verify(self.context, resume=resume, cancel=cancel, post=self.post_message)
+        finally:
+            self._cancel_events.pop(cancel, None)
+            self._close_thread_connection()
+
+    @on(RestoreStarted)
+    @on(RestoreProgressed)
+    @on(RestoreFinished)
+    def _restore_news(self, message: Message) -> None:
+        if isinstance(message, RestoreProgressed):
+            self.restore_live = message.progress
+        elif isinstance(message, RestoreFinished):
+            self.restore_running, self.restore_outcome = False, message
+            if message.outcome == "declined":
+                self.notify("nothing started", timeout=3)
+        self._forward(message)
+
+    @on(VerifyStarted)
+    @on(VerifyProgressed)
+    @on(VerifyFinished)
+    def _verify_news(self, message: Message) -> None:
+        if isinstance(message, VerifyProgressed):
+            self.verify_live = message.progress
+        elif isinstance(message, VerifyFinished):
+            self.verify_running, self.verify_outcome = False, message
+        self._forward(message)
+
+    def _forward(self, message: Message) -> None:
+        """Post a copy of a run's ``message`` to every screen of the stack."""
+        for screen in self.screen_stack:
+            screen.post_message(dataclasses.replace(message))  # type: ignore[type-var]
 
     def workspace_changed(self) -> None:
         """Tell every screen that the plan changed."""

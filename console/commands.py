@@ -25,6 +25,9 @@ class KeyshiftCommands(Provider):
                "See what the rules do to any identifier")
         yield ("Resolution queue", app.action_open_queue,
                "Decide the cases the rules could not: ambiguous, orphaned, invalid, conflicts, suspicious")
+        yield ("Restore", app.action_open_restore,
+               "Step 3: write transform(dump) into the new table; watch, pause, throttle, resume")
+        yield "Verify", app.action_open_verify, "Step 5: diff the new table against transform(old table)"
         if app.check_action("plan", ()):
             yield "Plan a dump", app.action_plan, "Read a dump and classify every record"
 

@@ -237,6 +237,9 @@ def run_restore(
     table = spec.target.table
     run_id, done_lines, counters = _open_run(ws, keymap, operator, resume,
                                              {"dump": dump_uri, "workers": workers, "rate": rate})
+    # A control file left by an earlier run must not steer this one (a stale "paused" would
+    # freeze it): start from this run's own settings.
+    write_control(ws, RestoreControl(paused=False, rate=rate, workers=workers))
     progress = RestoreProgress(total_lines=total_lines, workers=workers, rate_limit=rate)
     for k in ("written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles"):
         setattr(progress, k, counters.get(k, 0))
@@ -377,6 +380,8 @@ def run_restore(
         raise
     finally:
         pool.shutdown(wait=True)
+        # The control file steers a running restore only: none is left behind to surprise the next.
+        (ws.path / CONTROL_FILE).unlink(missing_ok=True)
     if failure:
         checkpoint("failed")
         ws.audit(operator, "restore.fail", {"run_id": run_id, "error": str(failure[0])})

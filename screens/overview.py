@@ -20,8 +20,12 @@ from textual.widgets import Footer, Header, Static
 from keyshift.core.cases import progress
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
+from keyshift.core.restore import latest_restore
+from keyshift.core.verify import latest_verify
 
 from .resolve_queue import DecisionsChanged
+from .restore_screen import RestoreFinished, RestoreProgressed, RestoreStarted, restore_label
+from .verify_screen import VerifyFinished, VerifyStarted, verify_mark
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
 if TYPE_CHECKING:
@@ -56,6 +60,8 @@ class OverviewLoaded(Message, bubble=False):
     counts: dict[str, dict[str, int]] | None
     error: str | None = None
     resolved: tuple[int, int] | None = None  # (decided, cases) of a complete plan
+    restore: dict[str, Any] | None = None  # the latest restore run (latest_restore)
+    verify: dict[str, Any] | None = None  # the latest verify run or report (latest_verify)
 
 
 class OverviewScreen(Screen[None]):
@@ -70,6 +76,10 @@ class OverviewScreen(Screen[None]):
                 tooltip="Open the resolution queue: decide what the rules could not"),
         Binding("p", "app.plan", "Plan a dump", id="overview.plan",
                 tooltip="Read a dump and classify every record (changes the workspace)"),
+        Binding("3", "app.open_restore", "Restore", id="overview.restore",
+                tooltip="Step 3: write transform(dump) into the new table, watch and steer it"),
+        Binding("5", "app.open_verify", "Verify", id="overview.verify",
+                tooltip="Step 5: diff the new table against transform(old table), item by item"),
         Binding("r", "reload", "Refresh", id="overview.refresh",
                 tooltip="Re-read the workspace (another console or the CLI may have changed it)"),
     ]
@@ -83,7 +93,7 @@ class OverviewScreen(Screen[None]):
         with Horizontal(id="overview"):
             with Vertical(id="steps-box") as steps:
                 steps.border_title = "Migration steps"
-                yield Static(self._steps(None, None), id="steps")
+                yield Static(self._steps(None, None, None, None), id="steps")
                 yield Static("", id="next-step")
             with VerticalScroll(id="plan-box") as box:
                 box.border_title = "Plan"
@@ -101,8 +111,19 @@ class OverviewScreen(Screen[None]):
 
     @on(WorkspaceChanged)
     @on(DecisionsChanged)
+    @on(RestoreStarted)
+    @on(RestoreFinished)
+    @on(VerifyStarted)
+    @on(VerifyFinished)
     def _workspace_changed(self) -> None:
         self.action_reload()
+
+    _shown: OverviewLoaded | None = None  # what the steps show, re-drawn on restore progress
+
+    @on(RestoreProgressed)
+    def _restore_progressed(self) -> None:
+        if self._shown is not None:
+            self._draw_steps(self._shown)
 
     def action_reload(self) -> None:
         """Re-read the plan and the per-status counts (in a thread: counting may take a moment)."""
@@ -114,10 +135,11 @@ class OverviewScreen(Screen[None]):
                 plan = latest_plan(ws)
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
                 resolved = progress(ws) if counts is not None else None
+                restore, verify = latest_restore(ws), latest_verify(ws)
             except KeyshiftError as exc:
                 self.post_message(OverviewLoaded(None, None, exc.message))
                 raise  # the App shows it in the error modal
-            self.post_message(OverviewLoaded(plan, counts, resolved=resolved))
+            self.post_message(OverviewLoaded(plan, counts, resolved=resolved, restore=restore, verify=verify))
 
         self.keyshift.run_blocking(load, group="overview", description="read the plan")
 
@@ -125,7 +147,7 @@ class OverviewScreen(Screen[None]):
     def _loaded(self, message: OverviewLoaded) -> None:
         plan, counts = message.plan, message.counts
         self._failed = message.error is not None
-        self.query_one("#steps", Static).update(self._steps(plan, message.resolved))
+        self._draw_steps(message)
         self.query_one("#next-step", Static).update(_next_step(plan, counts))
         state = self.query_one("#plan-state", Static)
         if plan is None:
@@ -139,9 +161,17 @@ class OverviewScreen(Screen[None]):
         self.query_one("#plan-counts", Static).update(self._counts(counts, summary) if counts else "")
         self.query_one("#plan-findings", Static).update(self._findings(summary) if summary else "")
 
+    def _draw_steps(self, message: OverviewLoaded) -> None:
+        self._shown = message
+        app = self.keyshift
+        live = app.restore_live if app.restore_running else None
+        self.query_one("#steps", Static).update(
+            self._steps(message.plan, message.resolved, message.restore, message.verify, live))
+
     # -- rendering ----------------------------------------------------------------------------
     @staticmethod
-    def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None) -> Group:
+    def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None, restore: dict[str, Any] | None,
+               verify: dict[str, Any] | None, live: Any = None) -> Group:
         name_width = max(len(f"{number} {name}") for number, name in enumerate(STEPS, 1))
 
         def grid() -> Table:  # fixed widths: the grids above and below the Resolve count line up
@@ -159,12 +189,21 @@ class OverviewScreen(Screen[None]):
                 mark, style, label = _PLAN_MARKS.get(plan.state, ("?", "red", plan.state))
             if number == 2 and resolved is not None:
                 mark, style, label = _resolve_mark(*resolved)
+            detail = None
+            if number == 3 and (restore is not None or live is not None):
+                mark, style, label, detail = _restore_mark(restore, live, plan)
+            if number == 5 and verify is not None:
+                mark, style, label = verify_mark(verify)
+                label, _, rest = label.partition(" — ")  # the column is narrow: "resumable" below
+                detail = rest or None
             step = Text(f"{number} {name}", style="bold" if number == 1 else "")
-            if number == 2:  # a link: a click opens the queue, like the c key
-                step.stylize(Style(underline=True) + Style.on(click="app.open_queue"))
+            if number in _LINKS:  # a link: a click opens the step's screen, like its key
+                step.stylize(Style(underline=True) + Style.on(click=_LINKS[number]))
             table.add_row(Text(mark, style=style), step, Text(label, style=style))
             if number == 2 and resolved is not None and resolved[1]:
-                parts += [table, Text(f"  {resolved[0]:,} of {resolved[1]:,} decided", style="dim")]
+                detail = f"{resolved[0]:,} of {resolved[1]:,} decided"
+            if detail:
+                parts += [table, Text(f"  {detail}", style="dim")]
                 table = grid()
         parts.append(table)
         return Group(*parts)
@@ -230,6 +269,31 @@ class OverviewScreen(Screen[None]):
         for warning in warnings:
             grid.add_row("", visible_text(warning))
         return grid
+
+
+#: Steps whose name is a link to their screen.
+_LINKS = {2: "app.open_queue", 3: "app.open_restore", 5: "app.open_verify"}
+_RESTORE_MARKS = {"complete": "✔", "running": "◐", "paused": "◐"}
+
+
+def _restore_mark(run: dict[str, Any] | None, live: Any, plan: PlanRow | None) -> tuple[str, str, str, str]:
+    """The Restore step's mark, style, label and detail line (items written / lines of the dump).
+
+    ``live`` is this console's running restore (its progress), else None; a run of the CLI shows
+    its state only (its counters are known when it completes).
+    """
+    total = (plan.summary or {}).get("lines") if plan is not None else None
+    of_total = f" / {total:,}" if total else ""
+    if live is not None:
+        return "◐", "yellow", "paused" if live.paused else "running", f"{live.written:,}{of_total} written"
+    assert run is not None
+    style, label = restore_label(run)
+    summary = run.get("summary") or {}
+    if summary:
+        detail = f"{summary.get('written', 0):,}{of_total} written"
+    else:
+        detail = "resumable" if run["state"] in ("cancelled", "failed") else ""
+    return _RESTORE_MARKS.get(run["state"], "✘"), style, label.split(" — ")[0], detail
 
 
 def _resolve_mark(decided: int, total: int) -> tuple[str, str, str]:
