@@ -21,6 +21,7 @@ from keyshift.core.errors import KeyshiftError
 from keyshift.core.escape import escape, unescape
 
 from .context import Context, default_operator
+from .progress import drive
 
 __all__ = ["main", "cli"]
 
@@ -102,7 +103,7 @@ def plan(obj: Context, dump_uri: str, fmt: str, allow_manifest_mismatch: bool, w
                    allow_manifest_mismatch=allow_manifest_mismatch,
                    parallel=None if workers is None else workers > 0, workers=workers or None)
     show = not as_json and err.is_terminal
-    result = _drive_with_progress(gen, show)
+    result = drive(gen, show=show, console=err, describe=_plan_bar)
     summary = result.summary
     if as_json:
         _emit_json(summary)
@@ -110,26 +111,8 @@ def plan(obj: Context, dump_uri: str, fmt: str, allow_manifest_mismatch: bool, w
     _print_plan_summary(summary)
 
 
-def _drive_with_progress(gen: Any, show: bool) -> Any:
-    """Run a progress generator to its return value, with a Rich progress bar on a terminal."""
-    if not show:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("planning", total=None, detail="")
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            bar.update(task, description=p.phase, total=p.bytes_total, completed=p.bytes_read,
-                       detail=f"{p.lines:,} lines  {p.rate:,.0f}/s")
+def _plan_bar(p: Any) -> tuple[str, float | None, float, str]:
+    return p.phase, p.bytes_total, p.bytes_read, f"{p.lines:,} lines  {p.rate:,.0f}/s"
 
 
 def _print_plan_summary(s: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 
 from .context import Context
+from .progress import drive
 
 __all__ = ["verify"]
 
@@ -54,7 +55,7 @@ def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_s
                      sample=sample, resume=resume, operator=obj.operator, page_size=page_size,
                      cancel=cancel)
     try:
-        result = _drive(gen, show=not as_json and err.is_terminal)
+        result = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_verify_bar)
     except VerifyCancelled as exc:
         err.print(f"verify run {exc.run_id} cancelled; `keyshift verify --resume` continues it")
         sys.exit(130)
@@ -67,26 +68,9 @@ def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_s
         sys.exit(1)
 
 
-def _drive(gen: Any, show: bool) -> Any:
-    if not show:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("verifying", total=None, detail="")
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            bar.update(task, description=f"scanning {p.phase}", total=p.total, completed=p.done,
-                       detail=f"{p.done:,} items  {p.rate:,.0f}/s  missing {p.missing}  extra {p.extra}"
-                              f"  different {p.different}")
+def _verify_bar(p: Any) -> tuple[str, float | None, float, str]:
+    return (f"scanning {p.phase}", p.total, p.done,
+            f"{p.done:,} items  {p.rate:,.0f}/s  missing {p.missing}  extra {p.extra}  different {p.different}")
 
 
 def _print_report(s: dict[str, Any]) -> None:
