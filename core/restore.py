@@ -490,6 +490,11 @@ def latest_restore(ws: Workspace) -> dict[str, Any] | None:
     ).fetchone()
     if row is None:
         return None
+    counters = ws.connect().execute(
+        "SELECT counters FROM checkpoints WHERE run_id = ? AND unit = '_counters'", (row[0],)
+    ).fetchone()
     return {"id": row[0], "state": row[1], "keymap": row[2], "started_at": row[3], "finished_at": row[4],
-            "summary": json.loads(row[5]) if row[5] else None}
+            "summary": json.loads(row[5]) if row[5] else None,
+            # An unfinished run has no summary yet; its last checkpoint says how far it got.
+            "counters": json.loads(counters[0]) if counters else {}}
 

@@ -84,3 +84,15 @@ def test_control_file_round_trip(tmp_path):
     assert read_control(ws) is None
     write_control(ws, RestoreControl(paused=True, rate=250.0, workers=3))
     assert read_control(ws) == RestoreControl(True, 250.0, 3)
+
+
+def test_latest_restore_reports_an_unfinished_runs_counters(tmp_path):
+    from keyshift.core.restore import _open_run, _save_checkpoint, latest_restore
+    from keyshift.core.transform import Keymap
+
+    ws = Workspace(tmp_path)
+    assert latest_restore(ws) is None
+    run_id, _, _ = _open_run(ws, Keymap("v1", {}), "alice", False, {})
+    _save_checkpoint(ws, run_id, {"f": 40}, {"written": 37, "skipped": 3}, "cancelled")
+    latest = latest_restore(ws)
+    assert (latest["state"], latest["summary"], latest["counters"]["written"]) == ("cancelled", None, 37)
