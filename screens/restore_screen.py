@@ -399,8 +399,11 @@ class RestoreScreen(Screen[None]):
         live, outcome = app.restore_live, app.restore_outcome
         bar = self.query_one("#restore-bar", ProgressBar)
         total_lines = (self.plan.summary or {}).get("lines") if self.plan else None
-        if live is None and not app.restore_running and self.run is not None and self.run.get("summary"):
-            live = _from_summary(self.run["summary"], total_lines)
+        if live is None and not app.restore_running and self.run is not None:
+            # A finished run's summary, or an unfinished run's last checkpoint counters.
+            done = self.run.get("summary") or self.run.get("counters")
+            if done:
+                live = _from_summary(done, total_lines)
         if live is not None:
             total = live.total_lines or total_lines
             if total:
