@@ -398,7 +398,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     from keyshift.core.keymap import build_keymap
     from keyshift.core.plan_queries import latest_plan
     from keyshift.core.restore import run_restore
-    from keyshift.core.tables import create_target_table, is_empty, source_key_schema, table_exists, target_key_schema
+    from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
     obj.require_writable("restore")
     ws, spec = obj.workspace, obj.spec
@@ -411,9 +411,9 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     if via_import:
         from keyshift.core.import_table import import_via_s3
 
-        sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
         result = import_via_s3(ws, spec, build.keymap, dump_uri=plan_row.dump_uri, fmt=plan_row.format or "auto",
-                               s3=s3, ddb=ddb, prefix_uri=via_import, sort_key_type=sk_type,
+                               s3=s3, ddb=ddb, prefix_uri=via_import,
+                               sort_key_type=new_table_schema(ddb, spec).sk_type,
                                operator=obj.operator)
         doc = {**result.to_dict(), "written": result.items_written, "retries": 0,
                "skipped": result.skipped, "skipped_cases": build.open_cases}
@@ -424,8 +424,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
                   f" {result.imported} imported, {result.errored} errored; keymap {result.keymap}")
         return
     if create_table:
-        sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
-        create_target_table(ddb, spec, target_key_schema(spec, sk_type))
+        create_target_table(ddb, spec, new_table_schema(ddb, spec))
     elif not table_exists(ddb, spec.target.table):
         raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
     elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):

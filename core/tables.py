@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from .errors import KeyshiftError
 from .spec import Spec
 
-__all__ = ["TableError", "KeySchema", "source_key_schema", "target_key_schema", "create_target_table",
+__all__ = ["TableError", "KeySchema", "source_key_schema", "target_key_schema", "new_table_schema",
+           "create_target_table",
            "table_exists", "wait_active", "is_empty", "enable_stream"]
 
 
@@ -91,6 +92,13 @@ def target_key_schema(spec: Spec, sort_key_type: str | None = None) -> KeySchema
     """The new table's key: the target partition key (string) and the source's sort key."""
     sk = spec.source.sort_key
     return KeySchema(spec.target.partition_key, "S", sk, (sort_key_type or "S") if sk else None)
+
+
+def new_table_schema(ddb: Any, spec: Spec) -> KeySchema:
+    """The new table's key schema, its sort key typed like the live table's (S when the live
+    table cannot be described, e.g. a dump restored without its source)."""
+    sk_type = source_key_schema(ddb, spec).sk_type if table_exists(ddb, spec.source.table) else None
+    return target_key_schema(spec, sk_type)
 
 
 def wait_active(ddb: Any, table: str, timeout: float = 300) -> dict[str, Any]:

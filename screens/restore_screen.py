@@ -48,13 +48,7 @@ from keyshift.core.restore import (
     run_restore,
     write_control,
 )
-from keyshift.core.tables import (
-    create_target_table,
-    is_empty,
-    source_key_schema,
-    table_exists,
-    target_key_schema,
-)
+from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
 from .confirm import ConfirmScreen
 from .widgets import format_eta, format_rate, visible_text
@@ -210,9 +204,7 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
             post(RestoreFinished("declined"))
             return None
         if not exists and not resume:
-            source_exists = table_exists(ddb, spec.source.table)
-            sk_type = source_key_schema(ddb, spec).sk_type if source_exists else None
-            create_target_table(ddb, spec, target_key_schema(spec, sk_type))
+            create_target_table(ddb, spec, new_table_schema(ddb, spec))
         post(RestoreStarted(table, args["total_lines"], resume))
         started = True
         gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, **args, operator=context.operator,
