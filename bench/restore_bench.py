@@ -63,6 +63,7 @@ from keyshift.core import restore as restore_mod  # noqa: E402
 from keyshift.core.aws import AwsContext  # noqa: E402
 from keyshift.core.dumps import open_dump  # noqa: E402
 from keyshift.core.keymap import build_keymap  # noqa: E402
+from keyshift.core.progress import run_to_completion  # noqa: E402
 from keyshift.core.plan import plan_to_completion  # noqa: E402
 from keyshift.core.plan_queries import latest_plan  # noqa: E402
 from keyshift.core.restore import plan_to_restore_args, run_restore  # noqa: E402
@@ -176,13 +177,7 @@ def keyshift_restore(ws: Workspace, spec: Spec, keymap: Any, endpoint: str, work
     ddb = aws.client("dynamodb")  # built before the clock starts, like the raw loop's client
     args = plan_to_restore_args(latest_plan(ws))
     cpu0, t0 = time.process_time(), time.perf_counter()
-    gen = run_restore(ws, spec, keymap, ddb=ddb, operator="bench", workers=workers, **args)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            summary = stop.value
-            break
+    summary = run_to_completion(run_restore(ws, spec, keymap, ddb=ddb, operator="bench", workers=workers, **args))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {"items": summary["written"], "seconds": wall, "cpu_seconds": cpu,
             "rate": summary["written"] / wall, "retries": summary["retries"],

@@ -397,7 +397,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     """Write transform(dump) into the new table: batched, parallel, throttled, resumable."""
     from keyshift.core.keymap import build_keymap
     from keyshift.core.plan_queries import latest_plan
-    from keyshift.core.restore import run_restore
+    from keyshift.core.restore import plan_to_restore_args, run_restore
     from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
     obj.require_writable("restore")
@@ -429,11 +429,9 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
         raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
     elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):
         raise KeyshiftError(f"target table {spec.target.table!r} is not empty (pass --allow-non-empty or --resume)")
-    total = (plan_row.summary or {}).get("lines")
-    gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, dump_uri=plan_row.dump_uri,
-                      fmt=plan_row.format or "auto", operator=obj.operator, workers=workers, rate=rate,
-                      resume=resume, deadline_s=deadline_s, total_lines=total)
-    summary = _drive_restore(gen, not as_json and err.is_terminal)
+    gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, **plan_to_restore_args(plan_row),
+                      operator=obj.operator, workers=workers, rate=rate, resume=resume, deadline_s=deadline_s)
+    summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_restore_bar)
     summary["skipped_cases"] = build.open_cases
     if as_json:
         _emit_json(summary)
@@ -443,25 +441,10 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
               f" dropped by decision, {summary['retries']:,} retries, {summary['throttles']:,} throttles")
 
 
-def _drive_restore(gen: Any, show: bool) -> dict[str, Any]:
-    """Run a restore generator to its summary, with a status line on a terminal."""
-    summary: dict[str, Any] | None = None
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            summary = stop.value
-            break
-        if show:
-            eta = f"{p.eta:,.0f} s" if p.eta is not None else "?"
-            state = "PAUSED " if p.paused else ""
-            err.print(f"\r{state}{p.lines:,}/{p.total_lines or '?'} lines  {p.written:,} written  "
-                      f"{p.rate:,.0f}/s  retries {p.retries:,}  throttles {p.throttles:,}  "
-                      f"workers {p.workers}  ETA {eta}   ", end="")
-    if show:
-        err.print()
-    assert summary is not None
-    return summary
+def _restore_bar(p: Any) -> tuple[str, float | None, float, str]:
+    return ("PAUSED" if p.paused else "restoring", p.total_lines, p.lines,
+            f"{p.written:,} written  {p.rate:,.0f}/s  retries {p.retries:,}  throttles {p.throttles:,}"
+            f"  workers {p.workers}")
 
 
 @cli.command("restore-control")

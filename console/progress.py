@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
+from keyshift.core.progress import run_to_completion
 from rich.console import Console
 
 __all__ = ["drive"]
@@ -20,11 +21,7 @@ Describe = Callable[[Any], tuple[str, float | None, float, str]]
 def drive(gen: Iterator[Any], *, show: bool, console: Console, describe: Describe) -> Any:
     """Run ``gen`` to its return value; with ``show``, update a progress bar from each item."""
     if not show:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return run_to_completion(gen)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),

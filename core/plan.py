@@ -21,12 +21,13 @@ from typing import Any, Iterator
 
 import orjson
 
-from .plan_extract import SAMPLE_CACHE, extract_batches, extract_in_child
-from .dumps.model import DumpInfo
 from .cases import materialize_cases
+from .dumps.model import DumpInfo
 from .escape import escape
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 from .normalize import Normalizer
+from .plan_extract import SAMPLE_CACHE, extract_batches, extract_in_child
+from .progress import run_to_completion
 from .reference import read_reference
 from .spec import Spec
 from .workspace import IDENTIFIER_INDEXES, RECORD_INDEXES, Workspace, utcnow
@@ -95,12 +96,7 @@ class PlanResult:
 
 def plan_to_completion(ws: Workspace, spec: Spec, dump_uri: str, **kwargs: Any) -> PlanResult:
     """Run :func:`run_plan` to the end, ignoring progress; returns the result."""
-    gen = run_plan(ws, spec, dump_uri, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_completion(run_plan(ws, spec, dump_uri, **kwargs))
 
 
 def run_plan(

@@ -39,6 +39,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import KeyshiftError
+from .progress import run_to_completion
 from .tables import TableError, describe
 from .transform import Keymap, KeyNames, Put, transform
 from .workspace import Workspace, utcnow
@@ -640,12 +641,7 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
 
 def verify_to_completion(ws: Workspace, spec: Any, ddb: Any, **kwargs: Any) -> VerifyResult:
     """Run :func:`run_verify` to the end, ignoring progress."""
-    gen = run_verify(ws, spec, ddb, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_completion(run_verify(ws, spec, ddb, **kwargs))
 
 
 def latest_verify(ws: Workspace) -> dict[str, Any] | None:

@@ -8,12 +8,10 @@ resets that server before each test and gives the environment a ``keyshift`` sub
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
-
 from keyshift.console.demo import DEMO_ENV, LocalMotoServer, reset_moto
 
 #: Variables that could point a test at a real account or another endpoint: never inherited.

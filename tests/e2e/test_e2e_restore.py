@@ -21,6 +21,7 @@ from keyshift.core.aws import AwsContext
 from keyshift.core.dumps import open_dump
 from keyshift.core.keymap import build_keymap
 from keyshift.core.plan_queries import latest_plan
+from keyshift.core.progress import run_to_completion
 from keyshift.core.restore import plan_to_restore_args, run_restore
 from keyshift.core.spec import load_spec
 from keyshift.core.tables import create_target_table, target_key_schema
@@ -132,13 +133,8 @@ def test_unprocessed_items_and_throttles_are_retried_until_written(planned, boto
     create_target_table(ddb, spec, target_key_schema(spec))
     keymap = build_keymap(ws, allow_unresolved=True).keymap
     plan_row = latest_plan(ws)
-    gen = run_restore(ws, spec, keymap, ddb=ddb, s3=boto_clients.s3, **plan_to_restore_args(plan_row), workers=3)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            summary = stop.value
-            break
+    summary = run_to_completion(
+        run_restore(ws, spec, keymap, ddb=ddb, s3=boto_clients.s3, **plan_to_restore_args(plan_row), workers=3))
     assert calls["held"] > 0 and calls["throttled"] > 0
     assert summary["retries"] >= calls["held"] and summary["throttles"] >= calls["throttled"]
     assert table_items(boto_clients.dynamodb, spec.target.table, spec) == expected_items(planned)
