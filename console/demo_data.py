@@ -197,6 +197,14 @@ def order_item(customer: str, order_id: str, rng: random.Random) -> dict[str, An
         item["tags"] = {"SS": sorted(rng.sample(_TAGS, rng.randint(1, 3)))}
     if rng.random() < 0.1:
         item["note"] = {"NULL": True}
+    # Binary values, top-level and nested in a set inside a map, on about one order in ten: dumps
+    # carry them as base64 text and a writer must hand botocore bytes. Derived from the order id,
+    # not from ``rng``, so adding them changed no other value of the demo data.
+    digest = hashlib.sha256(order_id.encode()).digest()
+    if digest[0] < 26:
+        item["receipt"] = {"B": digest[2:14]}
+        if digest[1] < 128:
+            item["attachments"] = {"M": {"thumbs": {"BS": [digest[14:20], digest[20:26]]}}}
     return item
 
 

@@ -52,27 +52,45 @@ class AwsContext:
         """The effective region: option, environment or profile, else :data:`DEFAULT_REGION`."""
         return self.session.region_name or DEFAULT_REGION
 
-    def config(self) -> Config:
+    def config(self, *, parameter_validation: bool = True) -> Config:
         """The botocore config every client shares: adaptive retries, a connection pool."""
         return Config(
             retries={"mode": "adaptive", "max_attempts": self.max_attempts},
             max_pool_connections=self.max_pool_connections,
             # Streams calls need this with in-process moto; harmless against AWS.
             account_id_endpoint_mode="disabled",
+            parameter_validation=parameter_validation,
         )
 
     def client(self, service: str) -> Any:
         """A cached, thread-safe boto3 client for ``service`` (``dynamodb``, ``dynamodbstreams``, ``s3``)."""
+        return self._client(service, parameter_validation=True)
+
+    def writer_client(self, service: str = "dynamodb") -> Any:
+        """A client for bulk writers whose every item keyshift has already validated itself.
+
+        botocore's client-side parameter validation walks every attribute of every item again on
+        each request: in a stubbed restore it was over half of the writer threads' CPU, and under
+        the GIL that CPU is throughput. The dump readers check every type key and value shape
+        (:func:`keyshift.core.items.wire_check`) before an item reaches a writer, and DynamoDB
+        validates each request server-side anyway, so the restore and the ImportTable path skip it.
+        Everything else (retries, endpoint, hooks) is the same as :meth:`client`.
+        """
+        return self._client(service, parameter_validation=False)
+
+    def _client(self, service: str, *, parameter_validation: bool) -> Any:
+        key = service if parameter_validation else f"{service}:unvalidated"
         with self._lock:
-            client = self._clients.get(service)
+            client = self._clients.get(key)
             if client is None:
-                kwargs: dict[str, Any] = {"config": self.config(), "region_name": self.region_name}
+                kwargs: dict[str, Any] = {"config": self.config(parameter_validation=parameter_validation),
+                                          "region_name": self.region_name}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self.session.client(service, **kwargs)
                 for event, handler in self.hooks:
                     client.meta.events.register(event, handler)
-                self._clients[service] = client
+                self._clients[key] = client
             return client
 
     def describe(self) -> dict[str, Any]:

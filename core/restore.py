@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 from .dumps import open_dump
 from .errors import KeyshiftError
+from .items import for_botocore
 from .spec import Spec
 from .transform import Keymap, KeyNames, Put, transform
 from .workspace import Workspace, utcnow
@@ -173,7 +174,7 @@ class _RateLimiter:
 def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]], progress: RestoreProgress,
                  limiter: _RateLimiter, deadline_s: float, lock: threading.Lock) -> None:
     """Write ``items`` (≤ 25) until every one is acknowledged, or raise past the deadline."""
-    requests = [{"PutRequest": {"Item": item}} for item in items]
+    requests = [{"PutRequest": {"Item": for_botocore(item)}} for item in items]
     attempt = 0
     start = time.monotonic()
     while requests:

@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.dumps import open_dump
+from keyshift.core.items import for_botocore
 from keyshift.core.keymap import build_keymap
 from keyshift.core.plan_queries import latest_plan
 from keyshift.core.progress import run_to_completion
@@ -50,7 +51,7 @@ def expected_items(world):
         outcome = transform(entry.item, keymap, names)
         if isinstance(outcome, Put):
             key = (json.dumps(outcome.item[names.target_pk]), json.dumps(outcome.item.get(names.source_sk)))
-            out[key] = outcome.item
+            out[key] = for_botocore(outcome.item)  # binary as bytes, as the table returns it
     return out
 
 

@@ -213,7 +213,8 @@ async def test_pause_and_resume_write_the_control_file_and_the_run_obeys(world):
         await pilot.press("p")
         await wait_until(pilot, lambda: _control(world).paused)
         await wait_until(pilot, lambda: app.restore_live.paused, timeout=10)
-        assert "PAUSED" in shown(screen, "#restore-state")
+        # The status line follows on the next progress refresh, not in the same instant.
+        await wait_until(pilot, lambda: "PAUSED" in shown(screen, "#restore-state"), timeout=10)
         assert app.restore_running and app.restore_live.written < ITEMS
         await _set_number(pilot, "l", "0")  # no limit: the rest goes fast
         await wait_until(pilot, lambda: _control(world).rate is None)
