@@ -429,7 +429,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
         raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
     elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):
         raise KeyshiftError(f"target table {spec.target.table!r} is not empty (pass --allow-non-empty or --resume)")
-    gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, **plan_to_restore_args(plan_row),
+    gen = run_restore(ws, spec, build.keymap, ddb=obj.aws.writer_client(), s3=s3, **plan_to_restore_args(plan_row),
                       operator=obj.operator, workers=workers, rate=rate, resume=resume, deadline_s=deadline_s)
     summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_restore_bar)
     summary["skipped_cases"] = build.open_cases

@@ -207,7 +207,8 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
             create_target_table(ddb, spec, new_table_schema(ddb, spec))
         post(RestoreStarted(table, args["total_lines"], resume))
         started = True
-        gen = run_restore(ws, spec, build.keymap, ddb=ddb, s3=s3, **args, operator=context.operator,
+        gen = run_restore(ws, spec, build.keymap, ddb=context.aws.writer_client(), s3=s3, **args,
+                          operator=context.operator,
                           workers=workers, rate=rate, resume=resume, cancel=cancel)
         while True:
             if worker.is_cancelled:
