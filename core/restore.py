@@ -25,7 +25,6 @@ Mechanics:
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
 from .dumps import open_dump
 from .errors import KeyshiftError
 from .items import for_botocore
@@ -44,7 +44,7 @@ from .workspace import Workspace, utcnow
 __all__ = ["RestoreError", "RestoreCancelled", "RestoreProgress", "RestoreControl", "run_restore",
            "write_control", "read_control", "CONTROL_FILE", "latest_restore", "plan_to_restore_args"]
 
-BATCH_SIZE = 25  # DynamoDB's BatchWriteItem limit (moto accepts 26: keep our own)
+BATCH_SIZE = MAX_BATCH  # DynamoDB's BatchWriteItem limit (moto accepts 26: keep our own)
 CONTROL_FILE = "restore.control.json"
 _MAX_WORKERS = 64
 
@@ -173,34 +173,22 @@ class _RateLimiter:
 
 def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]], progress: RestoreProgress,
                  limiter: _RateLimiter, deadline_s: float, lock: threading.Lock) -> None:
-    """Write ``items`` (≤ 25) until every one is acknowledged, or raise past the deadline."""
-    requests = [{"PutRequest": {"Item": for_botocore(item)}} for item in items]
-    attempt = 0
-    start = time.monotonic()
-    while requests:
-        limiter.acquire(len(requests))
-        response = ddb.batch_write_item(RequestItems={table: requests})
-        retried = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-        unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+    """Put ``items`` (≤ 25) until every one is acknowledged, or raise past the deadline."""
+
+    def counted(acknowledged: int, unprocessed: int, botocore_retries: int) -> None:
         with lock:
-            progress.written += len(requests) - len(unprocessed)
-            progress.throttles += retried  # botocore's own retries are throttles or transient errors
-        if retried:
+            progress.written += acknowledged
+            progress.retries += unprocessed
+            progress.throttles += botocore_retries  # botocore's own retries: throttles or transient errors
+        if unprocessed or botocore_retries:
             limiter.pushback(progress.rate)
-        if not unprocessed:
-            return
-        attempt += 1
-        with lock:
-            progress.retries += len(unprocessed)
-        limiter.pushback(progress.rate)
-        if time.monotonic() - start > deadline_s:
-            raise RestoreError(
-                f"{len(unprocessed)} item(s) still unprocessed after {attempt} retries and"
-                f" {deadline_s:.0f} s; the checkpoint is kept: fix the cause and run `keyshift restore --resume`"
-            )
-        # Exponential backoff with full jitter (AWS architecture blog): sleep U(0, min(cap, base·2^n)).
-        time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
-        requests = unprocessed
+
+    try:
+        write_batch(ddb, table, [{"PutRequest": {"Item": for_botocore(item)}} for item in items],
+                    deadline_s=deadline_s, acquire=limiter.acquire, on_response=counted)
+    except BatchWriteTimeout as exc:
+        raise RestoreError(
+            f"{exc}; the checkpoint is kept: fix the cause and run `keyshift restore --resume`") from exc
 
 
 @dataclass

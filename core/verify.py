@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import json
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .batch_write import backoff_delay
 from .errors import KeyshiftError
 from .progress import run_to_completion
 from .tables import TableError, describe
@@ -227,7 +227,7 @@ class _Tables:
                         raise VerifyError(f"BatchGetItem on {table!r} kept returning UnprocessedKeys for"
                                           f" {RETRY_DEADLINE:.0f} s; try again later or with fewer --segments")
                     attempt += 1
-                    time.sleep(random.uniform(0, min(5.0, 0.05 * 2 ** attempt)))
+                    time.sleep(backoff_delay(attempt))
         return found
 
     def expected_from(self, source_item: dict | None) -> Put | None:
