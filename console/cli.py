@@ -514,8 +514,11 @@ def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Pa
     run_demo(obj, n_records=n_records, open_console=not no_console, port=port, demo_dir=demo_dir)
 
 
+from .cli_stream import stream_sync  # noqa: E402
 from .cli_verify import verify  # noqa: E402
+
 cli.add_command(verify)
+cli.add_command(stream_sync)
 
 
 if __name__ == "__main__":  # pragma: no cover

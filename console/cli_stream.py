@@ -1,0 +1,84 @@
+"""``keyshift stream-sync``: replay the old table's stream into the new table (design (a)).
+
+Registered in :mod:`keyshift.console.cli` with ``cli.add_command(stream_sync)``. Without
+``--follow`` it stops once it has caught up with every shard (exit 0); with it, it keeps
+following until SIGINT or SIGTERM, which stop it cleanly with its checkpoint saved.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+from rich.console import Console
+
+from .context import Context
+from .progress import drive
+
+__all__ = ["stream_sync"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``cancel``: the replay finishes its page, checkpoints and returns."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum: int, frame: Any) -> None:
+        cancel.set()
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.command("stream-sync")
+@click.option("--follow", is_flag=True, help="Keep following the stream until SIGINT/SIGTERM.")
+@click.option("--restart", is_flag=True, help="Replay from the trim horizon, not from the last checkpoint.")
+@click.option("--allow-unresolved", is_flag=True,
+              help="Run while cases are open (their items' records are skipped, as the restore skips them).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@click.pass_obj
+def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, as_json: bool) -> None:
+    """Replay the source table's stream through the keymap into the new table.
+
+    Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
+    --restart, and whenever a restore has completed since the last replay started.
+    """
+    from keyshift.core.keymap import build_keymap
+    from keyshift.core.stream_sync import run_stream_sync
+
+    obj.require_writable("stream-sync")
+    build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)
+    cancel = threading.Event()
+    gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=obj.aws.client("dynamodb"),
+                          streams=obj.aws.client("dynamodbstreams"), follow=follow, restart=restart,
+                          operator=obj.operator, cancel=cancel)
+    with _stop_on_signals(cancel):
+        summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=True, default=str))
+        return
+    skipped = sum(summary["skipped"].values())
+    out.print(f"stream-sync run {summary['run_id']} {summary['state']} ({summary['origin']}): "
+              f"{summary['records']:,} records, {summary['puts']:,} puts, {summary['deletes']:,} deletes, "
+              f"{skipped:,} skipped, {summary['restarts']} restart(s); "
+              f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
+              f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+
+
+def _sync_bar(p: Any) -> tuple[str, float | None, float, str]:
+    lag = "catching up" if p.lag_seconds is None else f"lag {p.lag_seconds:.0f} s"
+    return ("stream sync", None, p.records,
+            f"{p.records:,} records  {p.puts:,} puts  {p.deletes:,} deletes  {lag}  "
+            f"shards {p.shards_done}/{p.shards} closed  restarts {p.restarts}")
