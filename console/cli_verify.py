@@ -42,10 +42,15 @@ def _key_text(key: Any) -> str:
 @click.option("--resume", is_flag=True, help="Continue the last interrupted verify run.")
 @click.option("--page-size", type=click.IntRange(1, 10_000), default=1000, hidden=True,
               help="Items per Scan page (one checkpoint each).")
+@click.option("--live/--not-live", default=None,
+              help="Whether the source takes writes that stream sync follows: then a mismatch is re-checked"
+                   " after the sync has caught up past it. [default: live when a stream-sync run is following]")
+@click.option("--settle-timeout", type=click.FloatRange(0), default=120.0, show_default=True,
+              help="Seconds to wait for stream sync to catch up past a mismatch before reporting it as unsettled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_size: int,
-           as_json: bool) -> None:
+           live: bool | None, settle_timeout: float, as_json: bool) -> None:
     """Compare the new table with transform(old table) through the keymap; exit 1 on differences."""
     from keyshift.core.verify import VerifyCancelled, run_verify
 
@@ -53,7 +58,7 @@ def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_s
     cancel = threading.Event()
     gen = run_verify(obj.workspace, obj.spec, obj.aws.client("dynamodb"), segments=segments,
                      sample=sample, resume=resume, operator=obj.operator, page_size=page_size,
-                     cancel=cancel)
+                     cancel=cancel, live=live, settle_timeout=settle_timeout)
     try:
         result = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_verify_bar)
     except VerifyCancelled as exc:
@@ -82,6 +87,9 @@ def _print_report(s: dict[str, Any]) -> None:
     out.print(f"  compared {s['compared']:,}  missing {s['missing']:,}  extra "
               + (f"{s['extra']:,}" if s["extra_checked"] else "not checked (sample)")
               + f"  different {s['different']:,}  not expected (skipped) {skipped:,}")
+    if s.get("live"):
+        out.print(f"  live source: {s['cleared_by_sync']:,} mismatch(es) cleared once stream sync caught up,"
+                  f" {s['unsettled']:,} reported without it catching up (unsettled)")
     off = s["offenders"]
     for key in off["missing"]:
         out.print(f"  [red]missing[/]   {_key_text(key)}")

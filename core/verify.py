@@ -193,6 +193,7 @@ class _Tables:
     target: str
     names: KeyNames
     keymap: Keymap
+    settle: _Settle | None = None  # the source is live: wait for stream sync before reporting
 
     def source_key(self, item: dict) -> dict:
         key = {self.names.source_pk: item[self.names.source_pk]}
@@ -266,6 +267,36 @@ class _PageResult:
     compared: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     offenders: list[tuple[str, dict, dict]] = field(default_factory=list)  # (kind, key, detail)
+    cleared_by_sync: int = 0  # suspects that stream sync's catching up made equal
+    unsettled: int = 0  # offenders reported although stream sync never caught up past them
+
+
+class _Settle:
+    """Waits, while the source is live, until stream sync has caught up past a moment.
+
+    A mismatch seen while the source takes writes may only be a write the replay has not applied
+    yet. Stream sync records ``caught_up_at`` (the start of its last pass that reached the tip of
+    every shard: every source write before it is applied); a suspect seen at ``t`` is re-checked
+    once ``caught_up_at >= t + margin`` (``margin`` covers the delay before a write's record
+    appears in the stream), and only then reported. When the sync does not get there within
+    ``timeout`` (or stops running), the offender is reported as *unsettled*.
+    """
+
+    def __init__(self, ws: Workspace, *, timeout: float, margin: float, poll: float = 0.25) -> None:
+        self.ws, self.timeout, self.margin, self.poll = ws, timeout, margin, poll
+
+    def wait_past(self, moment: float) -> bool:
+        """Block until stream sync has caught up past ``moment`` (True) or cannot (False)."""
+        from .stream_sync import sync_watermark
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            mark = sync_watermark(self.ws)
+            if mark is not None and (mark["caught_up_at"] or 0) >= moment + self.margin:
+                return True
+            if mark is None or not mark["live"] or time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll)
 
 
 def check_source_page(t: _Tables, items: list[dict]) -> _PageResult:
@@ -280,24 +311,53 @@ def check_source_page(t: _Tables, items: list[dict]) -> _PageResult:
             res.skipped[out.kind or "other"] = res.skipped.get(out.kind or "other", 0) + 1
     res.compared = len(expected)
     found = t.batch_get(t.target, [t.target_key(e) for _, e in expected], t.target_key)
+    suspects = []
     for source_key, want in expected:
         have = found.get(_key_json(t.target_key(want)))
         if have is not None and not diff_attributes(want, have):
             continue
         # Second look, consistent on both tables: the old item may have changed or gone since.
-        put = t.expected_from(t.get(t.source, source_key))
-        if put is None:
-            continue  # no longer expected; if the new item is still there, pass 2 calls it extra
-        key = t.target_key(put.item)
-        have = t.get(t.target, key)
-        if have is None:
-            res.offenders.append(("missing", key, {"source_key": _public_key(source_key)}))
-            continue
-        attrs = diff_attributes(put.item, have)
-        if attrs:
-            res.offenders.append(("different", key, {"attributes": attrs,
-                                                     "source_key": _public_key(source_key)}))
+        offender = _look_again_source(t, source_key)
+        if offender is not None:
+            suspects.append((source_key, offender))
+    _settle(t, res, suspects, lambda source_key: _look_again_source(t, source_key))
     return res
+
+
+def _look_again_source(t: _Tables, source_key: dict) -> tuple[str, dict, dict] | None:
+    """Consistent reads of the old item and its new item: the offence, or None when they agree."""
+    put = t.expected_from(t.get(t.source, source_key))
+    if put is None:
+        return None  # no longer expected; if the new item is still there, pass 2 calls it extra
+    key = t.target_key(put.item)
+    have = t.get(t.target, key)
+    if have is None:
+        return ("missing", key, {"source_key": _public_key(source_key)})
+    attrs = diff_attributes(put.item, have)
+    if attrs:
+        return ("different", key, {"attributes": attrs, "source_key": _public_key(source_key)})
+    return None
+
+
+def _settle(t: _Tables, res: _PageResult, suspects: list[tuple[Any, tuple[str, dict, dict]]],
+            look_again: Callable[[Any], tuple[str, dict, dict] | None]) -> None:
+    """Report ``suspects`` (already seen twice): at once, or, while the source is live, after
+    stream sync has caught up past them and a third look still finds them."""
+    if not suspects:
+        return
+    if t.settle is None:
+        res.offenders.extend(offender for _, offender in suspects)
+        return
+    caught_up = t.settle.wait_past(time.time())
+    for handle, _ in suspects:
+        offender = look_again(handle)
+        if offender is None:
+            res.cleared_by_sync += 1
+            continue
+        if not caught_up:
+            res.unsettled += 1
+            offender[2]["unsettled"] = True
+        res.offenders.append(offender)
 
 
 def _produces(t: _Tables, source_item: dict | None, key: dict) -> bool:
@@ -310,18 +370,26 @@ def check_target_page(t: _Tables, items: list[dict]) -> _PageResult:
     res = _PageResult(scanned=len(items))
     wanted = [(item, t.candidates(item)) for item in items]
     found = t.batch_get(t.source, [k for _, keys in wanted for k in keys], t.source_key)
+    suspects = []
     for item, keys in wanted:
         key = t.target_key(item)
         if any(_produces(t, found.get(_key_json(k)), key) for k in keys):
             continue
-        # Second look: is the new item still there, and does no old item (now) produce it?
-        have = t.get(t.target, key)
-        if have is None:
-            continue
-        if any(_produces(t, t.get(t.source, k), key) for k in t.candidates(have)):
-            continue
-        res.offenders.append(("extra", key, {}))
+        offender = _look_again_target(t, key)
+        if offender is not None:
+            suspects.append((key, offender))
+    _settle(t, res, suspects, lambda key: _look_again_target(t, key))
     return res
+
+
+def _look_again_target(t: _Tables, key: dict) -> tuple[str, dict, dict] | None:
+    """Is the new item still there, and does no old item (now) produce it? The offence, or None."""
+    have = t.get(t.target, key)
+    if have is None:
+        return None
+    if any(_produces(t, t.get(t.source, k), key) for k in t.candidates(have)):
+        return None
+    return ("extra", key, {})
 
 
 # -- runs, checkpoints, offenders --------------------------------------------------------------
@@ -364,7 +432,8 @@ def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sa
 
 
 def _empty_counters() -> dict[str, Any]:
-    return {"scanned": 0, "compared": 0, "missing": 0, "extra": 0, "different": 0, "skipped": {}}
+    return {"scanned": 0, "compared": 0, "missing": 0, "extra": 0, "different": 0, "skipped": {},
+            "cleared_by_sync": 0, "unsettled": 0}
 
 
 def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, counters: dict[str, Any],
@@ -386,6 +455,8 @@ def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, cou
 def _merge(counters: dict[str, Any], page: _PageResult) -> None:
     counters["scanned"] += page.scanned
     counters["compared"] += page.compared
+    counters["cleared_by_sync"] += page.cleared_by_sync
+    counters["unsettled"] += page.unsettled
     for kind, _, _ in page.offenders:
         counters[kind] += 1
     for kind, n in page.skipped.items():
@@ -417,6 +488,9 @@ def run_verify(
     keymap: Keymap | None = None,
     page_size: int = PAGE_SIZE,
     cancel: threading.Event | None = None,
+    live: bool | None = None,
+    settle_timeout: float = 120.0,
+    settle_margin: float = 1.0,
 ) -> Iterator[VerifyProgress]:
     """Verify ``spec.target.table`` against transform(``spec.source.table``); yields progress,
     returns a :class:`VerifyResult` (``result.equal``).
@@ -425,6 +499,11 @@ def run_verify(
     many old items (and their new items; no extra-item pass). ``resume`` continues the newest
     unfinished verify run with its own parameters. Raises :class:`VerifyError` on unusable input
     and :class:`VerifyCancelled` when ``cancel`` is set.
+
+    ``live``: the source takes writes and stream sync follows it, so a suspect is re-checked only
+    after the sync has caught up past it (:class:`_Settle`; ``settle_timeout`` and
+    ``settle_margin`` in seconds). None (the default) decides from the workspace: live when a
+    stream-sync run is running with a fresh heartbeat.
     """
     started = time.perf_counter()
     if keymap is None:
@@ -432,11 +511,17 @@ def run_verify(
 
         keymap = build_keymap(ws, allow_unresolved=True).keymap
     names = KeyNames.from_spec(spec)
-    t = _Tables(ddb, spec.source.table, spec.target.table, names, keymap)
+    if live is None:
+        from .stream_sync import sync_watermark
+
+        mark = sync_watermark(ws)
+        live = bool(mark and mark["live"])
+    settle = _Settle(ws, timeout=settle_timeout, margin=settle_margin) if live else None
+    t = _Tables(ddb, spec.source.table, spec.target.table, names, keymap, settle)
     counts = _check_tables(t)
     run_id, params = _open_run(ws, keymap=keymap, operator=operator, segments=segments, sample=sample,
                                page_size=page_size, resume=resume,
-                               tables={"source": t.source, "target": t.target})
+                               tables={"source": t.source, "target": t.target, "live": live})
     segments, sample, page_size = params["segments"], params["sample"], params["page_size"]
     cancel = cancel or threading.Event()
     try:
@@ -594,7 +679,7 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
     for unit, u in state.items():
         c = u["counters"]
         scanned[unit.split("/")[0]] += c["scanned"]
-        for k in ("compared", "missing", "extra", "different"):
+        for k in ("compared", "missing", "extra", "different", "cleared_by_sync", "unsettled"):
             total[k] += c[k]
         for kind, n in c["skipped"].items():
             total["skipped"][kind] = total["skipped"].get(kind, 0) + n
@@ -627,6 +712,10 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
         "different": total["different"],
         "skipped": dict(sorted(total["skipped"].items())),
         "scanned": scanned,
+        # While the source was live, suspects waited for stream sync to catch up past them.
+        "live": bool(params.get("live")),
+        "cleared_by_sync": total["cleared_by_sync"],
+        "unsettled": total["unsettled"],
         "offenders": offenders,
         "resumed": resumed,
         "started_at": run["started_at"],

@@ -495,6 +495,11 @@ def _report(report: dict[str, Any] | None) -> Table | Text:
     grid.add_row("items", counts)
     if skipped:
         grid.add_row("skipped", Text(", ".join(f"{n:,} {kind}" for kind, n in skipped.items()), style="dim"))
+    if report.get("live"):
+        unsettled = report.get("unsettled", 0)
+        grid.add_row("live", Text(f"{report.get('cleared_by_sync', 0):,} cleared once stream sync caught up · "
+                                  f"{unsettled:,} unsettled (sync never caught up past them)",
+                                  style="yellow" if unsettled else "dim"))
     listed = sum(len(v) for v in (report.get("offenders") or {}).values())
     total = report["missing"] + report["extra"] + report["different"]
     if total > listed:

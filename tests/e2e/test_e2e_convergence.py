@@ -256,3 +256,54 @@ def test_a_following_replay_restarts_by_itself_when_the_restore_completes(boto_c
     summary = outcome["summary"]
     assert summary["state"] == "stopped" and summary["restarts"] >= 1
     assert world.scan(world.spec.target.table) == world.expected()
+
+
+# -- verify while the source is live ---------------------------------------------------------------
+def test_verify_while_live_reports_a_mismatch_only_if_it_outlasts_stream_sync(boto_clients, tmp_path):
+    world = Scenario(boto_clients, tmp_path)
+    for n in range(6):
+        world.act(("put", CUSTOMERS[n % 4], ORDERS[n % 2], n))
+    world.restore(world.dump(), [])
+    world.sync()
+
+    # Control: a write the replay has not applied yet is a real difference to a one-off verify.
+    world.act(("put", "Globex", "o1", 7))
+    control = run_to_completion(run_verify(world.ws, world.spec, world.ddb, keymap=KEYMAP, segments=2, live=False))
+    assert (control.summary["different"], control.summary["live"]) == (1, False)
+    world.sync()
+
+    cancel = threading.Event()
+    follower = threading.Thread(target=lambda: run_to_completion(run_stream_sync(
+        world.ws, world.spec, KEYMAP, ddb=world.ddb, streams=world.streams, follow=True, cancel=cancel,
+        operator="test", idle_sleep=3.0)))
+    follower.start()
+    try:
+        first = time.time()
+        deadline = time.monotonic() + 20
+        while (latest_stream_sync(world.ws)["watermark"].get("caught_up_at") or 0) < first:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # The follower now sleeps ~3 s: this write is still unapplied when verify looks at it.
+        world.act(("put", "Globex", "o1", 8))
+        world.act(("delete", "Acme", "o1"))
+        result = run_to_completion(run_verify(world.ws, world.spec, world.ddb, keymap=KEYMAP, segments=2,
+                                              settle_margin=0.05))  # live: detected from the workspace
+    finally:
+        cancel.set()
+        follower.join(timeout=30)
+    s = result.summary
+    assert s["live"] and s["equal"], s
+    # The changed item waited for the sync (the deleted one too, unless the sync had caught up by the
+    # time the extra-item pass got to it).
+    assert s["cleared_by_sync"] >= 1 and s["unsettled"] == 0
+
+
+def test_verify_live_without_a_running_sync_reports_offenders_as_unsettled(boto_clients, tmp_path):
+    world = Scenario(boto_clients, tmp_path)
+    world.act(("put", "Globex", "o1", 1))
+    world.restore(world.dump(), [])
+    world.act(("put", "Globex", "o1", 2))  # no stream sync runs: it stays behind
+    result = run_to_completion(run_verify(world.ws, world.spec, world.ddb, keymap=KEYMAP, segments=1, live=True,
+                                          settle_timeout=5))
+    s = result.summary
+    assert not s["equal"] and (s["different"], s["unsettled"], s["cleared_by_sync"]) == (1, 1, 0)
