@@ -241,6 +241,14 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
     counters: dict[str, Any] = {}
     origin = "trim-horizon"
     why = "first run" if previous is None else "--restart"
+    if previous is not None and previous["state"] == "running":
+        heartbeat = previous["watermark"].get("heartbeat")
+        if heartbeat is not None and time.time() - heartbeat < HEARTBEAT_STALE_S:
+            # Two replays at once would interleave stale and fresh writes of one item (and a shard
+            # allows only two readers): one at a time.
+            raise StreamSyncError(
+                f"stream-sync run {previous['id']} is still running (heartbeat {time.time() - heartbeat:.0f} s ago):"
+                " stop it first (SIGINT/SIGTERM, or Escape in the console)")
     if previous is not None and not restart:
         if previous["params"].get("stream_arn") != arn:
             why = "the source table has a new stream"

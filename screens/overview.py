@@ -21,6 +21,7 @@ from keyshift.core.cases import progress
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
 from keyshift.core.restore import latest_restore
+from keyshift.core.stream_sync import HEARTBEAT_STALE_S, latest_stream_sync
 from keyshift.core.verify import latest_verify
 
 from .resolve_queue import DecisionsChanged
@@ -62,6 +63,7 @@ class OverviewLoaded(Message, bubble=False):
     resolved: tuple[int, int] | None = None  # (decided, cases) of a complete plan
     restore: dict[str, Any] | None = None  # the latest restore run (latest_restore)
     verify: dict[str, Any] | None = None  # the latest verify run or report (latest_verify)
+    sync: dict[str, Any] | None = None  # the latest stream-sync run (latest_stream_sync)
 
 
 class OverviewScreen(Screen[None]):
@@ -135,11 +137,12 @@ class OverviewScreen(Screen[None]):
                 plan = latest_plan(ws)
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
                 resolved = progress(ws) if counts is not None else None
-                restore, verify = latest_restore(ws), latest_verify(ws)
+                restore, verify, sync = latest_restore(ws), latest_verify(ws), latest_stream_sync(ws)
             except KeyshiftError as exc:
                 self.post_message(OverviewLoaded(None, None, exc.message))
                 raise  # the App shows it in the error modal
-            self.post_message(OverviewLoaded(plan, counts, resolved=resolved, restore=restore, verify=verify))
+            self.post_message(OverviewLoaded(plan, counts, resolved=resolved, restore=restore, verify=verify,
+                                             sync=sync))
 
         self.keyshift.run_blocking(load, group="overview", description="read the plan")
 
@@ -166,12 +169,12 @@ class OverviewScreen(Screen[None]):
         app = self.keyshift
         live = app.restore_live if app.restore_running else None
         self.query_one("#steps", Static).update(
-            self._steps(message.plan, message.resolved, message.restore, message.verify, live))
+            self._steps(message.plan, message.resolved, message.restore, message.verify, live, message.sync))
 
     # -- rendering ----------------------------------------------------------------------------
     @staticmethod
     def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None, restore: dict[str, Any] | None,
-               verify: dict[str, Any] | None, live: Any = None) -> Group:
+               verify: dict[str, Any] | None, live: Any = None, sync: dict[str, Any] | None = None) -> Group:
         name_width = max(len(f"{number} {name}") for number, name in enumerate(STEPS, 1))
 
         def grid() -> Table:  # fixed widths: the grids above and below the Resolve count line up
@@ -192,6 +195,8 @@ class OverviewScreen(Screen[None]):
             detail = None
             if number == 3 and (restore is not None or live is not None):
                 mark, style, label, detail = _restore_mark(restore, live, plan)
+            if number == 4 and sync is not None:
+                mark, style, label, detail = sync_mark(sync)
             if number == 5 and verify is not None:
                 mark, style, label = verify_mark(verify)
                 label, _, rest = label.partition(" — ")  # the column is narrow: "resumable" below
@@ -294,6 +299,34 @@ def _restore_mark(run: dict[str, Any] | None, live: Any, plan: PlanRow | None) -
     else:
         detail = "resumable" if run["state"] in ("cancelled", "failed") else ""
     return _RESTORE_MARKS.get(run["state"], "✘"), style, label.split(" — ")[0], detail
+
+
+def sync_mark(run: dict[str, Any], now: float | None = None) -> tuple[str, str, str, str]:
+    """The Stream-sync step's mark, style, label and detail line, from :func:`latest_stream_sync`.
+
+    A run that says ``running`` but whose heartbeat is stale has died without saying so (SIGKILL,
+    a lost machine): it is shown as such, not as following.
+    """
+    import time
+
+    now = time.time() if now is None else now
+    counters = run.get("summary") or run.get("counters") or {}
+    detail = (f"{counters.get('records', 0):,} records · {counters.get('puts', 0):,} puts · "
+              f"{counters.get('deletes', 0):,} deletes · {counters.get('restarts', 0)} restarts")
+    mark = run.get("watermark") or {}
+    caught_up_at, heartbeat = mark.get("caught_up_at"), mark.get("heartbeat")
+    state = run["state"]
+    if state == "running":
+        if heartbeat is None or now - heartbeat > HEARTBEAT_STALE_S:
+            return "✘", "red", "not responding", detail
+        if caught_up_at is None:
+            return "◐", "yellow", "catching up", detail
+        return "◐", "green", f"following, {max(0.0, now - caught_up_at):.0f} s behind", detail
+    if state == "complete":
+        return "✔", "green", "caught up", detail
+    if state == "stopped":
+        return "■", "yellow", "stopped", detail
+    return "✘", "red", state, detail
 
 
 def _resolve_mark(decided: int, total: int) -> tuple[str, str, str]:

@@ -307,3 +307,26 @@ def test_verify_live_without_a_running_sync_reports_offenders_as_unsettled(boto_
                                           settle_timeout=5))
     s = result.summary
     assert not s["equal"] and (s["different"], s["unsettled"], s["cleared_by_sync"]) == (1, 1, 0)
+
+
+def test_a_second_replay_is_refused_while_one_is_following(boto_clients, tmp_path):
+    from keyshift.core.stream_sync import StreamSyncError
+
+    world = Scenario(boto_clients, tmp_path)
+    world.restore(world.dump(), [])
+    cancel = threading.Event()
+    follower = threading.Thread(target=lambda: run_to_completion(run_stream_sync(
+        world.ws, world.spec, KEYMAP, ddb=world.ddb, streams=world.streams, follow=True, cancel=cancel,
+        operator="test", idle_sleep=0.05)))
+    follower.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (latest_stream_sync(world.ws) or {}).get("watermark", {}).get("caught_up_at"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(StreamSyncError, match="is still running"):
+            world.sync()
+    finally:
+        cancel.set()
+        follower.join(timeout=30)
+    assert world.sync()["caught_up"]  # once it has stopped, the next run continues from its checkpoint
