@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,36 @@ class Scenario:
         self.syncs += 1
         return run_to_completion(run_stream_sync(self.ws, self.spec, KEYMAP, ddb=self.ddb, streams=self.streams,
                                                  operator="test", idle_sleep=0.01))
+
+    @contextmanager
+    def following(self, idle_sleep: float) -> Iterator[dict[str, Any]]:
+        """A ``stream-sync --follow`` run in a thread for the ``with`` block; yields where its
+        summary lands once it has stopped."""
+        cancel = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def follow() -> None:
+            outcome["summary"] = run_to_completion(run_stream_sync(
+                self.ws, self.spec, KEYMAP, ddb=self.ddb, streams=self.streams, follow=True, cancel=cancel,
+                operator="test", idle_sleep=idle_sleep))
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        try:
+            yield outcome
+        finally:
+            cancel.set()
+            follower.join(timeout=30)
+
+    def wait_caught_up_after(self, moment: float, timeout: float = 20) -> None:
+        """Until the replay's watermark says every source write before ``moment`` is applied."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = latest_stream_sync(self.ws)
+            if run is not None and (run["watermark"].get("caught_up_at") or 0) > moment:
+                return
+            assert time.monotonic() < deadline, "stream sync did not catch up"
+            time.sleep(0.02)
 
     # the dump and the restore ----------------------------------------------------------------
     def dump(self) -> Path:
@@ -220,39 +252,13 @@ def test_a_following_replay_restarts_by_itself_when_the_restore_completes(boto_c
     for n in range(6):
         world.act(("put", CUSTOMERS[n % 4], ORDERS[n % 2], n))
     dump = world.dump()
-    cancel = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def follow() -> None:
-        ddb = AwsContext(endpoint_url=world.endpoint).client("dynamodb")
-        streams = AwsContext(endpoint_url=world.endpoint).client("dynamodbstreams")
-        outcome["summary"] = run_to_completion(run_stream_sync(
-            world.ws, world.spec, KEYMAP, ddb=ddb, streams=streams, follow=True, cancel=cancel,
-            operator="test", idle_sleep=0.05))
-
-    def caught_up_after(moment: float) -> bool:
-        run = latest_stream_sync(world.ws)
-        return run is not None and (run["watermark"].get("caught_up_at") or 0) > moment
-
-    def wait_for(condition: Any, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, "stream sync did not catch up"
-            time.sleep(0.05)
-
-    follower = threading.Thread(target=follow)
-    follower.start()
-    try:
-        wait_for(lambda: caught_up_after(0))  # following before the restore starts
+    with world.following(idle_sleep=0.05) as outcome:
+        world.wait_caught_up_after(0)  # following before the restore starts
         writes = [[("put", CUSTOMERS[n % 4], ORDERS[(n + 1) % 2], 10 + n), ("delete", CUSTOMERS[(n + 2) % 4], "o1")]
                   for n in range(6)]
         world.restore(dump, writes)
         world.act(("put", "Globex", "o2", 42))
-        restored_at = time.time()
-        wait_for(lambda: caught_up_after(restored_at + 0.01))
-    finally:
-        cancel.set()
-        follower.join(timeout=30)
+        world.wait_caught_up_after(time.time() + 0.01)
     summary = outcome["summary"]
     assert summary["state"] == "stopped" and summary["restarts"] >= 1
     assert world.scan(world.spec.target.table) == world.expected()
@@ -272,25 +278,13 @@ def test_verify_while_live_reports_a_mismatch_only_if_it_outlasts_stream_sync(bo
     assert (control.summary["different"], control.summary["live"]) == (1, False)
     world.sync()
 
-    cancel = threading.Event()
-    follower = threading.Thread(target=lambda: run_to_completion(run_stream_sync(
-        world.ws, world.spec, KEYMAP, ddb=world.ddb, streams=world.streams, follow=True, cancel=cancel,
-        operator="test", idle_sleep=3.0)))
-    follower.start()
-    try:
-        first = time.time()
-        deadline = time.monotonic() + 20
-        while (latest_stream_sync(world.ws)["watermark"].get("caught_up_at") or 0) < first:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        # The follower now sleeps ~3 s: this write is still unapplied when verify looks at it.
+    with world.following(idle_sleep=3.0):
+        world.wait_caught_up_after(time.time())
+        # The follower now sleeps ~3 s: these writes are still unapplied when verify looks at them.
         world.act(("put", "Globex", "o1", 8))
         world.act(("delete", "Acme", "o1"))
         result = run_to_completion(run_verify(world.ws, world.spec, world.ddb, keymap=KEYMAP, segments=2,
                                               settle_margin=0.05))  # live: detected from the workspace
-    finally:
-        cancel.set()
-        follower.join(timeout=30)
     s = result.summary
     assert s["live"] and s["equal"], s
     # The changed item waited for the sync (the deleted one too, unless the sync had caught up by the
@@ -314,19 +308,8 @@ def test_a_second_replay_is_refused_while_one_is_following(boto_clients, tmp_pat
 
     world = Scenario(boto_clients, tmp_path)
     world.restore(world.dump(), [])
-    cancel = threading.Event()
-    follower = threading.Thread(target=lambda: run_to_completion(run_stream_sync(
-        world.ws, world.spec, KEYMAP, ddb=world.ddb, streams=world.streams, follow=True, cancel=cancel,
-        operator="test", idle_sleep=0.05)))
-    follower.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not (latest_stream_sync(world.ws) or {}).get("watermark", {}).get("caught_up_at"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with world.following(idle_sleep=0.05):
+        world.wait_caught_up_after(0)
         with pytest.raises(StreamSyncError, match="is still running"):
             world.sync()
-    finally:
-        cancel.set()
-        follower.join(timeout=30)
     assert world.sync()["caught_up"]  # once it has stopped, the next run continues from its checkpoint

@@ -23,20 +23,9 @@ import pytest
 
 from keyshift.core.stream_sync import latest_stream_sync
 from keyshift.core.workspace import Workspace
+from test_e2e_verify import SPEC  # orders -> orders_v2, no reference data
 
 pytestmark = pytest.mark.e2e
-
-SPEC = """\
-[source]
-table = "orders"
-partition_key = "customer"
-sort_key = "order_id"
-
-[target]
-table = "orders_v2"
-partition_key = "customer_id"
-legacy_attribute = "legacy_customer"
-"""
 
 
 def _b64(value: bytes) -> str:
