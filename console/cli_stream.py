@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import click
 from rich.console import Console
+from rich.markup import escape as markup_escape
 
 from .context import Context
 from .progress import drive
@@ -47,9 +48,13 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
 @click.option("--restart", is_flag=True, help="Replay from the trim horizon, not from the last checkpoint.")
 @click.option("--allow-unresolved", is_flag=True,
               help="Run while cases are open (their items' records are skipped, as the restore skips them).")
+@click.option("--accept-gap", is_flag=True,
+              help="Replay from the trim horizon even when the stream began after the dump's point in time or"
+                   " that is over 24 hours ago (writes in between are lost: the reasons are printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.pass_obj
-def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, as_json: bool) -> None:
+def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, accept_gap: bool,
+                as_json: bool) -> None:
     """Replay the source table's stream through the keymap into the new table.
 
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
@@ -63,12 +68,14 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     cancel = threading.Event()
     gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=obj.aws.client("dynamodb"),
                           streams=obj.aws.client("dynamodbstreams"), follow=follow, restart=restart,
-                          operator=obj.operator, cancel=cancel)
+                          accept_gap=accept_gap, operator=obj.operator, cancel=cancel)
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=True, default=str))
         return
+    for warning in summary["warnings"]:
+        err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     skipped = sum(summary["skipped"].values())
     out.print(f"stream-sync run {summary['run_id']} {summary['state']} ({summary['origin']}): "
               f"{summary['records']:,} records, {summary['puts']:,} puts, {summary['deletes']:,} deletes, "

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -234,9 +235,13 @@ def setup_demo(obj: Context, directory: Path, n_records: int, *, say=_say) -> De
     say(f"uploading reference data s3://{UPSTREAM_BUCKET}/customers.jsonl ({len(data.reference)} rows)")
     dd.put_objects(s3, UPSTREAM_BUCKET, {"customers.jsonl": data.reference_jsonl()})
     say("scanning orders into a native Export-to-S3 dump (with manifests)")
+    # The dump's point in time is the scan's start, after the stream was enabled: design (a), which
+    # `keyshift stream-sync` checks against the export's exportTime.
+    point_in_time = datetime.now(timezone.utc)
     lines = [dd.item_line(item) for item in _scan(ddb, "orders", say)]
     lines += data.extra_lines  # a malformed line, a numeric customer...: the plan quarantines them
-    base, objects = dd.export_objects(lines, bucket=DUMPS_BUCKET, prefix=DUMP_PREFIX, table="orders")
+    base, objects = dd.export_objects(lines, bucket=DUMPS_BUCKET, prefix=DUMP_PREFIX, table="orders",
+                                      when=point_in_time)
     dd.put_objects(s3, DUMPS_BUCKET, objects)
     dump_uri = f"s3://{DUMPS_BUCKET}/{base}/"
     say(f"dump: {dump_uri} ({len(lines):,} lines in {sum(1 for k in objects if '/data/' in k)} files)")
@@ -306,6 +311,9 @@ def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
         f"  {ks} records --status ambiguous",
         f"  {ks} console",
         f"  {ks} plan --dump {setup.dump_uri}",
+        f"  {ks} restore --create-table --allow-unresolved",
+        f"  {ks} stream-sync --allow-unresolved --follow    # the orders table keeps its stream",
+        f"  {ks} verify",
         "",
     ])
 

@@ -483,6 +483,7 @@ def _summary(conn: Any, info: DumpInfo, progress: PlanProgress) -> dict[str, Any
         "conflicts": conn.execute("SELECT count(*) FROM conflicts").fetchone()[0],
         "suspicious": conn.execute("SELECT count(*) FROM identifiers WHERE suspicious != '[]'").fetchone()[0],
         "expected_items": info.expected_items,
+        "point_in_time": info.point_in_time,
         "warnings": list(info.warnings),
         "seconds": 0.0,
     }

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "list_shards",
     "record_outcome",
     "reduce_outcomes",
+    "replay_window_problems",
     "run_stream_sync",
     "stream_arn",
     "sync_watermark",
@@ -58,6 +60,8 @@ __all__ = [
 RECORDS_PER_CALL = 1000
 #: A running sync whose heartbeat is older than this is presumed dead (verify stops waiting for it).
 HEARTBEAT_STALE_S = 30.0
+#: How long DynamoDB Streams keeps a record.
+RETENTION_S = 24 * 3600.0
 
 
 class StreamSyncError(KeyshiftError):
@@ -178,6 +182,56 @@ def _approx_time(record: dict[str, Any]) -> float | None:
     return when.timestamp() if hasattr(when, "timestamp") else float(when)
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of a datetime or ISO 8601 text (``Z`` allowed); None when unknown."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def replay_window_problems(stream_created: float | None, point_in_time: float | None, now: float) -> list[str]:
+    """Why a replay from the trim horizon would miss writes made after the dump (empty: none known).
+
+    Design (a) needs the stream enabled before the dump's point in time, and the dump's point in
+    time still inside the stream's 24-hour retention: otherwise the writes in between are neither
+    in the dump nor in the stream, and nothing would ever say so.
+    """
+    problems = []
+    if point_in_time is None:
+        return problems
+    if stream_created is not None and stream_created > point_in_time:
+        problems.append(f"the stream was enabled at {_iso(stream_created)}, after the dump's point in time"
+                        f" {_iso(point_in_time)}: writes made in between are in neither")
+    if now - point_in_time > RETENTION_S:
+        problems.append(f"the dump's point in time {_iso(point_in_time)} is more than 24 hours ago: the stream"
+                        " has trimmed records written since then")
+    return problems
+
+
+def _window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of replaying ``arn`` from its trim horizon over the planned dump."""
+    from .plan_queries import latest_plan
+
+    plan = latest_plan(ws)
+    point_in_time = _epoch(((plan.summary or {}) if plan is not None else {}).get("point_in_time"))
+    if point_in_time is None:
+        return [], ["the dump does not say its point in time (only an Export-to-S3 does): make sure the"
+                    " stream was enabled before the dump was taken, and that was less than 24 hours ago"]
+    desc = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
+    created = _epoch(desc.get("CreationRequestDateTime")) or _epoch(desc.get("StreamLabel"))
+    return replay_window_problems(created, point_in_time, time.time()), []
+
+
 # -- the workspace -----------------------------------------------------------------------------
 def latest_stream_sync(ws: Workspace) -> dict[str, Any] | None:
     """The newest stream-sync run: id, state, keymap, params, started/finished, summary, counters, watermark."""
@@ -234,11 +288,10 @@ class _Run:
 
 
 def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: bool,
-              params: dict[str, Any]) -> tuple[_Run, dict[str, Any]]:
+              params: dict[str, Any]) -> _Run:
     previous = latest_stream_sync(ws)
     positions: dict[str, str | None] = {}
     done: set[str] = set()
-    counters: dict[str, Any] = {}
     origin = "trim-horizon"
     why = "first run" if previous is None else "--restart"
     if previous is not None and previous["state"] == "running":
@@ -259,10 +312,11 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
                 " keymap, then run stream-sync (it replays from the trim horizon after a restore)")
         elif _complete_restores(ws) - set(previous["params"].get("restores_seen", [])):
             why = f"a restore completed after run {previous['id']} started"
+        elif not previous["shards"]:
+            why = f"run {previous['id']} read nothing"  # a refused or failed start: check everything again
         else:
             positions = {s: v["sequence"] for s, v in previous["shards"].items()}
             done = {s for s, v in previous["shards"].items() if v["done"]}
-            counters = previous["counters"]
             origin = f"checkpoint of run {previous['id']}"
     started_at = utcnow()
     restores_seen = _complete_restores(ws)
@@ -278,7 +332,7 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
         run_id = int(cur.lastrowid)
     ws.audit(operator, "stream-sync.start", {"run_id": run_id, "keymap": keymap.version,
                                              "why": why if origin == "trim-horizon" else None, **params})
-    return _Run(run_id, started_at, positions, done, origin, restores_seen), counters
+    return _Run(run_id, started_at, positions, done, origin, restores_seen)
 
 
 def _remember_restores(ws: Workspace, run: _Run) -> None:
@@ -318,6 +372,7 @@ def run_stream_sync(
     streams: Any,
     follow: bool = False,
     restart: bool = False,
+    accept_gap: bool = False,
     operator: str = "unknown",
     cancel: threading.Event | None = None,
     idle_sleep: float = 1.0,
@@ -329,14 +384,30 @@ def run_stream_sync(
     every shard; with it, it keeps polling until ``cancel`` is set (state ``stopped``). A new run
     continues from the previous run's checkpoints unless ``restart`` is given, the stream changed,
     or a restore completed after that run started: then it replays from the trim horizon.
+
+    A replay from the trim horizon first checks design (a)'s window (:func:`replay_window_problems`)
+    against the planned dump and refuses with the reasons, unless ``accept_gap``.
     """
     started = time.monotonic()
     names = KeyNames.from_spec(spec)
     source, target = spec.source.table, spec.target.table
     arn = stream_arn(ddb, source)
-    run, counters = _open_run(ws, keymap, arn, operator, restart, {"follow": follow, "source": source,
+    run = _open_run(ws, keymap, arn, operator, restart, {"follow": follow, "source": source,
                                                                     "target": target})
-    progress = SyncProgress(**{k: counters.get(k, v) for k, v in SyncProgress().counters().items()})
+    warnings: list[str] = []
+    if run.origin == "trim-horizon":
+        try:
+            problems, warnings = _window_check(ws, streams, arn)
+        except (ClientError, BotoCoreError) as exc:
+            problems = [f"cannot describe the stream: {exc}"]
+        if problems and not accept_gap:
+            with ws.transaction() as conn:
+                conn.execute("UPDATE runs SET state = 'failed', finished_at = ? WHERE id = ?", (utcnow(), run.id))
+            ws.audit(operator, "stream-sync.refuse", {"run_id": run.id, "problems": problems})
+            raise StreamSyncError("; ".join(problems) + ". Take a new dump (with the stream on) and restore"
+                                  " again, or pass --accept-gap to replay anyway")
+        warnings += [f"accepted: {p}" for p in problems]
+    progress = SyncProgress()  # this run's own counts: a run continuing a checkpoint starts from zero
     iterators: dict[str, str | None] = {}
     lock = threading.Lock()
 
@@ -464,7 +535,7 @@ def run_stream_sync(
                "caught_up": progress.caught_up, "caught_up_at": progress.caught_up_at,
                "last_record_at": progress.last_record_at, "seconds": round(progress.elapsed, 3),
                "keymap": keymap.version, "stream_arn": arn, "run_id": run.id, "origin": run.origin,
-               "state": state}
+               "state": state, "warnings": warnings}
     _save(ws, run, progress, state)
     with ws.transaction() as conn:
         conn.execute("UPDATE runs SET summary = ?, finished_at = ? WHERE id = ?",

@@ -219,6 +219,8 @@ def plan_export(loc: Location, single: FileRef | None, info: DumpInfo) -> list[D
         count = summary.get("itemCount")
         if type(count) is int:
             info.expected_items = count
+        if isinstance(summary.get("exportTime"), str):
+            info.point_in_time = summary["exportTime"]
 
     mf = ed.files_manifest
     key = summary.get("manifestFilesS3Key")

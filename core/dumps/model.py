@@ -55,6 +55,9 @@ class DumpInfo:
     warnings: list[str] = field(default_factory=list)
     bytes_total: int | None = None
     expected_items: int | None = None
+    #: The moment the dump shows the table at (an Export-to-S3's ``exportTime``, ISO 8601), when
+    #: the dump says; stream sync checks the stream was enabled before it (docs/design.md).
+    point_in_time: str | None = None
 
 
 class DumpReader(Protocol):

@@ -54,3 +54,17 @@ def test_reduce_keeps_the_last_write_per_new_key_in_first_seen_order():
     other_order = Put({"customer_id": {"S": "C1"}, "order_id": {"S": "o2"}})
     assert reduce_outcomes([a1, b, Skip("x", "dropped"), a_del], NAMES) == [a_del, b]
     assert reduce_outcomes([a1, a_del, a3, other_order], NAMES) == [a3, other_order]
+
+
+# -- design (a)'s window: stream before the dump, dump inside the retention -----------------------
+def test_replay_window_problems():
+    from keyshift.core.stream_sync import RETENTION_S, replay_window_problems
+
+    now = 1_800_000_000.0
+    dump = now - 3600
+    assert replay_window_problems(dump - 60, dump, now) == []  # stream first, dump an hour ago
+    assert replay_window_problems(None, None, now) == []  # nothing known: the caller warns
+    late = replay_window_problems(dump + 60, dump, now)
+    assert len(late) == 1 and "after the dump's point in time" in late[0]
+    old = replay_window_problems(now - 3 * RETENTION_S, now - RETENTION_S - 1, now)
+    assert len(old) == 1 and "more than 24 hours ago" in old[0]
