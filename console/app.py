@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.restore import RestoreProgress
+from keyshift.core.stream_sync import SyncProgress
 from keyshift.core.verify import VerifyProgress
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
@@ -40,6 +41,13 @@ from keyshift.screens.restore_screen import (
     RestoreScreen,
     RestoreStarted,
     drive_restore,
+)
+from keyshift.screens.stream_sync_screen import (
+    StreamSyncScreen,
+    SyncFinished,
+    SyncProgressed,
+    SyncStarted,
+    drive_stream_sync,
 )
 from keyshift.screens.verify_screen import (
     VerifyFinished,
@@ -61,9 +69,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 #: Worker groups stopped through a cancel event, never by cancelling the worker: their thread ends
 #: cleanly (a cancelled plan, a resumable checkpoint) and always reports how it ended.
-_EVENT_GROUPS = frozenset({"plan", "restore", "verify"})
+_EVENT_GROUPS = frozenset({"plan", "restore", "verify", "stream-sync"})
 #: Long runs that only their own screen's Escape cancels (not the global Escape of other screens).
-_LONG_RUNS = frozenset({"restore", "verify"})
+_LONG_RUNS = frozenset({"restore", "verify", "stream-sync"})
 
 
 @dataclass
@@ -89,7 +97,7 @@ class KeyshiftApp(App[None]):
     MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({
         "plan", "decide", "undo_decision", "bulk_resolve",
         "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
-        "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume",
+        "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume", "sync_once", "sync_follow",
     })
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None) -> None:
@@ -108,6 +116,11 @@ class KeyshiftApp(App[None]):
         self.verify_running = False
         self.verify_live: VerifyProgress | None = None
         self.verify_outcome: VerifyFinished | None = None
+        #: The same for this console's stream sync (``sync_follow``: it runs until stopped).
+        self.sync_running = False
+        self.sync_follow = False
+        self.sync_live: SyncProgress | None = None
+        self.sync_outcome: SyncFinished | None = None
         self._decisions_seen: int | None = None  # the newest decision id the screens reflect
         self._poll_worker: Worker | None = None
         self._poll_timer: Timer | None = None
@@ -161,6 +174,11 @@ class KeyshiftApp(App[None]):
         """Open the verify screen (step 5; readable in read-only mode, starting is refused)."""
         if not isinstance(self.screen, VerifyScreen):
             self._push_installed("verify", VerifyScreen)
+
+    def action_open_stream_sync(self) -> None:
+        """Open the stream-sync screen (step 4; readable in read-only mode, starting is refused)."""
+        if not isinstance(self.screen, StreamSyncScreen):
+            self._push_installed("stream-sync", StreamSyncScreen)
 
     def _push_installed(self, name: str, factory: Callable[[], Screen]) -> None:
         """Push the screen installed as ``name`` (built on first use, kept when closed)."""
@@ -290,6 +308,37 @@ class KeyshiftApp(App[None]):
         finally:
             self._cancel_events.pop(cancel, None)
             self._close_thread_connection()
+
+    def start_stream_sync(self, *, follow: bool) -> Worker | None:
+        """Confirm and run a stream-sync in the background (None: one runs already); reports like a restore."""
+        if self.sync_running:
+            return None
+        cancel = threading.Event()
+        self._cancel_events[cancel] = "stream-sync"
+        self.sync_running, self.sync_follow, self.sync_live, self.sync_outcome = True, follow, None, None
+        self.refresh_bindings()
+        return self._sync_worker(follow, cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stream-sync", description="stream sync")
+    def _sync_worker(self, follow: bool, cancel: threading.Event) -> Any:
+        try:
+            return drive_stream_sync(self.context, follow=follow, cancel=cancel, ask=self.ask,
+                                     post=self.post_message)
+        finally:
+            self._cancel_events.pop(cancel, None)
+            self._close_thread_connection()
+
+    @on(SyncStarted)
+    @on(SyncProgressed)
+    @on(SyncFinished)
+    def _sync_news(self, message: Message) -> None:
+        if isinstance(message, SyncProgressed):
+            self.sync_live = message.progress
+        elif isinstance(message, SyncFinished):
+            self.sync_running, self.sync_outcome = False, message
+            if message.outcome == "declined":
+                self.notify("nothing started", timeout=3)
+        self._forward(message)
 
     @on(RestoreStarted)
     @on(RestoreProgressed)

@@ -234,9 +234,10 @@ def _window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], lis
 
 # -- the workspace -----------------------------------------------------------------------------
 def latest_stream_sync(ws: Workspace) -> dict[str, Any] | None:
-    """The newest stream-sync run: id, state, keymap, params, started/finished, summary, counters, watermark."""
+    """The newest stream-sync run: id, state, keymap, params, started/finished, operator, summary,
+    counters, watermark and shard positions (None: never run). Reads only."""
     conn = ws.connect()
-    row = conn.execute("SELECT id, state, keymap, params, started_at, finished_at, summary FROM runs"
+    row = conn.execute("SELECT id, state, keymap, params, started_at, finished_at, summary, operator FROM runs"
                        " WHERE kind = 'stream-sync' ORDER BY id DESC LIMIT 1").fetchone()
     if row is None:
         return None
@@ -245,7 +246,7 @@ def latest_stream_sync(ws: Workspace) -> dict[str, Any] | None:
     shards = {u.removeprefix("shard:"): {"sequence": json.loads(p), "done": bool(d)}
               for u, (p, d, _) in units.items() if u.startswith("shard:")}
     return {"id": row[0], "state": row[1], "keymap": row[2], "params": json.loads(row[3]),
-            "started_at": row[4], "finished_at": row[5],
+            "started_at": row[4], "finished_at": row[5], "operator": row[7],
             "summary": json.loads(row[6]) if row[6] else None,
             "counters": json.loads(units["_counters"][2]) if "_counters" in units else {},
             "watermark": json.loads(units["_watermark"][0]) if "_watermark" in units else {},

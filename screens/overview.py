@@ -26,6 +26,7 @@ from keyshift.core.verify import latest_verify
 
 from .resolve_queue import DecisionsChanged
 from .restore_screen import RestoreFinished, RestoreProgressed, RestoreStarted, restore_label
+from .stream_sync_screen import SyncFinished, SyncStarted
 from .verify_screen import VerifyFinished, VerifyStarted, verify_mark
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
@@ -80,6 +81,8 @@ class OverviewScreen(Screen[None]):
                 tooltip="Read a dump and classify every record (changes the workspace)"),
         Binding("3", "app.open_restore", "Restore", id="overview.restore",
                 tooltip="Step 3: write transform(dump) into the new table, watch and steer it"),
+        Binding("4", "app.open_stream_sync", "Sync", id="overview.stream_sync",
+                tooltip="Step 4: replay the old table's stream into the new table, watch its lag"),
         Binding("5", "app.open_verify", "Verify", id="overview.verify",
                 tooltip="Step 5: diff the new table against transform(old table), item by item"),
         Binding("r", "reload", "Refresh", id="overview.refresh",
@@ -117,6 +120,8 @@ class OverviewScreen(Screen[None]):
     @on(RestoreFinished)
     @on(VerifyStarted)
     @on(VerifyFinished)
+    @on(SyncStarted)
+    @on(SyncFinished)
     def _workspace_changed(self) -> None:
         self.action_reload()
 
@@ -277,7 +282,7 @@ class OverviewScreen(Screen[None]):
 
 
 #: Steps whose name is a link to their screen.
-_LINKS = {2: "app.open_queue", 3: "app.open_restore", 5: "app.open_verify"}
+_LINKS = {2: "app.open_queue", 3: "app.open_restore", 4: "app.open_stream_sync", 5: "app.open_verify"}
 _RESTORE_MARKS = {"complete": "✔", "running": "◐", "paused": "◐"}
 
 

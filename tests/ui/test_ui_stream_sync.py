@@ -1,4 +1,4 @@
-"""The overview's Stream-sync step: what the latest replay run says, and a dead one called dead."""
+"""Step 4 in the console: the stream-sync screen (catch up, follow, stop) and the overview's line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from keyshift.core.keymap import build_keymap
 from keyshift.core.progress import run_to_completion
 from keyshift.core.stream_sync import run_stream_sync
 from keyshift.screens.overview import OverviewScreen, sync_mark
-from test_ui_restore_verify import SOURCE, _restore, _world, shown
-from ui_support import OPERATOR, SIZE, make, settle
+from keyshift.screens.confirm import ConfirmScreen
+from keyshift.screens.stream_sync_screen import StreamSyncScreen
+from test_ui_restore_verify import SOURCE, TARGET, _context, _restore, _world, shown
+from ui_support import OPERATOR, SIZE, make, settle, wait_until
 
 
 async def test_overview_shows_the_replay_run(tmp_path, aws_env):
@@ -43,3 +45,77 @@ def test_a_running_replay_without_a_heartbeat_is_not_called_following():
     assert sync_mark(run, now)[:3] == ("✘", "red", "not responding")
     assert sync_mark({"state": "running", "watermark": {"heartbeat": now}}, now)[2] == "catching up"
     assert sync_mark({"state": "stopped", "summary": {"records": 1}}, now)[2] == "stopped"
+
+
+def _streamed_world(tmp_path, aws_env):
+    """A restored world whose old table has a stream and has changed since the dump."""
+    world = _world(tmp_path / "world", aws_env["AWS_ENDPOINT_URL"])
+    _restore(world)
+    ddb = world.aws.client("dynamodb")
+    ddb.update_table(TableName=SOURCE, StreamSpecification={"StreamEnabled": True,
+                                                            "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "CUST-001"}, "order": {"N": "9001"}})
+    ddb.delete_item(TableName=SOURCE, Key={"customer": {"S": "CUST-002"}, "order": {"N": "2"}})
+    world.workspace.close()
+    return world, ddb
+
+
+async def _confirm(pilot) -> None:
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), timeout=10)
+    await pilot.click("#confirm-yes")
+
+
+async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env):
+    world, ddb = _streamed_world(tmp_path, aws_env)
+    app = make(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, StreamSyncScreen)
+        assert "No replay yet" in shown(screen, "#sync-state")
+
+        await pilot.press("s")
+        await _confirm(pilot)
+        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
+        assert app.sync_outcome.outcome == "complete", app.sync_outcome
+        await wait_until(pilot, lambda: "caught up" in shown(screen, "#sync-state"), timeout=10)
+        assert "2 read · 1 puts · 1 deletes" in shown(screen, "#sync-report")
+        assert "trim-horizon" in shown(screen, "#sync-report")
+        item = ddb.get_item(TableName=TARGET, Key={"customer": {"S": "CUST-001"}, "order": {"N": "9001"}},
+                            ConsistentRead=True)
+        assert "Item" in item
+
+        await pilot.press("f")
+        await _confirm(pilot)
+        await wait_until(pilot, lambda: app.sync_running and app.sync_live is not None
+                         and app.sync_live.caught_up, timeout=20)
+        ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "CUST-003"}, "order": {"N": "9003"}})
+        await wait_until(pilot, lambda: app.sync_live.puts == 1, timeout=20)
+        assert "following" in shown(screen, "#sync-state")
+        await pilot.press("escape")  # stops the follower, keeps its checkpoint
+        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
+        assert app.sync_outcome.outcome == "stopped"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert re.search(r"4 Stream-sync\s+stopped", shown(app.screen, "#steps"))
+
+
+async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_env):
+    world, ddb = _streamed_world(tmp_path, aws_env)
+    run_to_completion(run_stream_sync(world.workspace, world.spec, build_keymap(world.workspace).keymap, ddb=ddb,
+                                      streams=world.aws.client("dynamodbstreams"), operator=OPERATOR))
+    world.workspace.close()
+    app = make(_context(tmp_path / "world", aws_env["AWS_ENDPOINT_URL"], read_only=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        await wait_until(pilot, lambda: "latest run" in shown(screen, "#sync-state"), timeout=10)
+        assert "caught up" in shown(screen, "#sync-state")
+        assert screen.check_action("sync_once", ()) is None and screen.check_action("sync_follow", ()) is None
+        await pilot.press("s")
+        await settle(pilot)
+        assert not app.sync_running and isinstance(app.screen, StreamSyncScreen)
