@@ -51,10 +51,12 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
 @click.option("--accept-gap", is_flag=True,
               help="Replay from the trim horizon even when the stream began after the dump's point in time or"
                    " that is over 24 hours ago (writes in between are lost: the reasons are printed).")
+@click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Threads writing one page's batches in parallel (pages stay in stream order).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.pass_obj
 def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, accept_gap: bool,
-                as_json: bool) -> None:
+                workers: int, as_json: bool) -> None:
     """Replay the source table's stream through the keymap into the new table.
 
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
@@ -68,7 +70,7 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     cancel = threading.Event()
     gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=obj.aws.client("dynamodb"),
                           streams=obj.aws.client("dynamodbstreams"), follow=follow, restart=restart,
-                          accept_gap=accept_gap, operator=obj.operator, cancel=cancel)
+                          accept_gap=accept_gap, workers=workers, operator=obj.operator, cancel=cancel)
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
     if as_json:

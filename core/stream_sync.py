@@ -31,6 +31,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,6 +379,7 @@ def run_stream_sync(
     cancel: threading.Event | None = None,
     idle_sleep: float = 1.0,
     deadline_s: float = 600.0,
+    workers: int = 4,
 ) -> Iterator[SyncProgress]:
     """Replay the source table's stream into the target; yields progress, returns the summary dict.
 
@@ -386,6 +388,7 @@ def run_stream_sync(
     continues from the previous run's checkpoints unless ``restart`` is given, the stream changed,
     or a restore completed after that run started: then it replays from the trim horizon.
 
+    ``workers`` threads write one page's batches in parallel (pages stay in order).
     A replay from the trim horizon first checks design (a)'s window (:func:`replay_window_problems`)
     against the planned dump and refuses with the reasons, unless ``accept_gap``.
     """
@@ -411,6 +414,7 @@ def run_stream_sync(
     progress = SyncProgress()  # this run's own counts: a run continuing a checkpoint starts from zero
     iterators: dict[str, str | None] = {}
     lock = threading.Lock()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="keyshift-sync")
 
     def counted(acknowledged: int, unprocessed: int, botocore_retries: int) -> None:
         with lock:
@@ -439,13 +443,18 @@ def run_stream_sync(
             if type(outcome) is Skip:
                 progress.skipped[outcome.kind or "other"] = progress.skipped.get(outcome.kind or "other", 0) + 1
         writes = reduce_outcomes(outcomes, names)
-        for start in range(0, len(writes), MAX_BATCH):
-            chunk = writes[start:start + MAX_BATCH]
-            try:
-                write_batch(ddb, target, [_request(w) for w in chunk], deadline_s=deadline_s,
-                            on_response=counted)
-            except BatchWriteTimeout as exc:
-                raise StreamSyncError(f"{exc}; the checkpoint is kept: fix the cause and run stream-sync again") from exc
+        batches = [[_request(w) for w in writes[i:i + MAX_BATCH]] for i in range(0, len(writes), MAX_BATCH)]
+        # After the reduction no key appears twice in a page, so its batches commute: they go out in
+        # parallel, and the page is acknowledged (and checkpointed) only when all of them are.
+        futures = [pool.submit(write_batch, ddb, target, batch, deadline_s=deadline_s, on_response=counted)
+                   for batch in batches]
+        try:
+            for future in futures:
+                future.result()
+        except BatchWriteTimeout as exc:
+            for future in futures:
+                future.cancel()
+            raise StreamSyncError(f"{exc}; the checkpoint is kept: fix the cause and run stream-sync again") from exc
         progress.records += len(records)
         progress.puts += sum(1 for o in outcomes if type(o) is Put)
         progress.deletes += sum(1 for o in outcomes if type(o) is Delete)
@@ -531,6 +540,8 @@ def run_stream_sync(
         if isinstance(exc, StreamSyncError):
             raise
         raise StreamSyncError(f"stream sync stopped: {exc}") from exc
+    finally:
+        pool.shutdown(wait=True)
     progress.elapsed = time.monotonic() - started
     summary = {**progress.counters(), "shards": progress.shards, "shards_done": progress.shards_done,
                "caught_up": progress.caught_up, "caught_up_at": progress.caught_up_at,

@@ -313,3 +313,20 @@ def test_a_second_replay_is_refused_while_one_is_following(boto_clients, tmp_pat
         with pytest.raises(StreamSyncError, match="is still running"):
             world.sync()
     assert world.sync()["caught_up"]  # once it has stopped, the next run continues from its checkpoint
+
+
+def test_replay_retries_unprocessed_items_and_throttles_until_applied(boto_clients, tmp_path):
+    """The replay's writes go through the restore's retry loop: nothing held back is lost."""
+    from faults import batch_write_faults
+
+    world = Scenario(boto_clients, tmp_path)
+    world.restore(world.dump(), [])
+    for n in range(40):
+        world.act(("put", CUSTOMERS[n % 4], f"o{n}", n % 10))
+    hooks, calls = batch_write_faults(world.spec.target.table)
+    faulty = AwsContext(endpoint_url=world.endpoint, hooks=hooks).client("dynamodb")
+    summary = run_to_completion(run_stream_sync(world.ws, world.spec, KEYMAP, ddb=faulty, streams=world.streams,
+                                                operator="test", workers=3))
+    assert calls["held"] > 0 and calls["throttled"] > 0
+    assert summary["retries"] >= calls["held"] and summary["throttles"] >= calls["throttled"]
+    assert world.scan(world.spec.target.table) == world.expected()

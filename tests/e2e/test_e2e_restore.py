@@ -11,11 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.dumps import open_dump
@@ -28,6 +26,7 @@ from keyshift.core.spec import load_spec
 from keyshift.core.tables import create_target_table, target_key_schema
 from keyshift.core.transform import KeyNames, Put, transform
 from keyshift.core.workspace import Workspace
+from faults import batch_write_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -100,36 +99,8 @@ def test_unprocessed_items_and_throttles_are_retried_until_written(planned, boto
     planned.run("plan", "--dump", planned.export_uri, "--json").json()
     ws = Workspace(planned.workspace)
     spec = load_spec(planned.spec_path)
-    held = threading.local()
-    calls = {"n": 0, "throttled": 0, "held": 0}
-
-    def hold_back(params, **_):
-        requests = params["RequestItems"][spec.target.table]
-        if len(requests) > 3:
-            held.items = requests[-3:]
-            params["RequestItems"][spec.target.table] = requests[:-3]
-            calls["held"] += 3
-        else:
-            held.items = []
-
-    def report_unprocessed(http_response, parsed, **_):
-        if getattr(held, "items", None):
-            parsed["UnprocessedItems"] = {spec.target.table: held.items}
-            held.items = []
-
-    def throttle(request, **_):
-        calls["n"] += 1
-        if "BatchWriteItem" in request.headers.get("X-Amz-Target", b"").decode() and calls["n"] % 5 == 0:
-            calls["throttled"] += 1
-            body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}'
-            return AWSResponse(request.url, 400, {"x-amzn-RequestId": "x"}, _Raw(body))
-        return None
-
-    aws = AwsContext(endpoint_url=aws_env["AWS_ENDPOINT_URL"], region="us-east-1", hooks=[
-        ("before-parameter-build.dynamodb.BatchWriteItem", hold_back),
-        ("after-call.dynamodb.BatchWriteItem", report_unprocessed),
-        ("before-send.dynamodb", throttle),
-    ])
+    hooks, calls = batch_write_faults(spec.target.table)
+    aws = AwsContext(endpoint_url=aws_env["AWS_ENDPOINT_URL"], region="us-east-1", hooks=hooks)
     ddb = aws.client("dynamodb")
     create_target_table(ddb, spec, target_key_schema(spec))
     keymap = build_keymap(ws, allow_unresolved=True).keymap
@@ -139,20 +110,6 @@ def test_unprocessed_items_and_throttles_are_retried_until_written(planned, boto
     assert calls["held"] > 0 and calls["throttled"] > 0
     assert summary["retries"] >= calls["held"] and summary["throttles"] >= calls["throttled"]
     assert table_items(boto_clients.dynamodb, spec.target.table, spec) == expected_items(planned)
-
-
-class _Raw:
-    """Just enough of a urllib3 response for botocore to read a canned body."""
-
-    def __init__(self, body):
-        self._body = body
-
-    def stream(self, *_, **__):
-        yield self._body
-
-    def read(self, *_):
-        body, self._body = self._body, b""
-        return body
 
 
 KILL_SPEC = """
