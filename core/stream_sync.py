@@ -534,6 +534,10 @@ def run_stream_sync(
                 cancel.wait(idle_sleep)
             elif at_tip:
                 time.sleep(idle_sleep)
+    except (GeneratorExit, KeyboardInterrupt):
+        _save(ws, run, progress, "stopped")  # closed by its driver or interrupted: a clean stop
+        ws.audit(operator, "stream-sync.stopped", {"run_id": run.id, **progress.counters()})
+        raise
     except (ClientError, BotoCoreError, StreamSyncError) as exc:
         _save(ws, run, progress, "failed")
         ws.audit(operator, "stream-sync.fail", {"run_id": run.id, "error": str(exc)})

@@ -330,3 +330,16 @@ def test_replay_retries_unprocessed_items_and_throttles_until_applied(boto_clien
     assert calls["held"] > 0 and calls["throttled"] > 0
     assert summary["retries"] >= calls["held"] and summary["throttles"] >= calls["throttled"]
     assert world.scan(world.spec.target.table) == world.expected()
+
+
+def test_a_replay_closed_by_its_driver_is_recorded_as_stopped(boto_clients, tmp_path):
+    world = Scenario(boto_clients, tmp_path)
+    world.act(("put", "Globex", "o1", 1))
+    gen = run_stream_sync(world.ws, world.spec, KEYMAP, ddb=world.ddb, streams=world.streams, follow=True,
+                          operator="test", idle_sleep=0.01)
+    for _ in range(3):
+        next(gen)
+    gen.close()  # what a cancelled worker or a KeyboardInterrupt in the driver does
+    run = latest_stream_sync(world.ws)
+    assert run["state"] == "stopped" and run["counters"]["records"] == 1
+    assert world.sync()["origin"] == f"checkpoint of run {run['id']}"
