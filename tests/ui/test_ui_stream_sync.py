@@ -16,18 +16,9 @@ from ui_support import OPERATOR, SIZE, make, settle, wait_until
 
 
 async def test_overview_shows_the_replay_run(tmp_path, aws_env):
-    world = _world(tmp_path / "world", aws_env["AWS_ENDPOINT_URL"])
-    _restore(world)
-    ddb = world.aws.client("dynamodb")
-    ddb.update_table(TableName=SOURCE, StreamSpecification={"StreamEnabled": True,
-                                                            "StreamViewType": "NEW_AND_OLD_IMAGES"})
-    ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "CUST-001"}, "order": {"N": "9001"}})
-    ddb.delete_item(TableName=SOURCE, Key={"customer": {"S": "CUST-002"}, "order": {"N": "2"}})
-    summary = run_to_completion(run_stream_sync(
-        world.workspace, world.spec, build_keymap(world.workspace).keymap, ddb=ddb,
-        streams=world.aws.client("dynamodbstreams"), operator=OPERATOR))
+    world, ddb = _streamed_world(tmp_path, aws_env)
+    summary = _replay(world, ddb)
     assert (summary["puts"], summary["deletes"]) == (1, 1)
-    world.workspace.close()
     app = make(world)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -58,6 +49,15 @@ def _streamed_world(tmp_path, aws_env):
     ddb.delete_item(TableName=SOURCE, Key={"customer": {"S": "CUST-002"}, "order": {"N": "2"}})
     world.workspace.close()
     return world, ddb
+
+
+def _replay(world, ddb) -> dict:
+    """One stream-sync run to the tip, through the core (as the CLI does)."""
+    summary = run_to_completion(run_stream_sync(
+        world.workspace, world.spec, build_keymap(world.workspace).keymap, ddb=ddb,
+        streams=world.aws.client("dynamodbstreams"), operator=OPERATOR))
+    world.workspace.close()
+    return summary
 
 
 async def _confirm(pilot) -> None:
@@ -104,9 +104,7 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
 
 async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_env):
     world, ddb = _streamed_world(tmp_path, aws_env)
-    run_to_completion(run_stream_sync(world.workspace, world.spec, build_keymap(world.workspace).keymap, ddb=ddb,
-                                      streams=world.aws.client("dynamodbstreams"), operator=OPERATOR))
-    world.workspace.close()
+    _replay(world, ddb)
     app = make(_context(tmp_path / "world", aws_env["AWS_ENDPOINT_URL"], read_only=True))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
