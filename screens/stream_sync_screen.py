@@ -89,8 +89,8 @@ def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event
         context.require_writable("stream-sync")
         ws, spec = context.workspace, context.spec
         build = build_keymap(ws, allow_unresolved=True)
-        open_cases = f"\n\n{build.open_cases:,} case(s) are still open: their items' records are skipped, as " \
-                     "the restore skipped their items." if build.open_cases else ""
+        open_cases = (f"\n\n{len(build.open_cases):,} case(s) are still open: their items' records are skipped,"
+                      " as the restore skipped their items.") if build.open_cases else ""
         how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
         question = ConfirmScreen(
             "Follow the stream?" if follow else "Replay the stream?",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 from keyshift.core.keymap import build_keymap
+from keyshift.core.plan import plan_to_completion
+from keyshift.core.plan_queries import latest_plan
+from keyshift.core.restore import plan_to_restore_args, run_restore
+from keyshift.core.spec import load_spec
+from keyshift.core.tables import create_target_table, target_key_schema
+from keyshift.core.workspace import Workspace
 from keyshift.core.progress import run_to_completion
 from keyshift.core.stream_sync import run_stream_sync
 from keyshift.screens.overview import OverviewScreen, sync_mark
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.stream_sync_screen import StreamSyncScreen
-from test_ui_restore_verify import SOURCE, TARGET, _context, _restore, _world, shown
+from test_ui_restore_verify import SOURCE, SPEC, TARGET, _context, _restore, _world, shown
 from ui_support import OPERATOR, SIZE, make, settle, wait_until
 
 
@@ -117,3 +124,41 @@ async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_en
         await pilot.press("s")
         await settle(pilot)
         assert not app.sync_running and isinstance(app.screen, StreamSyncScreen)
+
+
+async def test_open_cases_are_named_in_the_confirmation_and_their_records_skipped(tmp_path, aws_env):
+    """An ambiguous pair left open: the replay says so before it starts, then skips its records."""
+    directory = tmp_path / "world"
+    directory.mkdir()
+    items = [{"customer": {"S": c}, "order": {"N": str(n)}}
+             for n, c in enumerate(["Acme", "Acme\u200b", "Globex", "Initech"])]
+    (directory / "dump.json").write_text("".join(json.dumps({"Item": i}) + "\n" for i in items), encoding="utf-8")
+    (directory / "keyshift.toml").write_text(SPEC, encoding="utf-8")
+    context = _context(directory, aws_env["AWS_ENDPOINT_URL"])
+    ddb = context.aws.client("dynamodb")
+    ddb.create_table(TableName=SOURCE, BillingMode="PAY_PER_REQUEST",
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                     KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"},
+                                {"AttributeName": "order", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                                           {"AttributeName": "order", "AttributeType": "N"}])
+    for item in items:
+        ddb.put_item(TableName=SOURCE, Item=item)
+    ws, spec = Workspace(directory / "ws"), load_spec(directory / "keyshift.toml")
+    plan_to_completion(ws, spec, str(directory / "dump.json"), operator=OPERATOR)
+    create_target_table(ddb, spec, target_key_schema(spec, "N"))
+    run_to_completion(run_restore(ws, spec, build_keymap(ws, allow_unresolved=True).keymap, ddb=ddb,
+                                  operator=OPERATOR, **plan_to_restore_args(latest_plan(ws))))
+    ws.close()
+    app = make(context)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), timeout=10)
+        assert "1 case(s) are still open" in app.screen.message
+        await pilot.click("#confirm-yes")
+        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
+        assert app.sync_outcome.outcome == "complete", app.sync_outcome
+        assert app.sync_outcome.summary["skipped"] == {"unresolved": 2}
