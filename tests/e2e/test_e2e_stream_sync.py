@@ -106,6 +106,11 @@ def test_restore_then_replay_from_the_trim_horizon_then_from_the_checkpoint(pipe
     assert (again["records"], again["puts"], again["deletes"]) == (2, 1, 1)  # this run's own counts
     assert p.run("verify", "--json").returncode == 0
 
+    # --restart replays everything again: idempotent, the same table.
+    replayed = p.run("stream-sync", "--restart", "--allow-unresolved", "--json").json()
+    assert replayed["origin"] == "trim-horizon" and replayed["records"] == 71
+    assert p.run("verify", "--json").returncode == 0
+
     audit = p.run("audit", "--json", "--limit", "50").json()
     assert {"stream-sync.start", "stream-sync.complete"} <= {e["action"] for e in audit}
 
