@@ -398,6 +398,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     from keyshift.core.keymap import build_keymap
     from keyshift.core.plan_queries import latest_plan
     from keyshift.core.restore import plan_to_restore_args, run_restore
+    from keyshift.core.stream_sync import restore_preflight
     from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
     obj.require_writable("restore")
@@ -429,10 +430,15 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
         raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
     elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):
         raise KeyshiftError(f"target table {spec.target.table!r} is not empty (pass --allow-non-empty or --resume)")
+    # Said before the restore starts: what would keep stream sync from completing it later.
+    warnings = restore_preflight(ws, spec, ddb, obj.aws.client("dynamodbstreams"))
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     gen = run_restore(ws, spec, build.keymap, ddb=obj.aws.writer_client(), s3=s3, **plan_to_restore_args(plan_row),
                       operator=obj.operator, workers=workers, rate=rate, resume=resume, deadline_s=deadline_s)
     summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_restore_bar)
     summary["skipped_cases"] = build.open_cases
+    summary["warnings"] = warnings
     if as_json:
         _emit_json(summary)
         return

@@ -52,6 +52,7 @@ __all__ = [
     "record_outcome",
     "reduce_outcomes",
     "replay_window_problems",
+    "restore_preflight",
     "run_stream_sync",
     "stream_arn",
     "sync_watermark",
@@ -231,6 +232,23 @@ def _window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], lis
     desc = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
     created = _epoch(desc.get("CreationRequestDateTime")) or _epoch(desc.get("StreamLabel"))
     return replay_window_problems(created, point_in_time, time.time()), []
+
+
+def restore_preflight(ws: Workspace, spec: Any, ddb: Any, streams: Any) -> list[str]:
+    """What would stop a replay from completing the restore about to start (empty: nothing known).
+
+    Said before hours of restore, not after: the source table has no stream (or cannot be read),
+    the stream began after the dump's point in time, or the dump is past the stream's retention.
+    Warnings only: a restore alone (no live source) needs none of this.
+    """
+    try:
+        arn = stream_arn(ddb, spec.source.table)
+        problems, _ = _window_check(ws, streams, arn)
+    except StreamSyncError as exc:
+        return [exc.message]
+    except (ClientError, BotoCoreError) as exc:
+        return [f"cannot check the source table's stream: {exc}"]
+    return [f"stream sync will refuse to replay: {p}" for p in problems]
 
 
 # -- the workspace -----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from keyshift.core.restore import (
     run_restore,
     write_control,
 )
+from keyshift.core.stream_sync import restore_preflight
 from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
 from .confirm import ConfirmScreen
@@ -174,6 +175,8 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
                 f"{workers} workers, rate {format_rate(rate, 'items') if rate else 'not limited'}")
         if control.paused:
             what += ".\n\nThe control file says paused: the restore pauses at once (p resumes it)"
+        for warning in restore_preflight(ws, spec, ddb, context.aws.client("dynamodbstreams")):
+            what += f".\n\n⚠ {warning}"
         exists = table_exists(ddb, table)
         if resume:
             run = latest_restore(ws)

@@ -170,3 +170,21 @@ def test_a_stream_enabled_after_the_dump_is_refused_unless_the_gap_is_accepted(w
     accepted = world.run("stream-sync", "--allow-unresolved", "--accept-gap", "--json").json()
     assert accepted["origin"] == "trim-horizon" and accepted["caught_up"]
     assert len(accepted["warnings"]) == 2 and all(w.startswith("accepted: ") for w in accepted["warnings"])
+
+
+def test_restore_warns_before_it_starts_when_a_replay_could_not_complete_it(world, boto_clients):
+    """No source table yet, then one whose stream began after the export: said by restore, up front."""
+    world.run("plan", "--dump", world.export_uri, "--json").json()
+    first = world.run("restore", "--create-table", "--allow-unresolved", "--json")
+    assert first.returncode == 0
+    assert any("cannot describe source table 'orders'" in w for w in first.json()["warnings"])
+    boto_clients.dynamodb.create_table(
+        TableName="orders", BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                              {"AttributeName": "order_id", "AttributeType": "S"}])
+    again = world.run("restore", "--allow-non-empty", "--allow-unresolved", "--json")
+    warnings = again.json()["warnings"]
+    assert len(warnings) == 2 and all(w.startswith("stream sync will refuse to replay: ") for w in warnings)
+    assert "warning: stream sync will refuse" in again.message
