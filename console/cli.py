@@ -398,7 +398,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     from keyshift.core.keymap import build_keymap
     from keyshift.core.plan_queries import latest_plan
     from keyshift.core.restore import plan_to_restore_args, run_restore
-    from keyshift.core.stream_sync import restore_preflight
+    from keyshift.core.stream_source import restore_preflight
     from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
     obj.require_writable("restore")

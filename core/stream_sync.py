@@ -17,6 +17,9 @@ write and its checkpoint, is harmless.
 - One ``GetRecords`` page is reduced to the last outcome per new key (stream order is per item,
   and a batch may not name a key twice), then written with ``BatchWriteItem`` puts and deletes
   through :func:`~keyshift.core.batch_write.write_batch` (unprocessed items retried, never dropped).
+- The stream's ARN, shards and design (a)'s window live in :mod:`~keyshift.core.stream_source`;
+  records to writes in :mod:`~keyshift.core.stream_records`. This module is the replay loop and
+  its bookkeeping.
 - Progress goes to the workspace (``runs`` kind ``stream-sync``): one checkpoint per shard (the
   last applied sequence number, ``done`` once a closed shard is drained), the counters, and a
   **watermark**: ``caught_up_at``, the start of the last pass that reached the tip of every shard
@@ -29,7 +32,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,9 +40,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
-from .errors import KeyshiftError
-from .items import for_botocore
-from .transform import Delete, Keymap, KeyNames, Put, Skip, transform, transform_key
+from .stream_records import approx_time, record_outcome, reduce_outcomes, write_request
+from .stream_source import (
+    StreamSyncError,
+    list_shards,
+    replay_window_problems,
+    restore_preflight,
+    stream_arn,
+    window_check,
+)
+from .transform import Delete, Keymap, KeyNames, Put, Skip
 from .workspace import Workspace, utcnow
 
 __all__ = [
@@ -62,14 +71,6 @@ __all__ = [
 RECORDS_PER_CALL = 1000
 #: A running sync whose heartbeat is older than this is presumed dead (verify stops waiting for it).
 HEARTBEAT_STALE_S = 30.0
-#: How long DynamoDB Streams keeps a record.
-RETENTION_S = 24 * 3600.0
-
-
-class StreamSyncError(KeyshiftError):
-    """The stream cannot be replayed (no stream, trimmed past the checkpoint, writes that never land)."""
-
-    title = "Stream sync failed"
 
 
 @dataclass
@@ -99,156 +100,6 @@ class SyncProgress:
         return {"records": self.records, "puts": self.puts, "deletes": self.deletes,
                 "skipped": dict(self.skipped), "retries": self.retries, "throttles": self.throttles,
                 "restarts": self.restarts}
-
-
-# -- records to writes -------------------------------------------------------------------------
-def record_outcome(record: dict[str, Any], keymap: Keymap, names: KeyNames) -> Put | Delete | Skip:
-    """What one stream record does to the new table: the same decision the restore makes."""
-    event = record.get("eventName")
-    body = record.get("dynamodb") or {}
-    if event in ("INSERT", "MODIFY"):
-        image = body.get("NewImage")
-        if image is None:
-            return Skip(f"{event} record without a new image: the stream's view type must be NEW_IMAGE"
-                        " or NEW_AND_OLD_IMAGES", "no-image")
-        return transform(image, keymap, names)
-    if event == "REMOVE":
-        keys = body.get("Keys")
-        if not keys:
-            return Skip("REMOVE record without keys", "bad-key")
-        return transform_key(keys, keymap, names)
-    return Skip(f"unknown stream event {event!r}", "unknown-event")
-
-
-def _new_key(outcome: Put | Delete, names: KeyNames) -> tuple:
-    source = outcome.item if type(outcome) is Put else outcome.key
-    sk = source.get(names.source_sk) if names.source_sk else None
-    return (source[names.target_pk]["S"], json.dumps(sk, sort_keys=True, default=repr) if sk else None)
-
-
-def reduce_outcomes(outcomes: list[Put | Delete | Skip], names: KeyNames) -> list[Put | Delete]:
-    """The writes of a run of outcomes in stream order: the last one per new key, in first-seen order.
-
-    Applying only the last write of each key gives the same table as applying all of them in
-    order (each is a whole-item put or a delete), and a ``BatchWriteItem`` must not name a key twice.
-    """
-    last: dict[tuple, Put | Delete] = {}
-    for outcome in outcomes:
-        if type(outcome) is not Skip:
-            last[_new_key(outcome, names)] = outcome
-    return list(last.values())
-
-
-def _request(outcome: Put | Delete) -> dict[str, Any]:
-    if type(outcome) is Put:
-        return {"PutRequest": {"Item": for_botocore(outcome.item)}}
-    return {"DeleteRequest": {"Key": for_botocore(outcome.key)}}
-
-
-# -- the stream --------------------------------------------------------------------------------
-def stream_arn(ddb: Any, table: str) -> str:
-    """The ARN of ``table``'s current stream; :class:`StreamSyncError` when it has none."""
-    try:
-        desc = ddb.describe_table(TableName=table)["Table"]
-    except ClientError as exc:
-        raise StreamSyncError(f"cannot describe source table {table!r}: {exc}") from exc
-    spec = desc.get("StreamSpecification") or {}
-    arn = desc.get("LatestStreamArn")
-    if not arn or spec.get("StreamEnabled") is False:
-        raise StreamSyncError(
-            f"source table {table!r} has no enabled stream: enable NEW_AND_OLD_IMAGES before the dump's"
-            " point in time (docs/design.md), or the replay cannot catch the writes made since")
-    if spec.get("StreamViewType") not in (None, "NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-        raise StreamSyncError(f"source table {table!r}'s stream has view type {spec.get('StreamViewType')}:"
-                              " stream sync needs NEW_IMAGE or NEW_AND_OLD_IMAGES")
-    return arn
-
-
-def list_shards(streams: Any, arn: str) -> list[dict[str, Any]]:
-    """Every shard of the stream (``DescribeStream`` paged by ``ExclusiveStartShardId``)."""
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamArn": arn}
-    while True:
-        desc = streams.describe_stream(**kwargs)["StreamDescription"]
-        shards.extend(desc.get("Shards", []))
-        last = desc.get("LastEvaluatedShardId")
-        if not last:
-            return shards
-        kwargs["ExclusiveStartShardId"] = last
-
-
-def _approx_time(record: dict[str, Any]) -> float | None:
-    when = (record.get("dynamodb") or {}).get("ApproximateCreationDateTime")
-    if when is None:
-        return None
-    return when.timestamp() if hasattr(when, "timestamp") else float(when)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
-
-
-def _epoch(value: Any) -> float | None:
-    """Epoch seconds of a datetime or ISO 8601 text (``Z`` allowed); None when unknown."""
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return value.timestamp()
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def replay_window_problems(stream_created: float | None, point_in_time: float | None, now: float) -> list[str]:
-    """Why a replay from the trim horizon would miss writes made after the dump (empty: none known).
-
-    Design (a) needs the stream enabled before the dump's point in time, and the dump's point in
-    time still inside the stream's 24-hour retention: otherwise the writes in between are neither
-    in the dump nor in the stream, and nothing would ever say so.
-    """
-    problems = []
-    if point_in_time is None:
-        return problems
-    if stream_created is not None and stream_created > point_in_time:
-        problems.append(f"the stream was enabled at {_iso(stream_created)}, after the dump's point in time"
-                        f" {_iso(point_in_time)}: writes made in between are in neither")
-    if now - point_in_time > RETENTION_S:
-        problems.append(f"the dump's point in time {_iso(point_in_time)} is more than 24 hours ago: the stream"
-                        " has trimmed records written since then")
-    return problems
-
-
-def _window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of replaying ``arn`` from its trim horizon over the planned dump."""
-    from .plan_queries import latest_plan
-
-    plan = latest_plan(ws)
-    point_in_time = _epoch(((plan.summary or {}) if plan is not None else {}).get("point_in_time"))
-    if point_in_time is None:
-        return [], ["the dump does not say its point in time (only an Export-to-S3 does): make sure the"
-                    " stream was enabled before the dump was taken, and that was less than 24 hours ago"]
-    desc = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
-    created = _epoch(desc.get("CreationRequestDateTime")) or _epoch(desc.get("StreamLabel"))
-    return replay_window_problems(created, point_in_time, time.time()), []
-
-
-def restore_preflight(ws: Workspace, spec: Any, ddb: Any, streams: Any) -> list[str]:
-    """What would stop a replay from completing the restore about to start (empty: nothing known).
-
-    Said before hours of restore, not after: the source table has no stream (or cannot be read),
-    the stream began after the dump's point in time, or the dump is past the stream's retention.
-    Warnings only: a restore alone (no live source) needs none of this.
-    """
-    try:
-        arn = stream_arn(ddb, spec.source.table)
-        problems, _ = _window_check(ws, streams, arn)
-    except StreamSyncError as exc:
-        return [exc.message]
-    except (ClientError, BotoCoreError) as exc:
-        return [f"cannot check the source table's stream: {exc}"]
-    return [f"stream sync will refuse to replay: {p}" for p in problems]
 
 
 # -- the workspace -----------------------------------------------------------------------------
@@ -419,7 +270,7 @@ def run_stream_sync(
     warnings: list[str] = []
     if run.origin == "trim-horizon":
         try:
-            problems, warnings = _window_check(ws, streams, arn)
+            problems, warnings = window_check(ws, streams, arn)
         except (ClientError, BotoCoreError) as exc:
             problems = [f"cannot describe the stream: {exc}"]
         if problems and not accept_gap:
@@ -461,7 +312,7 @@ def run_stream_sync(
             if type(outcome) is Skip:
                 progress.skipped[outcome.kind or "other"] = progress.skipped.get(outcome.kind or "other", 0) + 1
         writes = reduce_outcomes(outcomes, names)
-        batches = [[_request(w) for w in writes[i:i + MAX_BATCH]] for i in range(0, len(writes), MAX_BATCH)]
+        batches = [[write_request(w) for w in writes[i:i + MAX_BATCH]] for i in range(0, len(writes), MAX_BATCH)]
         # After the reduction no key appears twice in a page, so its batches commute: they go out in
         # parallel, and the page is acknowledged (and checkpointed) only when all of them are.
         futures = [pool.submit(write_batch, ddb, target, batch, deadline_s=deadline_s, on_response=counted)
@@ -476,7 +327,7 @@ def run_stream_sync(
         progress.records += len(records)
         progress.puts += sum(1 for o in outcomes if type(o) is Put)
         progress.deletes += sum(1 for o in outcomes if type(o) is Delete)
-        progress.last_record_at = _approx_time(records[-1]) or progress.last_record_at
+        progress.last_record_at = approx_time(records[-1]) or progress.last_record_at
 
     def drain(shard_id: str) -> Iterator[SyncProgress]:
         """Read one shard to its tip (open) or end (closed), applying page by page."""

@@ -48,7 +48,7 @@ from keyshift.core.restore import (
     run_restore,
     write_control,
 )
-from keyshift.core.stream_sync import restore_preflight
+from keyshift.core.stream_source import restore_preflight
 from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
 
 from .confirm import ConfirmScreen

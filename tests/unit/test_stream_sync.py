@@ -58,7 +58,7 @@ def test_reduce_keeps_the_last_write_per_new_key_in_first_seen_order():
 
 # -- design (a)'s window: stream before the dump, dump inside the retention -----------------------
 def test_replay_window_problems():
-    from keyshift.core.stream_sync import RETENTION_S, replay_window_problems
+    from keyshift.core.stream_source import RETENTION_S, replay_window_problems
 
     now = 1_800_000_000.0
     dump = now - 3600
