@@ -417,10 +417,16 @@ def main() -> None:
               "writer_threads": "writer threads merged (botocore), top 20 by own time"}
     for name, text in (result.get("profile") or {}).items():
         print(f"\ncProfile of keyshift's stubbed run, {titles[name]}:\n{text}")
+    save("restore", info, result)
+
+
+def save(prefix: str, info: dict[str, str], result: dict) -> Path:
+    """Write ``bench/out/<prefix>-<UTC time>.json`` (machine and result) and say where."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = OUT / f"restore-{stamp}.json"
+    path = OUT / f"{prefix}-{stamp}.json"
     path.write_text(json.dumps({"machine": info, "result": result}, indent=2))
     print(f"\nsaved {path.relative_to(HERE.parent)}", file=sys.stderr)
+    return path
 
 
 if __name__ == "__main__":

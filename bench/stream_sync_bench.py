@@ -25,14 +25,12 @@ per wall second. Prints a Markdown table and saves JSON to ``bench/out/stream-sy
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,7 +39,7 @@ OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
 
 from plan_bench import machine  # noqa: E402
-from restore_bench import make_stub  # noqa: E402  (the same instant BatchWriteItem answer)
+from restore_bench import make_stub, save  # noqa: E402  (the same instant BatchWriteItem answer)
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
@@ -245,10 +243,7 @@ def main() -> None:
     print(f"stream-sync bench: {args.records:,} records, {args.workers} workers", file=sys.stderr, flush=True)
     result = measure(args.records, args.workers, max(1, args.repeat))
     print(report(result, info))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = OUT / f"stream-sync-{stamp}.json"
-    path.write_text(json.dumps({"machine": info, "result": result}, indent=2))
-    print(f"\nsaved {path.relative_to(HERE.parent)}", file=sys.stderr)
+    save("stream-sync", info, result)
 
 
 if __name__ == "__main__":

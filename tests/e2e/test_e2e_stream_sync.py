@@ -32,6 +32,16 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
+def create_orders(ddb) -> None:
+    """The old table, ``orders`` (customer, order_id), with a NEW_AND_OLD_IMAGES stream from now on."""
+    ddb.create_table(
+        TableName="orders", BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                              {"AttributeName": "order_id", "AttributeType": "S"}])
+
+
 def _key(customer: str, order: str) -> dict:
     return {"customer": {"S": customer}, "order_id": {"S": order}}
 
@@ -56,12 +66,7 @@ class Pipeline:
 @pytest.fixture
 def pipeline(aws_env, boto_clients, tmp_path, run_cli) -> Pipeline:
     p = Pipeline(tmp_path, aws_env, boto_clients, run_cli)
-    p.ddb.create_table(
-        TableName="orders", BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
-                              {"AttributeName": "order_id", "AttributeType": "S"}])
+    create_orders(p.ddb)
     for i in range(60):
         p.put(f"CUST-{i % 6}", f"ORD-{i:03d}", total={"N": str(i)}, sig={"B": bytes([i])})
     for i in range(3):
@@ -156,12 +161,7 @@ def test_follow_stops_cleanly_on_sigterm_with_its_checkpoint(pipeline):
 def test_a_stream_enabled_after_the_dump_is_refused_unless_the_gap_is_accepted(world, boto_clients):
     """The demo-data export says exportTime 2024-06-11; the table's stream is created now."""
     world.run("plan", "--dump", world.export_uri, "--json").json()
-    boto_clients.dynamodb.create_table(
-        TableName="orders", BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
-                              {"AttributeName": "order_id", "AttributeType": "S"}])
+    create_orders(boto_clients.dynamodb)
     world.run("restore", "--create-table", "--allow-unresolved", "--json").json()
     refused = world.run("stream-sync", "--allow-unresolved", "--json")
     assert refused.returncode == 2
@@ -178,12 +178,7 @@ def test_restore_warns_before_it_starts_when_a_replay_could_not_complete_it(worl
     first = world.run("restore", "--create-table", "--allow-unresolved", "--json")
     assert first.returncode == 0
     assert any("cannot describe source table 'orders'" in w for w in first.json()["warnings"])
-    boto_clients.dynamodb.create_table(
-        TableName="orders", BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
-                              {"AttributeName": "order_id", "AttributeType": "S"}])
+    create_orders(boto_clients.dynamodb)
     again = world.run("restore", "--allow-non-empty", "--allow-unresolved", "--json")
     warnings = again.json()["warnings"]
     assert len(warnings) == 2 and all(w.startswith("stream sync will refuse to replay: ") for w in warnings)
