@@ -27,10 +27,9 @@ def drive(gen: Iterator[Any], *, show: bool, console: Console, describe: Describ
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("", total=None, detail="")
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
+
+        def show_progress(p: Any) -> None:
             description, total, completed, detail = describe(p)
             bar.update(task, description=description, total=total, completed=completed, detail=detail)
+
+        return run_to_completion(gen, show_progress)

@@ -21,7 +21,6 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
-from textual.worker import get_current_worker
 
 from keyshift.core.dumps.model import FORMATS
 from keyshift.core.escape import escape
@@ -30,6 +29,7 @@ from keyshift.core.plan_queries import PlanRow, latest_plan
 
 from .confirm import ConfirmScreen
 from .widgets import ProgressPanel
+from .worker_drive import drive_in_worker
 
 if TYPE_CHECKING:
     from keyshift.console.app import KeyshiftApp
@@ -71,7 +71,6 @@ def drive_plan(context: Context, dump_uri: str, fmt: str, cancel: threading.Even
     Returns the result, or None when cancelled. Errors are re-raised after the dialog is told, so
     the App's error modal shows them.
     """
-    worker = get_current_worker()
     try:
         if cancel.is_set():
             raise PlanCancelled("cancelled before it started")
@@ -81,15 +80,8 @@ def drive_plan(context: Context, dump_uri: str, fmt: str, cancel: threading.Even
         needs_s3 = dump_uri.startswith("s3://") or reference_in_s3
         gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=context.s3() if needs_s3 else None,
                        operator=context.operator, cancel=cancel)
-        while True:
-            if worker.is_cancelled:
-                cancel.set()
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                result: PlanResult = stop.value
-                break
-            reply_to.post_message(PlanProgressed(dataclasses.replace(progress)))
+        result: PlanResult = drive_in_worker(
+            gen, cancel, lambda progress: reply_to.post_message(PlanProgressed(dataclasses.replace(progress))))
     except PlanCancelled:
         reply_to.post_message(PlanFinished("cancelled"))
         return None

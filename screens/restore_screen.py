@@ -53,6 +53,7 @@ from keyshift.core.tables import create_target_table, is_empty, new_table_schema
 
 from .confirm import ConfirmScreen
 from .widgets import format_eta, format_rate, visible_text
+from .worker_drive import drive_in_worker
 
 if TYPE_CHECKING:
     from keyshift.console.app import KeyshiftApp
@@ -148,7 +149,6 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
     operator declined or cancelled. Errors are re-raised after :class:`RestoreFinished` is posted,
     so the App's error modal shows them.
     """
-    worker = get_current_worker()
     started = False
     try:
         context.require_writable("restore")
@@ -211,17 +211,9 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
         post(RestoreStarted(table, args["total_lines"], resume))
         started = True
         gen = run_restore(ws, spec, build.keymap, ddb=context.aws.writer_client(), s3=s3, **args,
-                          operator=context.operator,
-                          workers=workers, rate=rate, resume=resume, cancel=cancel)
-        while True:
-            if worker.is_cancelled:
-                cancel.set()
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                summary: dict[str, Any] = stop.value
-                break
-            post(RestoreProgressed(dataclasses.replace(progress, errors=list(progress.errors))))
+                          operator=context.operator, workers=workers, rate=rate, resume=resume, cancel=cancel)
+        summary: dict[str, Any] = drive_in_worker(gen, cancel, lambda progress: post(RestoreProgressed(
+            dataclasses.replace(progress, errors=list(progress.errors)))))
     except RestoreCancelled:
         post(RestoreFinished("cancelled"))
         return None

@@ -32,6 +32,7 @@ from keyshift.core.stream_sync import SyncProgress, latest_stream_sync, run_stre
 
 from .confirm import ConfirmScreen
 from .widgets import visible_text
+from .worker_drive import drive_in_worker
 
 if TYPE_CHECKING:
     from keyshift.console.app import KeyshiftApp
@@ -84,7 +85,6 @@ def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event
     Returns the summary (None when declined). Errors are re-raised after :class:`SyncFinished` is
     posted, so the App's error modal shows them.
     """
-    worker = get_current_worker()
     try:
         context.require_writable("stream-sync")
         ws, spec = context.workspace, context.spec
@@ -105,15 +105,9 @@ def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event
                               streams=context.aws.client("dynamodbstreams"), follow=follow,
                               operator=context.operator, cancel=cancel)
         post(SyncStarted(follow))
-        while True:
-            if worker.is_cancelled:
-                cancel.set()
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                summary: dict[str, Any] = stop.value
-                break
-            post(SyncProgressed(dataclasses.replace(progress, skipped=dict(progress.skipped))))
+        summary: dict[str, Any] = drive_in_worker(
+            gen, cancel, lambda progress: post(SyncProgressed(dataclasses.replace(
+                progress, skipped=dict(progress.skipped)))))
     except BaseException as exc:
         post(SyncFinished("failed", error=getattr(exc, "message", str(exc))))
         raise

@@ -43,6 +43,7 @@ from keyshift.core.verify import (
 )
 
 from .widgets import ProgressPanel, visible_text
+from .worker_drive import drive_in_worker
 
 if TYPE_CHECKING:
     from keyshift.console.app import KeyshiftApp
@@ -147,21 +148,14 @@ def drive_verify(context: Context, *, resume: bool, cancel: threading.Event,
     Returns the report, or None when cancelled. Errors are re-raised after :class:`VerifyFinished`
     is posted, so the App's error modal shows them.
     """
-    worker = get_current_worker()
     try:
         context.require_writable("verify")
         gen = run_verify(context.workspace, context.spec, context.aws.client("dynamodb"), segments=SEGMENTS,
                          resume=resume, operator=context.operator, cancel=cancel)
         post(VerifyStarted(resume))
-        while True:
-            if worker.is_cancelled:
-                cancel.set()
-            try:
-                progress = next(gen)
-            except StopIteration as stop:
-                summary: dict[str, Any] = stop.value.summary
-                break
-            post(VerifyProgressed(dataclasses.replace(progress, segments=dict(progress.segments))))
+        summary: dict[str, Any] = drive_in_worker(
+            gen, cancel, lambda progress: post(VerifyProgressed(dataclasses.replace(
+                progress, segments=dict(progress.segments))))).summary
     except VerifyCancelled:
         post(VerifyFinished("cancelled"))
         return None
