@@ -88,13 +88,17 @@ class World:
         return run_keyshift(argv, self.env, self.tmp, timeout)
 
 
+def _process_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without AWS or keyshift settings, plus ``env``; wide, plain UTF-8."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
+    return {**base, **env, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
+
+
 def run_keyshift(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> Result:
     """Run the real command line; output is decoded as UTF-8."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
-    full_env = {**base, **env, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
     proc = subprocess.run(
         [sys.executable, "-m", "keyshift.console.cli", *argv],
-        cwd=cwd, env=full_env, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        cwd=cwd, env=_process_env(env), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return Result(argv, proc.returncode, proc.stdout.decode("utf-8", "replace"),
                   proc.stderr.decode("utf-8", "replace"))
@@ -120,6 +124,18 @@ def world(aws_env: dict[str, str], boto_clients: Any, tmp_path: Path) -> World:
 def curated() -> dd.DemoData:
     """The curated items, reference rows and bad lines (the same the ``world`` dump holds)."""
     return dd.build_demo_data(_CURATED_RECORDS)
+
+
+def spawn_keyshift(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start the real command line in the background (for runs a test signals, kills or watches)."""
+    return subprocess.Popen([sys.executable, "-m", "keyshift.console.cli", *argv], cwd=cwd, env=_process_env(env),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def spawn_cli() -> Callable[..., subprocess.Popen[bytes]]:
+    """:func:`spawn_keyshift` itself."""
+    return spawn_keyshift
 
 
 @pytest.fixture

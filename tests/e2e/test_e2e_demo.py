@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -35,15 +32,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_demo_serves_until_interrupted(tmp_path: Path, run_cli) -> None:
+def test_demo_serves_until_interrupted(tmp_path: Path, run_cli, spawn_cli) -> None:
     demo_dir = tmp_path / "demo"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("KEYSHIFT_")}
-    env.update(PYTHONIOENCODING="utf-8", COLUMNS="400", NO_COLOR="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keyshift.console.cli", "demo", "--no-console", "--records", "300",
-         "--dir", str(demo_dir)],
-        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = spawn_cli(["demo", "--no-console", "--records", "300", "--dir", str(demo_dir)], {}, tmp_path)
     out: queue.Queue[str | None] = queue.Queue()
     err: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()

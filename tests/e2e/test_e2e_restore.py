@@ -7,10 +7,7 @@ calls with a throttling error, which botocore retries.
 """
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -124,7 +121,8 @@ legacy_attribute = "legacy_customer"
 """
 
 
-def test_kill_9_mid_run_then_resume_ends_with_the_same_table(aws_env, boto_clients, tmp_path, run_cli):
+def test_kill_9_mid_run_then_resume_ends_with_the_same_table(aws_env, boto_clients, tmp_path, run_cli,
+                                                              spawn_cli):
     import orjson
 
     dump = tmp_path / "dump.json"
@@ -137,12 +135,8 @@ def test_kill_9_mid_run_then_resume_ends_with_the_same_table(aws_env, boto_clien
     spec_path.write_text(KILL_SPEC)
     base = ["--spec", str(spec_path), "--workspace", str(tmp_path / "ws")]
     assert run_cli([*base, "plan", "--dump", str(dump), "--json"], aws_env, tmp_path).returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
-    env.update(aws_env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keyshift.console.cli", *base, "restore", "--create-table",
-         "--rate", "400", "--workers", "2", "--json"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn_cli([*base, "restore", "--create-table", "--rate", "400", "--workers", "2", "--json"],
+                     aws_env, tmp_path)
     ws = Workspace(tmp_path / "ws")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait for a checkpoint well past the start
@@ -207,7 +201,8 @@ def test_restore_via_import_table_from_the_cli(planned, boto_clients, curated):
     assert verified.returncode == (1 if report["different"] else 0)
 
 
-def test_pause_and_resume_a_running_restore_through_the_control_channel(aws_env, boto_clients, tmp_path, run_cli):
+def test_pause_and_resume_a_running_restore_through_the_control_channel(aws_env, boto_clients, tmp_path, run_cli,
+                                                                         spawn_cli):
     import orjson
 
     dump = tmp_path / "dump.json"
@@ -218,12 +213,8 @@ def test_pause_and_resume_a_running_restore_through_the_control_channel(aws_env,
     spec_path.write_text(KILL_SPEC)
     base = ["--spec", str(spec_path), "--workspace", str(tmp_path / "ws")]
     assert run_cli([*base, "plan", "--dump", str(dump), "--json"], aws_env, tmp_path).returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
-    env.update(aws_env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keyshift.console.cli", *base, "restore", "--create-table",
-         "--rate", "300", "--workers", "2", "--json"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn_cli([*base, "restore", "--create-table", "--rate", "300", "--workers", "2", "--json"],
+                     aws_env, tmp_path)
     spec = load_spec(spec_path)
     try:
         deadline = time.monotonic() + 30

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -120,13 +117,10 @@ def test_restore_then_replay_from_the_trim_horizon_then_from_the_checkpoint(pipe
     assert {"stream-sync.start", "stream-sync.complete"} <= {e["action"] for e in audit}
 
 
-def test_follow_stops_cleanly_on_sigterm_with_its_checkpoint(pipeline):
+def test_follow_stops_cleanly_on_sigterm_with_its_checkpoint(pipeline, spawn_cli):
     p = pipeline
     p.run("restore", "--create-table", "--allow-unresolved", "--json").json()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}, **p.env}
-    proc = subprocess.Popen([sys.executable, "-m", "keyshift.console.cli",
-                             *p.argv("stream-sync", "--follow", "--allow-unresolved", "--json")],
-                            cwd=p.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn_cli(p.argv("stream-sync", "--follow", "--allow-unresolved", "--json"), p.env, p.tmp)
     try:
         ws = Workspace(p.workspace, read_only=True)
 
