@@ -19,7 +19,7 @@ from keyshift.core.aws import AwsContext
 from keyshift.core.keymap import build_keymap
 from keyshift.core.plan import plan_to_completion
 from keyshift.core.plan_queries import latest_plan
-from keyshift.core.restore import plan_to_restore_args, read_control, run_restore
+from keyshift.core.restore import RestoreControl, plan_to_restore_args, read_control, run_restore, write_control
 from keyshift.core.spec import load_spec
 from keyshift.core.tables import create_target_table, target_key_schema
 from keyshift.core.verify import verify_to_completion
@@ -195,21 +195,30 @@ async def _set_number(pilot, key: str, value: str) -> None:
     await wait_until(pilot, lambda: not isinstance(pilot.app.screen, NumberDialog))
 
 
+def _slow(world: Context) -> Any:
+    """The console, with the control file set to restore at :data:`SLOW` items/s with one worker."""
+    write_control(world.workspace, RestoreControl(rate=SLOW, workers=1))
+    world.workspace.close()
+    return make(world)
+
+
+async def _start_restore(pilot) -> RestoreScreen:
+    """Open the restore screen, start a restore, confirm, and wait for its first progress."""
+    screen = await _open(pilot, "3", RestoreScreen)
+    await pilot.press("s")
+    await _confirm(pilot)
+    await wait_until(pilot, lambda: pilot.app.restore_live is not None, timeout=10)
+    return screen
+
+
 def _control(world: Context) -> Any:
     return read_control(Workspace(world.workspace_path))
 
 
 async def test_pause_and_resume_write_the_control_file_and_the_run_obeys(world):
-    from keyshift.core.restore import RestoreControl, write_control
-
-    write_control(world.workspace, RestoreControl(rate=SLOW, workers=1))  # slow: pause lands midway
-    world.workspace.close()
-    app = make(world)
+    app = _slow(world)  # slow: the pause lands midway
     async with app.run_test(size=SIZE) as pilot:
-        screen = await _open(pilot, "3", RestoreScreen)
-        await pilot.press("s")
-        await _confirm(pilot)
-        await wait_until(pilot, lambda: app.restore_live is not None, timeout=10)
+        screen = await _start_restore(pilot)
         await pilot.press("p")
         await wait_until(pilot, lambda: _control(world).paused)
         await wait_until(pilot, lambda: app.restore_live.paused, timeout=10)
@@ -237,16 +246,9 @@ async def test_pause_and_resume_write_the_control_file_and_the_run_obeys(world):
 
 
 async def test_cancel_leaves_a_resumable_run_that_r_resumes(world):
-    from keyshift.core.restore import RestoreControl, write_control
-
-    write_control(world.workspace, RestoreControl(rate=SLOW, workers=1))  # one worker: few batches in flight
-    world.workspace.close()
-    app = make(world)
+    app = _slow(world)  # one worker: few batches in flight
     async with app.run_test(size=SIZE) as pilot:
-        screen = await _open(pilot, "3", RestoreScreen)
-        await pilot.press("s")
-        await _confirm(pilot)
-        await wait_until(pilot, lambda: app.restore_live is not None, timeout=10)
+        screen = await _start_restore(pilot)
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.restore_outcome is not None, timeout=10)
         assert app.restore_outcome.outcome == "cancelled"
