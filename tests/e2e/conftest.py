@@ -17,33 +17,13 @@ from typing import Any, Callable
 import pytest
 
 from keyshift.console import demo_data as dd
+from keyshift.console.demo import SPEC_TEMPLATE
 
 #: The curated traps alone: every count of their plan is known by hand (see test_e2e_plan.py).
 _CURATED_RECORDS = sum(n for _, n, _, _ in dd.CURATED)
 
 DUMPS = "e2e-dumps"
 UPSTREAM = "e2e-upstream"
-
-SPEC = """\
-[source]
-table = "orders"
-partition_key = "customer"
-sort_key = "order_id"
-
-[target]
-table = "orders_v2"
-partition_key = "customer_id"
-legacy_attribute = "legacy_customer"
-
-[reference]
-uri = "s3://{upstream}/customers.jsonl"
-name_field = "name"
-id_field = "id"
-
-[control]
-table = "keyshift-control"
-flag = "orders-cutover"
-"""
 
 
 @dataclass
@@ -114,7 +94,7 @@ def world(aws_env: dict[str, str], boto_clients: Any, tmp_path: Path) -> World:
     base, objects = dd.export_objects(lines, bucket=DUMPS, prefix="exports", table="orders")
     dd.put_objects(s3, DUMPS, objects)
     spec = tmp_path / "keyshift.toml"
-    spec.write_text(SPEC.format(upstream=UPSTREAM), encoding="utf-8")
+    spec.write_text(SPEC_TEMPLATE.format(upstream=UPSTREAM), encoding="utf-8")  # the demo's spec
     return World(tmp=tmp_path, env=aws_env, s3=s3, spec_path=spec, workspace=tmp_path / ".keyshift",
                  export_uri=f"s3://{DUMPS}/{base}/", export_base=base, export_objects=objects,
                  export_lines=len(lines))
