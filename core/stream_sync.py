@@ -86,10 +86,14 @@ class SyncProgress:
     shards: int = 0
     shards_done: int = 0
     restarts: int = 0
-    caught_up: bool = False
     caught_up_at: float | None = None  # epoch seconds: every source write before it is applied
     last_record_at: float | None = None  # ApproximateCreationDateTime of the newest record applied
     elapsed: float = 0.0
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether a pass has reached the tip of every shard (since the last restart)."""
+        return self.caught_up_at is not None
 
     @property
     def lag_seconds(self) -> float | None:
@@ -151,7 +155,6 @@ class _Run:
     """One stream-sync run's identity and where each shard stands."""
 
     id: int
-    started_at: str
     positions: dict[str, str | None]  # shard id -> last applied sequence number (None: from trim horizon)
     done: set[str]
     origin: str  # "trim-horizon" | "checkpoint of run N"
@@ -203,7 +206,7 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
         run_id = int(cur.lastrowid)
     ws.audit(operator, "stream-sync.start", {"run_id": run_id, "keymap": keymap.version,
                                              "why": why if origin == "trim-horizon" else None, **params})
-    return _Run(run_id, started_at, positions, done, origin, restores_seen)
+    return _Run(run_id, positions, done, origin, restores_seen)
 
 
 def _remember_restores(ws: Workspace, run: _Run) -> None:
@@ -371,7 +374,7 @@ def run_stream_sync(
                 _remember_restores(ws, run)
                 iterators.clear()
                 progress.restarts += 1
-                progress.caught_up, progress.caught_up_at = False, None
+                progress.caught_up_at = None
                 ws.audit(operator, "stream-sync.restart", {"run_id": run.id, "why": "a restore completed",
                                                            "restores": sorted(finished)})
             pass_started = time.time()
@@ -392,7 +395,7 @@ def run_stream_sync(
                     break
             progress.shards, progress.shards_done = len(shards), len(run.done & present)
             if at_tip:
-                progress.caught_up, progress.caught_up_at = True, pass_started
+                progress.caught_up_at = pass_started
             progress.elapsed = time.monotonic() - started
             _save(ws, run, progress, "running")
             yield progress
