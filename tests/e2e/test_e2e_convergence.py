@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from keyshift.console.demo_data import item_line
 from keyshift.core.aws import AwsContext
 from keyshift.core.items import for_botocore
 from keyshift.core.progress import run_to_completion
@@ -142,8 +142,8 @@ class Scenario:
         directory.mkdir()
         items = self.scan(self.spec.source.table)
         (directory / "part-9999.json").write_bytes(b"")  # an empty table still has a (empty) dump file
-        for n, item in enumerate(sorted(items.values(), key=lambda i: orjson.dumps(i, default=_b64))):
-            (directory / f"part-{n:04d}.json").write_bytes(orjson.dumps({"Item": item}, default=_b64) + b"\n")
+        for n, line in enumerate(sorted(item_line(item) for item in items.values())):
+            (directory / f"part-{n:04d}.json").write_bytes(line + b"\n")
         return directory
 
     def restore(self, dump: Path, before_batch: list[list[tuple]]) -> dict:
@@ -178,14 +178,6 @@ class Scenario:
             if isinstance(outcome, Put):
                 out[(outcome.item["customer_id"]["S"], outcome.item["order_id"]["S"])] = for_botocore(outcome.item)
         return out
-
-
-def _b64(value: Any) -> str:
-    import base64
-
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
-    raise TypeError(type(value).__name__)
 
 
 # -- strategies ------------------------------------------------------------------------------------

@@ -9,24 +9,19 @@ and verify finds the tables equal. A second round of writes is picked up from th
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
+from keyshift.console.demo_data import item_line
 from keyshift.core.stream_sync import latest_stream_sync
 from keyshift.core.workspace import Workspace
 from test_e2e_verify import SPEC  # orders -> orders_v2, no reference data
 
 pytestmark = pytest.mark.e2e
-
-
-def _b64(value: bytes) -> str:
-    return base64.b64encode(value).decode()
 
 
 def create_orders(ddb) -> None:
@@ -72,7 +67,7 @@ def pipeline(aws_env, boto_clients, tmp_path, run_cli) -> Pipeline:
     p.put("Acme\u200b", "ORD-A1")
     dump = tmp_path / "dump.json"  # what a scan-based dump script writes (binary in base64)
     items = [i for page in p.ddb.get_paginator("scan").paginate(TableName="orders") for i in page["Items"]]
-    dump.write_bytes(b"".join(orjson.dumps({"Item": i}, default=_b64) + b"\n" for i in items))
+    dump.write_bytes(b"".join(item_line(i) + b"\n" for i in items))
     assert p.run("plan", "--dump", str(dump), "--format", "ddbjson", "--json").json()["records"] == 65
     # Acme / Acme+ZWSP stay an open case: their items are skipped by restore and replay alike.
     return p
