@@ -59,18 +59,18 @@ from botocore.config import Config  # noqa: E402
 
 from keyshift.console import demo_data as dd  # noqa: E402
 from keyshift.console.demo import DEMO_ENV, LocalMotoServer  # noqa: E402
-from keyshift.core import restore as restore_mod  # noqa: E402
+from keyshift.core.migrate import restore as restore_mod  # noqa: E402
 from keyshift.core.aws import AwsContext  # noqa: E402
 from keyshift.core.dumps import open_dump  # noqa: E402
-from keyshift.core.keymap import build_keymap  # noqa: E402
+from keyshift.core.resolve.keymap_build import build_keymap  # noqa: E402
 from keyshift.core.progress import run_to_completion  # noqa: E402
-from keyshift.core.plan import plan_to_completion  # noqa: E402
-from keyshift.core.plan_queries import latest_plan  # noqa: E402
-from keyshift.core.restore import plan_to_restore_args, run_restore  # noqa: E402
+from keyshift.core.plan.planner import plan_to_completion  # noqa: E402
+from keyshift.core.plan.queries import latest_plan  # noqa: E402
+from keyshift.core.migrate.restore import plan_to_restore_args, run_restore  # noqa: E402
 from keyshift.core.spec import Spec, parse_spec  # noqa: E402
-from keyshift.core.tables import create_target_table, target_key_schema  # noqa: E402
-from keyshift.core.transform import KeyNames, Put, transform  # noqa: E402
-from keyshift.core.workspace import Workspace  # noqa: E402
+from keyshift.core.migrate.tables import create_target_table, target_key_schema  # noqa: E402
+from keyshift.core.kernel.transform import KeyNames, Put, transform  # noqa: E402
+from keyshift.core.store.workspace import Workspace  # noqa: E402
 
 TARGET_MOTO = 0.90
 TARGET_STUB = 0.80

@@ -47,13 +47,13 @@ from botocore.config import Config  # noqa: E402
 from keyshift.console import demo_data as dd  # noqa: E402
 from keyshift.console.demo import DEMO_ENV, LocalMotoServer  # noqa: E402
 from keyshift.core.aws import AwsContext  # noqa: E402
-from keyshift.core.items import for_botocore  # noqa: E402
+from keyshift.core.kernel.items import for_botocore  # noqa: E402
 from keyshift.core.progress import run_to_completion  # noqa: E402
 from keyshift.core.spec import parse_spec  # noqa: E402
-from keyshift.core.stream_sync import list_shards, run_stream_sync  # noqa: E402
-from keyshift.core.tables import KeySchema, create_target_table  # noqa: E402
-from keyshift.core.transform import Keymap, KeymapEntry, KeyNames, Put, transform  # noqa: E402
-from keyshift.core.workspace import Workspace  # noqa: E402
+from keyshift.core.migrate.stream.sync import list_shards, run_stream_sync  # noqa: E402
+from keyshift.core.migrate.tables import KeySchema, create_target_table  # noqa: E402
+from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, transform  # noqa: E402
+from keyshift.core.store.workspace import Workspace  # noqa: E402
 
 REGION = "us-east-1"
 BATCH = 25

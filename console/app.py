@@ -25,15 +25,15 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.restore import RestoreProgress
-from keyshift.core.stream_sync import SyncProgress
-from keyshift.core.verify import VerifyProgress
+from keyshift.core.migrate.restore import RestoreProgress
+from keyshift.core.migrate.stream.sync import SyncProgress
+from keyshift.core.migrate.verify.run import VerifyProgress
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog, drive_plan
-from keyshift.core.decisions import latest_decision_id
+from keyshift.core.resolve.decisions import latest_decision_id
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
 from keyshift.screens.restore_screen import (
     RestoreFinished,

@@ -18,7 +18,7 @@ from rich.table import Column, Table
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.escape import escape, unescape
+from keyshift.core.text.escape import escape, unescape
 
 from .context import Context, default_operator
 from .progress import drive
@@ -94,7 +94,7 @@ def main() -> None:
 def plan(obj: Context, dump_uri: str, fmt: str, allow_manifest_mismatch: bool, workers: int | None,
          as_json: bool) -> None:
     """Read a dump, normalize every identifier and classify every record."""
-    from keyshift.core.plan import run_plan
+    from keyshift.core.plan.planner import run_plan
 
     obj.require_writable("plan")
     spec, ws = obj.spec, obj.workspace
@@ -148,7 +148,7 @@ def _print_plan_summary(s: dict[str, Any]) -> None:
 def records(obj: Context, status: str | None, identifier: str | None, limit: int, after_seq: int,
             as_json: bool) -> None:
     """List planned records: raw and canonical identifier, new id, status, changes."""
-    from keyshift.core.plan_queries import records_page
+    from keyshift.core.plan.queries import records_page
 
     raw = None
     if identifier is not None:
@@ -191,7 +191,7 @@ def resolve() -> None:
 @click.pass_obj
 def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool) -> None:
     """List cases with a stable id, kind, status, members and candidate ids."""
-    from keyshift.core.cases import list_cases
+    from keyshift.core.resolve.cases import list_cases
 
     cases = list_cases(obj.workspace, kind=kind, open_only=open_only, samples=as_json)
     if as_json:
@@ -225,8 +225,8 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
 def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, maps: tuple[str, ...],
                    raws: tuple[str, ...], reason: str, as_json: bool) -> None:
     """Record a decision on one case. RAW values accept escapes such as Acme\\u200b."""
-    from keyshift.core.cases import get_case
-    from keyshift.core.decisions import decide
+    from keyshift.core.resolve.cases import get_case
+    from keyshift.core.resolve.decisions import decide
 
     obj.require_writable("resolve decide")
     mapping: dict[str, str] = {}
@@ -254,8 +254,8 @@ def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, 
 @click.pass_obj
 def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None:
     """Reopen a case (recorded as a decision; the history is kept)."""
-    from keyshift.core.cases import get_case
-    from keyshift.core.decisions import undo
+    from keyshift.core.resolve.cases import get_case
+    from keyshift.core.resolve.decisions import undo
 
     obj.require_writable("resolve undo")
     decision = undo(obj.workspace, get_case(obj.workspace, case_id), reason=reason, operator=obj.operator)
@@ -278,7 +278,7 @@ def resolve_undo(obj: Context, case_id: str, reason: str, as_json: bool) -> None
 def resolve_bulk(obj: Context, kind: str, condition: str, action: str, reason: str | None, do_apply: bool,
                  sample: int, as_json: bool) -> None:
     """Preview (default) or apply one decision per matching open case, with a shared reason."""
-    from keyshift.core.bulk import apply_bulk, preview_bulk
+    from keyshift.core.resolve.bulk import apply_bulk, preview_bulk
 
     preview = preview_bulk(obj.workspace, kind=kind, condition=condition, action=action)
     doc: dict[str, Any] = {"kind": kind, "condition": condition, "action": action, "count": preview.count,
@@ -308,7 +308,7 @@ def resolve_bulk(obj: Context, kind: str, condition: str, action: str, reason: s
 @click.pass_obj
 def resolve_export(obj: Context, file: Path) -> None:
     """Write every decision in force to FILE (JSON, keyshift-decisions/1)."""
-    from keyshift.core.decision_files import export_decisions
+    from keyshift.core.resolve.decision_files import export_decisions
 
     doc = export_decisions(obj.workspace)
     file.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n", encoding="utf-8")
@@ -321,7 +321,7 @@ def resolve_export(obj: Context, file: Path) -> None:
 @click.pass_obj
 def resolve_import(obj: Context, file: Path, as_json: bool) -> None:
     """Apply a decisions file; idempotent; conflicts and refusals are reported, not forced."""
-    from keyshift.core.decision_files import import_decisions
+    from keyshift.core.resolve.decision_files import import_decisions
 
     obj.require_writable("resolve import")
     try:
@@ -354,7 +354,7 @@ def keymap() -> None:
 @click.pass_obj
 def keymap_build(obj: Context, out_path: str | None, allow_unresolved: bool, as_json: bool) -> None:
     """Compile rules plus decisions into one versioned keymap."""
-    from keyshift.core.keymap import build_keymap, keymap_document, record_build
+    from keyshift.core.resolve.keymap_build import build_keymap, keymap_document, record_build
 
     obj.require_writable("keymap build")
     build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)
@@ -395,11 +395,11 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
             allow_non_empty: bool, allow_unresolved: bool, deadline_s: float, via_import: str | None,
             as_json: bool) -> None:
     """Write transform(dump) into the new table: batched, parallel, throttled, resumable."""
-    from keyshift.core.keymap import build_keymap
-    from keyshift.core.plan_queries import latest_plan
-    from keyshift.core.restore import plan_to_restore_args, run_restore
-    from keyshift.core.stream_source import restore_preflight
-    from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
+    from keyshift.core.resolve.keymap_build import build_keymap
+    from keyshift.core.plan.queries import latest_plan
+    from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
+    from keyshift.core.migrate.stream.source import restore_preflight
+    from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
 
     obj.require_writable("restore")
     ws, spec = obj.workspace, obj.spec
@@ -410,7 +410,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
     ddb = obj.aws.client("dynamodb")
     s3 = obj.s3() if plan_row.dump_uri.startswith("s3://") or (via_import or "").startswith("s3://") else None
     if via_import:
-        from keyshift.core.import_table import import_via_s3
+        from keyshift.core.migrate.import_table import import_via_s3
 
         result = import_via_s3(ws, spec, build.keymap, dump_uri=plan_row.dump_uri, fmt=plan_row.format or "auto",
                                s3=s3, ddb=ddb, prefix_uri=via_import,
@@ -461,7 +461,7 @@ def _restore_bar(p: Any) -> tuple[str, float | None, float, str]:
 @click.pass_obj
 def restore_control(obj: Context, action: str | None, rate: float | None, workers: int | None) -> None:
     """Steer a running restore (it polls this workspace's control file every second)."""
-    from keyshift.core.restore import RestoreControl, read_control, write_control
+    from keyshift.core.migrate.restore import RestoreControl, read_control, write_control
 
     obj.require_writable("restore-control")
     current = read_control(obj.workspace) or RestoreControl()

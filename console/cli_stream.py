@@ -62,8 +62,8 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
     --restart, and whenever a restore has completed since the last replay started.
     """
-    from keyshift.core.keymap import build_keymap
-    from keyshift.core.stream_sync import run_stream_sync
+    from keyshift.core.resolve.keymap_build import build_keymap
+    from keyshift.core.migrate.stream.sync import run_stream_sync
 
     obj.require_writable("stream-sync")
     build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)

@@ -52,7 +52,7 @@ def _key_text(key: Any) -> str:
 def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_size: int,
            live: bool | None, settle_timeout: float, as_json: bool) -> None:
     """Compare the new table with transform(old table) through the keymap; exit 1 on differences."""
-    from keyshift.core.verify import VerifyCancelled, run_verify
+    from keyshift.core.migrate.verify.run import VerifyCancelled, run_verify
 
     obj.require_writable("verify")
     cancel = threading.Event()

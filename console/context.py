@@ -16,7 +16,7 @@ from typing import Any
 from keyshift.core.aws import AwsContext
 from keyshift.core.errors import WorkspaceError
 from keyshift.core.spec import Spec, load_spec
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 __all__ = ["Context", "default_operator"]
 

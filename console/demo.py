@@ -210,9 +210,9 @@ def _say(message: str) -> None:
 
 def setup_demo(obj: Context, directory: Path, n_records: int, *, say=_say) -> DemoSetup:
     """Fill the server ``obj.aws`` points at with the demo table, reference data and dump; plan it."""
-    from keyshift.core.plan import plan_to_completion
+    from keyshift.core.plan.planner import plan_to_completion
     from keyshift.core.spec import load_spec
-    from keyshift.core.workspace import Workspace
+    from keyshift.core.store.workspace import Workspace
 
     from . import demo_data as dd
 

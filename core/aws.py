@@ -72,7 +72,7 @@ class AwsContext:
         botocore's client-side parameter validation walks every attribute of every item again on
         each request: in a stubbed restore it was over half of the writer threads' CPU, and under
         the GIL that CPU is throughput. The dump readers check every type key and value shape
-        (:func:`keyshift.core.items.wire_check`) before an item reaches a writer, and DynamoDB
+        (:func:`keyshift.core.dumps.wire.wire_check`) before an item reaches a writer, and DynamoDB
         validates each request server-side anyway, so the restore and the ImportTable path skip it.
         Everything else (retries, endpoint, hooks) is the same as :meth:`client`.
         """

@@ -28,9 +28,9 @@ from textual.widgets import (Button, Input, Label, OptionList, RadioButton, Radi
                              Static)
 from textual.widgets.option_list import Option
 
-from keyshift.core.bulk import BULK_ACTIONS, CONDITIONS, BulkPreview, BulkResult, apply_bulk, preview_bulk
-from keyshift.core.cases import Case, Member
-from keyshift.core.escape import escape, unescape
+from keyshift.core.resolve.bulk import BULK_ACTIONS, CONDITIONS, BulkPreview, BulkResult, apply_bulk, preview_bulk
+from keyshift.core.resolve.cases import Case, Member
+from keyshift.core.text.escape import escape, unescape
 
 from .confirm import ConfirmScreen
 from .widgets import ProgressPanel, visible_text

@@ -21,9 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from textual.worker import Worker, get_current_worker
 
-from keyshift.core.escape import unescape
-from keyshift.core.normalize import Normalizer
-from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, RecordRow, latest_plan, records_page
+from keyshift.core.text.escape import unescape
+from keyshift.core.text.normalize import Normalizer
+from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, RecordRow, latest_plan, records_page
 
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 

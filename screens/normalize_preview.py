@@ -23,10 +23,10 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.escape import escape, unescape
-from keyshift.core.items import utf8_len
-from keyshift.core.normalize import DEFAULT_RULES, Normalized, Normalizer
-from keyshift.core.plan_queries import IdentifierRow, get_identifier, identifiers_page, latest_plan
+from keyshift.core.text.escape import escape, unescape
+from keyshift.core.kernel.items import utf8_len
+from keyshift.core.text.normalize import DEFAULT_RULES, Normalized, Normalizer
+from keyshift.core.plan.queries import IdentifierRow, get_identifier, identifiers_page, latest_plan
 
 from .widgets import STATUS_STYLES, visible_text
 

@@ -17,12 +17,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from keyshift.core.cases import progress
+from keyshift.core.resolve.cases import progress
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.plan_queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
-from keyshift.core.restore import latest_restore
-from keyshift.core.stream_sync import HEARTBEAT_STALE_S, latest_stream_sync
-from keyshift.core.verify import latest_verify
+from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
+from keyshift.core.migrate.restore import latest_restore
+from keyshift.core.migrate.stream.sync import HEARTBEAT_STALE_S, latest_stream_sync
+from keyshift.core.migrate.verify.run import latest_verify
 
 from .resolve_queue import DecisionsChanged
 from .restore_screen import RestoreFinished, RestoreProgressed, RestoreStarted, restore_label

@@ -1,7 +1,7 @@
 """Planning a dump from the console: a dump URI and format in, live progress, Escape cancels.
 
 :func:`drive_plan` runs in the App's ``plan`` thread worker: it drives
-:func:`keyshift.core.plan.run_plan` and posts :class:`PlanProgressed` (replaceable, so a fast plan
+:func:`keyshift.core.plan.planner.run_plan` and posts :class:`PlanProgressed` (replaceable, so a fast plan
 cannot flood the queue) and one :class:`PlanFinished` to the dialog.
 """
 
@@ -23,9 +23,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from keyshift.core.dumps.model import FORMATS
-from keyshift.core.escape import escape
-from keyshift.core.plan import PlanCancelled, PlanProgress, PlanResult, run_plan
-from keyshift.core.plan_queries import PlanRow, latest_plan
+from keyshift.core.text.escape import escape
+from keyshift.core.plan.planner import PlanCancelled, PlanProgress, PlanResult, run_plan
+from keyshift.core.plan.queries import PlanRow, latest_plan
 
 from .confirm import ConfirmScreen
 from .widgets import ProgressPanel

@@ -5,7 +5,7 @@ shown side by side with invisible characters marked, each change named, item cou
 item and the candidate ids. ``s x d m k a`` decide (each only where the case's kind takes it),
 ``u`` reopens, ``b`` decides many open cases at once. Every decision asks for a reason in a small
 modal; decisions that drop data are confirmed first. Reads and writes run in App-owned thread
-workers; a refused decision (:class:`~keyshift.core.cases.CaseError`) reaches the error modal.
+workers; a refused decision (:class:`~keyshift.core.resolve.cases.CaseError`) reaches the error modal.
 
 Two consoles on one workspace see each other's decisions: the App polls the newest decision id
 (:func:`latest_decision_id`) and posts :class:`DecisionsChanged` to every screen when it moved.
@@ -30,10 +30,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
 from textual.worker import get_current_worker
 
-from keyshift.core.cases import KINDS, Case, get_case, list_cases
-from keyshift.core.decisions import ACTIONS, decide, latest_decision_id, undo
-from keyshift.core.escape import escape
-from keyshift.core.plan_queries import latest_plan
+from keyshift.core.resolve.cases import KINDS, Case, get_case, list_cases
+from keyshift.core.resolve.decisions import ACTIONS, decide, latest_decision_id, undo
+from keyshift.core.text.escape import escape
+from keyshift.core.plan.queries import latest_plan
 
 from .confirm import ConfirmScreen
 from .decision_dialog import ACTION_LABELS, BulkDialog, DecisionDialog, DecisionRequest

@@ -3,7 +3,7 @@
 :func:`drive_restore` runs in the App's ``restore`` thread worker (:meth:`KeyshiftApp.start_restore`):
 it checks the plan, the keymap and the target table, asks the operator (a :class:`ConfirmScreen`
 awaited from the worker; a non-empty table needs its name typed, a missing one is offered to be
-created), then drives :func:`keyshift.core.restore.run_restore` and posts
+created), then drives :func:`keyshift.core.migrate.restore.run_restore` and posts
 :class:`RestoreProgressed` (replaceable) and one :class:`RestoreFinished` to the App, which keeps
 the newest progress and forwards both to every screen. The screen can therefore be closed and
 opened again while a restore runs.
@@ -34,10 +34,10 @@ from textual.widgets import Button, Footer, Header, Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.escape import visible
-from keyshift.core.keymap import UnresolvedError, build_keymap
-from keyshift.core.plan_queries import PlanRow, latest_plan
-from keyshift.core.restore import (
+from keyshift.core.text.escape import visible
+from keyshift.core.resolve.keymap_build import UnresolvedError, build_keymap
+from keyshift.core.plan.queries import PlanRow, latest_plan
+from keyshift.core.migrate.restore import (
     RestoreCancelled,
     RestoreControl,
     RestoreError,
@@ -48,8 +48,8 @@ from keyshift.core.restore import (
     run_restore,
     write_control,
 )
-from keyshift.core.stream_source import restore_preflight
-from keyshift.core.tables import create_target_table, is_empty, new_table_schema, table_exists
+from keyshift.core.migrate.stream.source import restore_preflight
+from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
 
 from .confirm import ConfirmScreen
 from .widgets import format_eta, format_rate, visible_text

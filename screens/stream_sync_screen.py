@@ -1,7 +1,7 @@
 """The stream-sync screen (step 4): replay the old table's stream into the new table, and watch it.
 
 :func:`drive_stream_sync` runs in the App's ``stream-sync`` thread worker
-(:meth:`KeyshiftApp.start_stream_sync`): it drives :func:`keyshift.core.stream_sync.run_stream_sync`
+(:meth:`KeyshiftApp.start_stream_sync`): it drives :func:`keyshift.core.migrate.stream.sync.run_stream_sync`
 and posts :class:`SyncProgressed` (replaceable) and one :class:`SyncFinished` to the App, which
 forwards them to every screen. ``s`` catches up once and stops; ``f`` follows until Escape. When
 idle the screen shows the latest run in the workspace (:func:`latest_stream_sync`), whoever ran it
@@ -27,8 +27,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from keyshift.core.keymap import build_keymap
-from keyshift.core.stream_sync import SyncProgress, latest_stream_sync, run_stream_sync
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync
 
 from .confirm import ConfirmScreen
 from .widgets import visible_text

@@ -1,7 +1,7 @@
 """The verify screen: diff the new table against transform(old table), read the report, open offenders.
 
 :func:`drive_verify` runs in the App's ``verify`` thread worker (:meth:`KeyshiftApp.start_verify`):
-it drives :func:`keyshift.core.verify.run_verify` and posts :class:`VerifyProgressed` (replaceable)
+it drives :func:`keyshift.core.migrate.verify.run.run_verify` and posts :class:`VerifyProgressed` (replaceable)
 and one :class:`VerifyFinished` to the App, which forwards them to every screen. When idle the
 screen shows the latest stored report (:func:`latest_verify`): the counts and the first offenders
 of each kind in a table. Enter on an offender reads both sides in a thread (:func:`fetch_offender`):
@@ -30,10 +30,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from keyshift.core.escape import visible
-from keyshift.core.keymap import build_keymap
-from keyshift.core.transform import KeyNames, Put, transform
-from keyshift.core.verify import (
+from keyshift.core.text.escape import visible
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.kernel.transform import KeyNames, Put, transform
+from keyshift.core.migrate.verify.run import (
     MAX_OFFENDERS,
     VerifyCancelled,
     VerifyProgress,

@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
-from keyshift.core.escape import visible
+from keyshift.core.text.escape import visible
 
 __all__ = [
     "MARKER_STYLE",

@@ -28,15 +28,15 @@ from hypothesis import strategies as st
 
 from keyshift.console.demo_data import item_line
 from keyshift.core.aws import AwsContext
-from keyshift.core.items import for_botocore
+from keyshift.core.kernel.items import for_botocore
 from keyshift.core.progress import run_to_completion
-from keyshift.core.restore import run_restore
+from keyshift.core.migrate.restore import run_restore
 from keyshift.core.spec import parse_spec
-from keyshift.core.stream_sync import latest_stream_sync, run_stream_sync
-from keyshift.core.tables import KeySchema, create_target_table
-from keyshift.core.transform import Keymap, KeymapEntry, KeyNames, Put, sort_key_json, transform
-from keyshift.core.verify import run_verify
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
+from keyshift.core.migrate.tables import KeySchema, create_target_table
+from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, sort_key_json, transform
+from keyshift.core.migrate.verify.run import run_verify
+from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -296,7 +296,7 @@ def test_verify_live_without_a_running_sync_reports_offenders_as_unsettled(boto_
 
 
 def test_a_second_replay_is_refused_while_one_is_following(boto_clients, tmp_path):
-    from keyshift.core.stream_sync import StreamSyncError
+    from keyshift.core.migrate.stream.sync import StreamSyncError
 
     world = Scenario(boto_clients, tmp_path)
     world.restore(world.dump(), [])

@@ -13,13 +13,13 @@ import json
 
 import pytest
 from keyshift.core.dumps import open_dump
-from keyshift.core.import_table import import_via_s3
-from keyshift.core.keymap import build_keymap
-from keyshift.core.plan import plan_to_completion
+from keyshift.core.migrate.import_table import import_via_s3
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.spec import load_spec
-from keyshift.core.tables import TableError
-from keyshift.core.transform import KeyNames, Put, sort_key_json, transform
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.tables import TableError
+from keyshift.core.kernel.transform import KeyNames, Put, sort_key_json, transform
+from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e
 

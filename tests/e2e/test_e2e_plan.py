@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from keyshift.console import demo_data as dd
-from keyshift.core.escape import unescape
+from keyshift.core.text.escape import unescape
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ SUMMARY_KEYS = {"format", "files", "lines", "records", "quarantined", "identifie
 
 def identifier(world, raw: str) -> list[dict]:
     """``records --identifier RAW --json`` rows (RAW passed escaped, as an operator types it)."""
-    from keyshift.core.escape import escape
+    from keyshift.core.text.escape import escape
 
     return world.run("records", "--identifier", escape(raw), "--limit", "100", "--json").json()
 

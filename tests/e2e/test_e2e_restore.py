@@ -14,15 +14,15 @@ import pytest
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.dumps import open_dump
-from keyshift.core.items import for_botocore
-from keyshift.core.keymap import build_keymap
-from keyshift.core.plan_queries import latest_plan
+from keyshift.core.kernel.items import for_botocore
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.plan.queries import latest_plan
 from keyshift.core.progress import run_to_completion
-from keyshift.core.restore import plan_to_restore_args, run_restore
+from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
 from keyshift.core.spec import load_spec
-from keyshift.core.tables import create_target_table, target_key_schema
-from keyshift.core.transform import KeyNames, Put, transform
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.tables import create_target_table, target_key_schema
+from keyshift.core.kernel.transform import KeyNames, Put, transform
+from keyshift.core.store.workspace import Workspace
 from faults import batch_write_faults
 
 pytestmark = pytest.mark.e2e
@@ -236,6 +236,6 @@ def test_pause_and_resume_a_running_restore_through_the_control_channel(aws_env,
 
 
 def _exists(ddb, table):
-    from keyshift.core.tables import table_exists
+    from keyshift.core.migrate.tables import table_exists
 
     return table_exists(ddb, table)

@@ -15,10 +15,10 @@ import pytest
 
 from keyshift.core.progress import run_to_completion
 from keyshift.core.spec import parse_spec
-from keyshift.core.stream_sync import latest_stream_sync, run_stream_sync
-from keyshift.core.tables import KeySchema, create_target_table
-from keyshift.core.transform import Keymap, KeymapEntry
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
+from keyshift.core.migrate.tables import KeySchema, create_target_table
+from keyshift.core.kernel.transform import Keymap, KeymapEntry
+from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from keyshift.console.demo_data import item_line
-from keyshift.core.stream_sync import latest_stream_sync
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.stream.sync import latest_stream_sync
+from keyshift.core.store.workspace import Workspace
 from test_e2e_verify import SPEC  # orders -> orders_v2, no reference data
 
 pytestmark = pytest.mark.e2e

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from keyshift.core.keymap import load_keymap_document
+from keyshift.core.resolve.keymap_build import load_keymap_document
 from keyshift.core.spec import parse_spec
-from keyshift.core.transform import KeyNames, Put, transform
-from keyshift.core.verify import VerifyCancelled, run_verify
-from keyshift.core.workspace import Workspace
+from keyshift.core.kernel.transform import KeyNames, Put, transform
+from keyshift.core.migrate.verify.run import VerifyCancelled, run_verify
+from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@
     python tests/ui/measure_paging.py [--records N] [--keep DIR]
 
 Builds a workspace by inserting rows straight into ``files``, ``identifiers``, ``records`` and
-``plans`` (the schema of :mod:`keyshift.core.workspace`, indexes built afterwards as a plan does),
+``plans`` (the schema of :mod:`keyshift.core.store.workspace`, indexes built afterwards as a plan does),
 then drives the console with Pilot: opens the browser, presses page-down 20 times at the start,
 jumps to the end and presses page-up 20 times there, and repeats with a status filter. For every
 key it reports the time from the key press to the page being on screen, measured inside the app
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from keyshift.console.context import Context
-from keyshift.core.plan_queries import records_page
-from keyshift.core.workspace import IDENTIFIER_INDEXES, RECORD_INDEXES, Workspace
+from keyshift.core.plan.queries import records_page
+from keyshift.core.store.workspace import IDENTIFIER_INDEXES, RECORD_INDEXES, Workspace
 
 STATUSES = ("unchanged", "fixed", "ambiguous", "orphaned", "invalid")
 

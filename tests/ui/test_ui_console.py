@@ -8,8 +8,8 @@ import re
 
 from textual.widgets import Button, DataTable, Input, ProgressBar, Static
 
-from keyshift.core.plan_queries import latest_plan
-from keyshift.core.workspace import Workspace
+from keyshift.core.plan.queries import latest_plan
+from keyshift.core.store.workspace import Workspace
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal

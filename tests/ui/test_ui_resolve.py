@@ -7,9 +7,9 @@ from typing import Any
 
 from textual.widgets import Button, DataTable, Input, OptionList, SelectionList, Static
 
-from keyshift.core.cases import Case, list_cases
-from keyshift.core.decisions import decide
-from keyshift.core.workspace import Workspace
+from keyshift.core.resolve.cases import Case, list_cases
+from keyshift.core.resolve.decisions import decide
+from keyshift.core.store.workspace import Workspace
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.decision_dialog import BulkDialog, DecisionDialog
 from keyshift.screens.error_modal import ErrorModal

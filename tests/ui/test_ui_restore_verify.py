@@ -16,14 +16,14 @@ from textual.widgets import DataTable, Input
 
 from keyshift.console.context import Context
 from keyshift.core.aws import AwsContext
-from keyshift.core.keymap import build_keymap
-from keyshift.core.plan import plan_to_completion
-from keyshift.core.plan_queries import latest_plan
-from keyshift.core.restore import RestoreControl, plan_to_restore_args, read_control, run_restore, write_control
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.plan.planner import plan_to_completion
+from keyshift.core.plan.queries import latest_plan
+from keyshift.core.migrate.restore import RestoreControl, plan_to_restore_args, read_control, run_restore, write_control
 from keyshift.core.spec import load_spec
-from keyshift.core.tables import create_target_table, target_key_schema
-from keyshift.core.verify import verify_to_completion
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.tables import create_target_table, target_key_schema
+from keyshift.core.migrate.verify.run import verify_to_completion
+from keyshift.core.store.workspace import Workspace
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.restore_screen import NumberDialog, RestoreScreen

@@ -6,15 +6,15 @@ import json
 import re
 import time
 
-from keyshift.core.keymap import build_keymap
-from keyshift.core.plan import plan_to_completion
-from keyshift.core.plan_queries import latest_plan
-from keyshift.core.restore import plan_to_restore_args, run_restore
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.plan.planner import plan_to_completion
+from keyshift.core.plan.queries import latest_plan
+from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
 from keyshift.core.spec import load_spec
-from keyshift.core.tables import create_target_table, target_key_schema
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.tables import create_target_table, target_key_schema
+from keyshift.core.store.workspace import Workspace
 from keyshift.core.progress import run_to_completion
-from keyshift.core.stream_sync import run_stream_sync
+from keyshift.core.migrate.stream.sync import run_stream_sync
 from keyshift.screens.overview import OverviewScreen, sync_mark
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.stream_sync_screen import StreamSyncScreen

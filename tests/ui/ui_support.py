@@ -18,9 +18,9 @@ from rich.console import Console
 
 from keyshift.console.context import Context
 from keyshift.core.aws import AwsContext
-from keyshift.core.plan import plan_to_completion
+from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.spec import parse_spec
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 PINNED_DUMP = "s3://acme-exports/customers/2024-05-01/dump.json"
 PINNED_START = "2024-05-01T09:00:00+00:00"

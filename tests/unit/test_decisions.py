@@ -2,11 +2,11 @@
 
 import pytest
 
-from keyshift.core.cases import CaseError, case_id, get_case, list_cases
-from keyshift.core.decisions import decide, effective_overrides, undo
-from keyshift.core.plan import plan_to_completion
+from keyshift.core.resolve.cases import CaseError, case_id, get_case, list_cases
+from keyshift.core.resolve.decisions import decide, effective_overrides, undo
+from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.spec import parse_spec
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 from .test_plan import SPEC, item, write_dump
 
@@ -99,8 +99,8 @@ def test_refusals(ws):
 
 
 def test_keymap_refuses_open_cases_then_builds_with_decisions(ws):
-    from keyshift.core.keymap import UnresolvedError, build_keymap, keymap_document, load_keymap_document
-    from keyshift.core.transform import KeyNames, Put, Skip, transform
+    from keyshift.core.resolve.keymap_build import UnresolvedError, build_keymap, keymap_document, load_keymap_document
+    from keyshift.core.kernel.transform import KeyNames, Put, Skip, transform
 
     with pytest.raises(UnresolvedError, match="still open"):
         build_keymap(ws)
@@ -124,7 +124,7 @@ def test_keymap_refuses_open_cases_then_builds_with_decisions(ws):
 
 
 def test_bulk_preview_then_apply_one_decision_per_case(tmp_path):
-    from keyshift.core.bulk import apply_bulk, preview_bulk
+    from keyshift.core.resolve.bulk import apply_bulk, preview_bulk
 
     lines = []
     for i in range(30):  # thirty Acme-style pairs: clean and with a zero-width space

@@ -10,8 +10,8 @@ import unicodedata2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyshift.core.escape import EscapeError, char_label, escape, unescape, visible
-from keyshift.core.unicode_chars import is_invisible
+from keyshift.core.text.escape import EscapeError, char_label, escape, unescape, visible
+from keyshift.core.text.unicode_chars import is_invisible
 
 every_char = st.characters(exclude_categories=())  # includes lone surrogates
 any_text = st.text(st.one_of(every_char, st.sampled_from("\\ \u200b\u00a0\u0301\t\ufeffuUx0a")))

@@ -13,13 +13,13 @@ import boto3
 import orjson
 import pytest
 from botocore.config import Config
-from keyshift.core import import_table as it
+from keyshift.core.migrate import import_table as it
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.import_table import ImportCancelled, ImportFailed, import_via_s3
+from keyshift.core.migrate.import_table import ImportCancelled, ImportFailed, import_via_s3
 from keyshift.core.spec import parse_spec
-from keyshift.core.tables import TableError
-from keyshift.core.transform import Keymap, KeymapEntry, KeyNames, Put, transform
-from keyshift.core.workspace import Workspace
+from keyshift.core.migrate.tables import TableError
+from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, transform
+from keyshift.core.store.workspace import Workspace
 from moto import mock_aws
 
 SPEC = parse_spec("""

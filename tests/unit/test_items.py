@@ -1,6 +1,6 @@
 """Item sizes and key checks on wire-format items."""
 
-from keyshift.core.items import for_botocore, item_size, key_problem, utf8_len
+from keyshift.core.kernel.items import for_botocore, item_size, key_problem, utf8_len
 
 
 def test_utf8_len_counts_bytes():

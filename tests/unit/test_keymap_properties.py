@@ -7,12 +7,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keyshift.core.cases import CaseError, list_cases
-from keyshift.core.decisions import ACTIONS, decide
-from keyshift.core.keymap import build_keymap
-from keyshift.core.plan import plan_to_completion
+from keyshift.core.resolve.cases import CaseError, list_cases
+from keyshift.core.resolve.decisions import ACTIONS, decide
+from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.spec import parse_spec
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 from .test_plan import SPEC, item, write_dump
 

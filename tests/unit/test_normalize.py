@@ -9,8 +9,8 @@ import sys
 import pytest
 import unicodedata2
 
-from keyshift.core import normalize as nz
-from keyshift.core.normalize import (
+from keyshift.core.text import normalize as nz
+from keyshift.core.text.normalize import (
     DEFAULT_RULES,
     RULES,
     Change,
@@ -18,7 +18,7 @@ from keyshift.core.normalize import (
     apply_changes,
     canonical,
 )
-from keyshift.core.unicode_chars import (
+from keyshift.core.text.unicode_chars import (
     CONTROL_NAMES,
     IGNORABLE_RANGES,
     _derive_ignorable,
@@ -348,12 +348,12 @@ def test_ascii_shortcut_agrees_with_the_rules(rules: tuple[str, ...], raw: str) 
 
 def test_no_stdlib_unicodedata_and_no_textual() -> None:
     core = pathlib.Path(nz.__file__).parent
-    for name in ("normalize.py", "escape.py", "unicode_chars.py", "unicode_scripts.py"):
+    for name in ("normalize.py", "escape.py", "unicode_chars.py", "scripts.py"):
         source = (core / name).read_text(encoding="utf-8")
         assert "import unicodedata\n" not in source and "from unicodedata " not in source, name
         assert "textual" not in source.lower().replace("contextual", ""), name
     code = (
-        "import sys, keyshift.core.normalize, keyshift.core.escape\n"
+        "import sys, keyshift.core.text.normalize, keyshift.core.text.escape\n"
         "print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,8 +7,8 @@ import unicodedata2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from keyshift.core.normalize import DEFAULT_RULES, RULES, Normalizer, apply_changes
-from keyshift.core.unicode_chars import IGNORABLE_RE
+from keyshift.core.text.normalize import DEFAULT_RULES, RULES, Normalizer, apply_changes
+from keyshift.core.text.unicode_chars import IGNORABLE_RE
 
 #: Characters that make normalization interesting, mixed into otherwise random text.
 TRICKY = (

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from keyshift.core.errors import DumpError
-from keyshift.core.plan import PlanCancelled, plan_to_completion, run_plan
-from keyshift.core.plan_queries import (
+from keyshift.core.plan.planner import PlanCancelled, plan_to_completion, run_plan
+from keyshift.core.plan.queries import (
     count_records,
     get_identifier,
     latest_plan,
@@ -16,7 +16,7 @@ from keyshift.core.plan_queries import (
     status_counts,
 )
 from keyshift.core.spec import parse_spec
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 SPEC = """
 [source]
@@ -262,7 +262,7 @@ def test_child_process_reads_s3_with_the_parents_credentials(boto_clients, tmp_p
 
 
 def test_one_reference_id_for_two_canonical_forms_is_ambiguous(tmp_path):
-    from keyshift.core.cases import list_cases
+    from keyshift.core.resolve.cases import list_cases
 
     ref = tmp_path / "ref.jsonl"
     ref.write_text('{"name": "Acme Corp", "id": "C-1"}\n{"name": "ACME Corporation", "id": "C-1"}\n'

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from keyshift.core.restore import (
+from keyshift.core.migrate.restore import (
     RestoreControl,
     RestoreError,
     RestoreProgress,
@@ -14,7 +14,7 @@ from keyshift.core.restore import (
     read_control,
     write_control,
 )
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 
 
 def test_rate_limiter_holds_the_ceiling():
@@ -87,8 +87,8 @@ def test_control_file_round_trip(tmp_path):
 
 
 def test_latest_restore_reports_an_unfinished_runs_counters(tmp_path):
-    from keyshift.core.restore import _open_run, _save_checkpoint, latest_restore
-    from keyshift.core.transform import Keymap
+    from keyshift.core.migrate.restore import _open_run, _save_checkpoint, latest_restore
+    from keyshift.core.kernel.transform import Keymap
 
     ws = Workspace(tmp_path)
     assert latest_restore(ws) is None

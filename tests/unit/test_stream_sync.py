@@ -1,7 +1,7 @@
 """Stream records to writes: the same decisions as the restore, reduced to the last per key."""
 
-from keyshift.core.stream_sync import record_outcome, reduce_outcomes
-from keyshift.core.transform import Delete, Keymap, KeymapEntry, KeyNames, Put, Skip, sort_key_json
+from keyshift.core.migrate.stream.sync import record_outcome, reduce_outcomes
+from keyshift.core.kernel.transform import Delete, Keymap, KeymapEntry, KeyNames, Put, Skip, sort_key_json
 
 NAMES = KeyNames(source_pk="customer", source_sk="order_id", target_pk="customer_id", legacy="legacy_customer")
 KEYMAP = Keymap(
@@ -58,7 +58,7 @@ def test_reduce_keeps_the_last_write_per_new_key_in_first_seen_order():
 
 # -- design (a)'s window: stream before the dump, dump inside the retention -----------------------
 def test_replay_window_problems():
-    from keyshift.core.stream_source import RETENTION_S, replay_window_problems
+    from keyshift.core.migrate.stream.source import RETENTION_S, replay_window_problems
 
     now = 1_800_000_000.0
     dump = now - 3600

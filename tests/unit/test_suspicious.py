@@ -7,8 +7,8 @@ import unicodedata2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyshift.core.normalize import DEFAULT_RULES, Normalizer
-from keyshift.core.unicode_scripts import CONFUSABLES, letter_scripts, script_of, skeleton, suspicious
+from keyshift.core.text.normalize import DEFAULT_RULES, Normalizer
+from keyshift.core.text.scripts import CONFUSABLES, letter_scripts, script_of, skeleton, suspicious
 
 DEFAULT = Normalizer()
 

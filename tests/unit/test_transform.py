@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keyshift.core.spec import parse_spec
-from keyshift.core.transform import (
+from keyshift.core.kernel.transform import (
     Delete,
     Keymap,
     KeymapEntry,

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.spec import parse_spec
-from keyshift.core.transform import Keymap, KeymapEntry, KeyNames, transform
-from keyshift.core.verify import (
+from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, transform
+from keyshift.core.migrate.verify.run import (
     MAX_OFFENDERS,
     VerifyCancelled,
     VerifyError,
@@ -22,7 +22,7 @@ from keyshift.core.verify import (
     same_value,
     verify_to_completion,
 )
-from keyshift.core.workspace import Workspace
+from keyshift.core.store.workspace import Workspace
 from moto import mock_aws
 
 SPEC = """\

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from keyshift.core.errors import WorkspaceError
-from keyshift.core.workspace import SCHEMA_VERSION, Workspace
+from keyshift.core.store.workspace import SCHEMA_VERSION, Workspace
 
 
 def test_new_workspace_is_versioned_and_in_wal_mode(tmp_path):
@@ -64,8 +64,8 @@ def test_transaction_rolls_back_on_error(tmp_path):
 def test_version_1_workspace_gets_its_cases_on_upgrade(tmp_path):
     import orjson
 
-    from keyshift.core.cases import list_cases
-    from keyshift.core.plan import plan_to_completion
+    from keyshift.core.resolve.cases import list_cases
+    from keyshift.core.plan.planner import plan_to_completion
     from keyshift.core.spec import parse_spec
 
     dump = tmp_path / "d.json"

@@ -3,7 +3,7 @@
 Two passes, each a parallel scan (``Segment``/``TotalSegments``) of one table, reading both tables
 and nothing of restore's bookkeeping:
 
-1. **source**: every old item goes through :func:`~keyshift.core.transform.transform`; a ``Put``
+1. **source**: every old item goes through :func:`~keyshift.core.kernel.transform.transform`; a ``Put``
    is an expected new item, fetched from the new table (``BatchGetItem``, consistent). Absent is
    *missing*, not equal is *different* (with the attribute names that differ).
 2. **target**: every new item must be the transform of an old item: its old key is recovered (the
@@ -37,12 +37,12 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .batch_write import backoff_delay
-from .errors import KeyshiftError
-from .progress import run_to_completion
-from .tables import TableError, describe
-from .transform import Keymap, KeyNames, Put, transform
-from .workspace import Workspace, utcnow
+from ..batch_write import backoff_delay
+from ...errors import KeyshiftError
+from ...progress import run_to_completion
+from ..tables import TableError, describe
+from ...kernel.transform import Keymap, KeyNames, Put, transform
+from ...store.workspace import Workspace, utcnow
 
 __all__ = [
     "MAX_OFFENDERS",
@@ -287,7 +287,7 @@ class _Settle:
 
     def wait_past(self, moment: float) -> bool:
         """Block until stream sync has caught up past ``moment`` (True) or cannot (False)."""
-        from .stream_sync import sync_watermark
+        from ..stream.sync import sync_watermark
 
         deadline = time.monotonic() + self.timeout
         while True:
@@ -507,12 +507,12 @@ def run_verify(
     """
     started = time.perf_counter()
     if keymap is None:
-        from .keymap import build_keymap
+        from ...resolve.keymap_build import build_keymap
 
         keymap = build_keymap(ws, allow_unresolved=True).keymap
     names = KeyNames.from_spec(spec)
     if live is None:
-        from .stream_sync import sync_watermark
+        from ..stream.sync import sync_watermark
 
         mark = sync_watermark(ws)
         live = bool(mark and mark["live"])

@@ -13,10 +13,10 @@ from typing import Any, Iterator
 
 import orjson
 
-from .dumps.lines import BlockReader, ReadFault
-from .dumps.source import resolve
-from .errors import DumpError
-from .spec import ReferenceSpec
+from ..dumps.lines import BlockReader, ReadFault
+from ..dumps.source import resolve
+from ..errors import DumpError
+from ..spec import ReferenceSpec
 
 __all__ = ["ReferenceRow", "ReferenceProblem", "ReferenceReader", "read_reference"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cases import Case, CaseError
-from .items import MAX_PARTITION_KEY_BYTES, utf8_len
-from .workspace import Workspace, utcnow
+from ..kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
+from ..store.workspace import Workspace, utcnow
 
 __all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments",
            "latest_decision_id"]

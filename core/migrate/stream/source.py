@@ -13,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import KeyshiftError
-from .workspace import Workspace
+from ...errors import KeyshiftError
+from ...store.workspace import Workspace
 
 __all__ = ["RETENTION_S", "StreamSyncError", "list_shards", "replay_window_problems", "restore_preflight",
            "stream_arn", "window_check"]
@@ -98,7 +98,7 @@ def replay_window_problems(stream_created: float | None, point_in_time: float | 
 
 def window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], list[str]]:
     """(problems, warnings) of replaying ``arn`` from its trim horizon over the planned dump."""
-    from .plan_queries import latest_plan
+    from ...plan.queries import latest_plan
 
     plan = latest_plan(ws)
     point_in_time = _epoch(((plan.summary or {}) if plan is not None else {}).get("point_in_time"))

@@ -13,7 +13,7 @@ from typing import Callable
 
 from .cases import Case, CaseError, list_cases
 from .decisions import ACTIONS, decide, effective_overrides
-from .workspace import Workspace
+from ..store.workspace import Workspace
 
 __all__ = ["CONDITIONS", "BULK_ACTIONS", "BulkPreview", "BulkResult", "preview_bulk", "apply_bulk"]
 

@@ -11,7 +11,7 @@ Each rule is separately testable and reports what it changed::
 Rules, applied in the order given (default: ``strip-ignorable``, ``nfkc``, ``fold-space``):
 
 * ``strip-ignorable``: remove format characters (Cf), the other default-ignorable code points and
-  non-whitespace controls (see :mod:`keyshift.core.unicode_chars`).
+  non-whitespace controls (see :mod:`keyshift.core.text.unicode_chars`).
 * ``nfkc``: Unicode NFKC from ``unicodedata2``.
 * ``fold-space``: every ``str.isspace`` character becomes U+0020, runs collapse, edges are trimmed.
 * ``casefold``: ``str.casefold`` (optional).
@@ -34,7 +34,7 @@ import unicodedata2
 
 from .escape import escape
 from .unicode_chars import IGNORABLE_RE, char_label, char_name, codepoint
-from .unicode_scripts import suspicious
+from .scripts import suspicious
 
 __all__ = [
     "Change",
@@ -82,7 +82,7 @@ class Change:
         return f"{prefix}{before} → {after} at {self.position}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; text fields are escaped (:func:`keyshift.core.escape.escape`)."""
+        """JSON-ready form; text fields are escaped (:func:`keyshift.core.text.escape.escape`)."""
         return {
             "rule": self.rule,
             "position": self.position,

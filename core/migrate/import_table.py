@@ -7,7 +7,7 @@ overwrite each other in random order without error. So, in one streamed pass ove
 
 1. every line is read again with :func:`~keyshift.core.dumps.open_dump` (unreadable lines were
    quarantined at plan time: counted here as skipped, kind ``unreadable``);
-2. :func:`~keyshift.core.transform.transform` rewrites each item with the keymap; ``Skip`` outcomes
+2. :func:`~keyshift.core.kernel.transform.transform` rewrites each item with the keymap; ``Skip`` outcomes
    are counted by kind (``dropped`` separately, as ``dropped_by_decision``);
 3. the key checks ImportTable would otherwise fail on are repeated (sort key type and length, item
    size after the legacy attribute is added);
@@ -43,9 +43,9 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .dumps import open_dump
-from .errors import KeyshiftError
-from .items import MAX_ITEM_BYTES, MAX_SORT_KEY_BYTES, item_size, key_problem, utf8_len
+from ..dumps import open_dump
+from ..errors import KeyshiftError
+from ..kernel.items import MAX_ITEM_BYTES, MAX_SORT_KEY_BYTES, item_size, key_problem, utf8_len
 from .tables import (
     TableError,
     enable_stream,
@@ -53,8 +53,8 @@ from .tables import (
     target_key_schema,
     wait_active,
 )
-from .transform import Keymap, KeyNames, Put, sort_key_json, transform
-from .workspace import Workspace, utcnow
+from ..kernel.transform import Keymap, KeyNames, Put, sort_key_json, transform
+from ..store.workspace import Workspace, utcnow
 
 __all__ = [
     "MAX_IMPORT_OBJECTS",

@@ -9,7 +9,7 @@ finish inside the stream's 24-hour retention; it says how long it took.
 Mechanics:
 
 * the planned dump is read again, streamed, file by file; each readable item goes through the
-  shared :func:`~keyshift.core.transform.transform` (nothing else rewrites items);
+  shared :func:`~keyshift.core.kernel.transform.transform` (nothing else rewrites items);
 * puts go out in ``BatchWriteItem`` batches of at most 25 from ``workers`` threads; every
   ``UnprocessedItems`` entry is retried with exponential backoff and full jitter until a deadline,
   never dropped; past the deadline the run stops with an error and a resumable checkpoint;
@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
-from .dumps import open_dump
-from .errors import KeyshiftError
-from .items import for_botocore
-from .spec import Spec
-from .transform import Keymap, KeyNames, Put, transform
-from .workspace import Workspace, utcnow
+from ..dumps import open_dump
+from ..errors import KeyshiftError
+from ..kernel.items import for_botocore
+from ..spec import Spec
+from ..kernel.transform import Keymap, KeyNames, Put, transform
+from ..store.workspace import Workspace, utcnow
 
 __all__ = ["RestoreError", "RestoreCancelled", "RestoreProgress", "RestoreControl", "run_restore",
            "write_control", "read_control", "CONTROL_FILE", "latest_restore", "plan_to_restore_args"]

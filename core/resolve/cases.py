@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .errors import KeyshiftError
-from .workspace import Workspace
+from ..errors import KeyshiftError
+from ..store.workspace import Workspace
 
 __all__ = ["KINDS", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case", "get_cases",
            "materialize_cases", "progress"]

@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import KeyshiftError
-from .spec import Spec
+from ..errors import KeyshiftError
+from ..spec import Spec
 
 __all__ = ["TableError", "KeySchema", "source_key_schema", "target_key_schema", "new_table_schema",
            "create_target_table",

@@ -14,8 +14,8 @@ from typing import Any
 
 from .cases import CaseError, list_cases
 from .decisions import decide
-from .errors import KeyshiftError
-from .workspace import Workspace, utcnow
+from ..errors import KeyshiftError
+from ..store.workspace import Workspace, utcnow
 
 __all__ = ["FORMAT", "export_decisions", "import_decisions"]
 

@@ -1,7 +1,7 @@
 """Compile rules plus decisions into one versioned keymap: raw identifier -> new id or drop.
 
 The keymap is the single artifact that restore, stream sync, the Lambda handler and verification
-read (through :mod:`keyshift.core.transform`). Its version is a hash of its content, so anything
+read (through :mod:`keyshift.core.kernel.transform`). Its version is a hash of its content, so anything
 downstream can say exactly which mapping it used, and rebuilding from the same plan and decisions
 gives the same version.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from .cases import list_cases
-from .errors import KeyshiftError
-from .transform import Keymap, KeymapEntry
-from .workspace import Workspace, utcnow
+from ..errors import KeyshiftError
+from ..kernel.transform import Keymap, KeymapEntry
+from ..store.workspace import Workspace, utcnow
 
 __all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "load_keymap_document"]
 

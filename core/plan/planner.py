@@ -21,16 +21,16 @@ from typing import Any, Iterator
 
 import orjson
 
-from .cases import materialize_cases
-from .dumps.model import DumpInfo
-from .escape import escape
-from .items import MAX_PARTITION_KEY_BYTES, utf8_len
-from .normalize import Normalizer
-from .plan_extract import SAMPLE_CACHE, extract_batches, extract_in_child
-from .progress import run_to_completion
+from ..resolve.cases import materialize_cases
+from ..dumps.model import DumpInfo
+from ..text.escape import escape
+from ..kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
+from ..text.normalize import Normalizer
+from .extract import SAMPLE_CACHE, extract_batches, extract_in_child
+from ..progress import run_to_completion
 from .reference import read_reference
-from .spec import Spec
-from .workspace import IDENTIFIER_INDEXES, RECORD_INDEXES, Workspace, utcnow
+from ..spec import Spec
+from ..store.workspace import IDENTIFIER_INDEXES, RECORD_INDEXES, Workspace, utcnow
 
 __all__ = ["PlanProgress", "PlanResult", "PlanCancelled", "STATUSES", "run_plan", "plan_to_completion"]
 

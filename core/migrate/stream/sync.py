@@ -10,15 +10,15 @@ record, or the restore's put of a version nothing has changed since. Every apply
 (a put of the new image, a delete of the old key): replaying twice, or after a crash between a
 write and its checkpoint, is harmless.
 
-- A record becomes :class:`~keyshift.core.transform.Put` (``INSERT``/``MODIFY``: transform of the
-  new image), :class:`~keyshift.core.transform.Delete` (``REMOVE``: transform of the keys) or
-  :class:`~keyshift.core.transform.Skip` (unresolved, dropped, conflict loser...), exactly as
+- A record becomes :class:`~keyshift.core.kernel.transform.Put` (``INSERT``/``MODIFY``: transform of the
+  new image), :class:`~keyshift.core.kernel.transform.Delete` (``REMOVE``: transform of the keys) or
+  :class:`~keyshift.core.kernel.transform.Skip` (unresolved, dropped, conflict loser...), exactly as
   the restore would have decided for that item: :func:`record_outcome`.
 - One ``GetRecords`` page is reduced to the last outcome per new key (stream order is per item,
   and a batch may not name a key twice), then written with ``BatchWriteItem`` puts and deletes
-  through :func:`~keyshift.core.batch_write.write_batch` (unprocessed items retried, never dropped).
-- The stream's ARN, shards and design (a)'s window live in :mod:`~keyshift.core.stream_source`;
-  records to writes in :mod:`~keyshift.core.stream_records`. This module is the replay loop and
+  through :func:`~keyshift.core.migrate.batch_write.write_batch` (unprocessed items retried, never dropped).
+- The stream's ARN, shards and design (a)'s window live in :mod:`~keyshift.core.migrate.stream.source`;
+  records to writes in :mod:`~keyshift.core.migrate.stream.records`. This module is the replay loop and
   its bookkeeping.
 - Progress goes to the workspace (``runs`` kind ``stream-sync``): one checkpoint per shard (the
   last applied sequence number, ``done`` once a closed shard is drained), the counters, and a
@@ -39,9 +39,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
-from .stream_records import approx_time, record_outcome, reduce_outcomes, write_request
-from .stream_source import (
+from ..batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
+from .records import approx_time, record_outcome, reduce_outcomes, write_request
+from .source import (
     StreamSyncError,
     list_shards,
     replay_window_problems,
@@ -49,8 +49,8 @@ from .stream_source import (
     stream_arn,
     window_check,
 )
-from .transform import Delete, Keymap, KeyNames, Put, Skip
-from .workspace import Workspace, utcnow
+from ...kernel.transform import Delete, Keymap, KeyNames, Put, Skip
+from ...store.workspace import Workspace, utcnow
 
 __all__ = [
     "HEARTBEAT_STALE_S",

@@ -23,7 +23,7 @@ import orjson
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .spec import Spec
+    from ..spec import Spec
 
 __all__ = [
     "SKIP_KINDS",

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import WorkspaceError
+from ..errors import WorkspaceError
 
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
 
@@ -275,7 +275,7 @@ class Workspace:
                         conn.execute(statement)
                 if step == 2:
                     # A plan made before cases were stored: derive its cases now.
-                    from .cases import materialize_cases
+                    from ..resolve.cases import materialize_cases
 
                     materialize_cases(conn)
                 conn.execute(

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workspace import Workspace
+from ..store.workspace import Workspace
 
 __all__ = [
     "PlanRow",
@@ -63,7 +63,7 @@ class RecordRow:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form used by ``records --json`` (raw identifiers are given escaped too)."""
-        from .escape import escape
+        from ..text.escape import escape
 
         return {
             "seq": self.seq,
@@ -209,7 +209,7 @@ def records_page(
 
 
 def _quarantine_page(conn, identifier, after_seq, before_seq, limit) -> list[RecordRow]:
-    from .escape import escape
+    from ..text.escape import escape
 
     clauses, args = [], []
     if identifier is not None:

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 
 import orjson
 
-from .dumps import open_dump
-from .dumps.model import DumpInfo
-from .items import MAX_ITEM_BYTES, item_size, key_problem
+from ..dumps import open_dump
+from ..dumps.model import DumpInfo
+from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem
 
 __all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
 
@@ -195,7 +195,7 @@ class ChildExtraction:
         args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
                 "allow_manifest_mismatch": allow_manifest_mismatch, "files": files}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "keyshift.core.plan_extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "keyshift.core.plan.extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._out = self._proc.stdout
@@ -294,8 +294,8 @@ def extract_in_child(uri: str, fmt: str, *, workers: int = 1, n_files: int = 1,
 
 
 if __name__ == "__main__":
-    # Run the imported module's copy, so pickled classes are named keyshift.core.plan_extract.*
+    # Run the imported module's copy, so pickled classes are named keyshift.core.plan.extract.*
     # (not __main__.*) and the parent can load them.
-    from keyshift.core import plan_extract
+    from keyshift.core.plan import extract as plan_extract
 
     plan_extract._child_main()

@@ -1,7 +1,7 @@
 """Stream records to writes: what one DynamoDB Streams record does to the new table.
 
-The same decisions as the restore (:func:`~keyshift.core.transform.transform` for a new image,
-:func:`~keyshift.core.transform.transform_key` for a REMOVE), and the reduction of a page of
+The same decisions as the restore (:func:`~keyshift.core.kernel.transform.transform` for a new image,
+:func:`~keyshift.core.kernel.transform.transform_key` for a REMOVE), and the reduction of a page of
 records to the last write per new key, which is what lets a page's batches go out in parallel.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .items import for_botocore
-from .transform import Delete, Keymap, KeyNames, Put, Skip, transform, transform_key
+from ...kernel.items import for_botocore
+from ...kernel.transform import Delete, Keymap, KeyNames, Put, Skip, transform, transform_key
 
 __all__ = ["approx_time", "record_outcome", "reduce_outcomes", "write_request"]
 

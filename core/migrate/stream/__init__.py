@@ -1,0 +1,2 @@
+"""Step 4, stream sync: the old table's stream replayed through the transform.
+"""

@@ -1,0 +1,2 @@
+"""Step 5, verify: the item-level diff of the new table against transform(old table).
+"""

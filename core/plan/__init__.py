@@ -1,0 +1,2 @@
+"""Step 1, plan: read a dump, normalize every identifier, classify every record.
+"""

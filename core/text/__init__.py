@@ -1,0 +1,2 @@
+"""Text: the normalization rules, escaping for display, Unicode character and script data.
+"""
