@@ -52,7 +52,8 @@ from keyshift.core.progress import run_to_completion  # noqa: E402
 from keyshift.core.spec import parse_spec  # noqa: E402
 from keyshift.core.migrate.stream.sync import list_shards, run_stream_sync  # noqa: E402
 from keyshift.core.migrate.tables import KeySchema, create_target_table  # noqa: E402
-from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, transform  # noqa: E402
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry  # noqa: E402
+from keyshift.core.kernel.transform import KeyNames, Put, transform  # noqa: E402
 from keyshift.core.store.workspace import Workspace  # noqa: E402
 
 REGION = "us-east-1"

@@ -1,25 +1,15 @@
 """Exceptions that carry an operator-readable title and message.
 
 The CLI turns a :class:`KeyshiftError` into ``exit 2`` with its message; the console shows it in
-an error modal. Nothing here knows about either.
+an error modal. Nothing here knows about either. The base class lives in the service-side kernel
+(:mod:`keyshift.core.kernel.errors`), which may raise it without importing the rest of keyshift.
 """
 
 from __future__ import annotations
 
+from .kernel.errors import KeyshiftError
+
 __all__ = ["KeyshiftError", "SpecError", "DumpError", "ManifestError", "WorkspaceError"]
-
-
-class KeyshiftError(Exception):
-    """Base class: an error an operator can act on. ``title`` is a short heading."""
-
-    title = "keyshift error"
-    exit_code = 2
-
-    def __init__(self, message: str, *, title: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if title is not None:
-            self.title = title
 
 
 class SpecError(KeyshiftError):

@@ -13,29 +13,20 @@ reason (and a short machine ``kind``) so callers can count and report what was n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from dataclasses import dataclass
+from typing import Any
 
 from .items import MAX_PARTITION_KEY_BYTES, utf8_len
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..spec import Spec
+from .keymap import Keymap, KeymapEntry, sort_key_json
 
 __all__ = [
     "SKIP_KINDS",
     "Delete",
     "KeyNames",
-    "Keymap",
-    "KeymapEntry",
     "Outcome",
     "Put",
     "Skip",
     "inverse",
-    "sort_key_json",
     "transform",
     "transform_key",
 ]
@@ -49,48 +40,6 @@ SKIP_KINDS = (
     "conflict-loser",
     "collision",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class KeymapEntry:
-    """What one raw identifier becomes. ``new_id`` None means: drop this raw identifier's items."""
-
-    new_id: str | None
-    source: str  # "rule", "reference", "decision:12", ...
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Keymap:
-    """Raw identifier -> new id (or drop), from rules plus decisions.
-
-    ``winners`` settles item conflicts: for a full new primary key ``(new_id, sort-key JSON)``
-    (the sort key JSON is :func:`sort_key_json` of the item's sort key value, or None when the
-    table has no sort key) it names the raw identifier whose item survives; the other raws' items
-    for that key are skipped, and so are their stream deletes.
-    """
-
-    version: str
-    entries: Mapping[str, KeymapEntry]
-    unresolved: Mapping[str, str] = field(default_factory=dict)
-    winners: Mapping[tuple[str, str | None], str] = field(default_factory=dict)
-
-    def lookup(self, raw: str) -> KeymapEntry | None:
-        """The entry for ``raw``, or None when it has none (see :attr:`unresolved` for why)."""
-        return self.entries.get(raw)
-
-    @cached_property
-    def reverse(self) -> Mapping[str, tuple[str, ...]]:
-        """new id -> every raw identifier mapped to it (built once, on first use)."""
-        out: dict[str, list[str]] = {}
-        for raw, entry in self.entries.items():
-            if entry.new_id is not None:
-                out.setdefault(entry.new_id, []).append(raw)
-        return {new_id: tuple(raws) for new_id, raws in out.items()}
-
-    def raws_for(self, new_id: str) -> tuple[str, ...]:
-        """The raw identifiers that map to ``new_id`` (empty when none)."""
-        return self.reverse.get(new_id, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,18 +87,14 @@ class KeyNames:
             )
 
     @classmethod
-    def from_spec(cls, spec: Spec) -> KeyNames:
+    def from_spec(cls, spec: Any) -> KeyNames:
+        """The names of a :class:`keyshift.core.spec.Spec` (duck-typed: the kernel imports no spec)."""
         return cls(
             source_pk=spec.source.partition_key,
             source_sk=spec.source.sort_key,
             target_pk=spec.target.partition_key or spec.source.partition_key,
             legacy=spec.target.legacy_attribute,
         )
-
-
-def sort_key_json(value: Any) -> str:
-    """The canonical text of a wire sort-key value, as used in :attr:`Keymap.winners`."""
-    return orjson.dumps(value).decode()
 
 
 def _resolve(

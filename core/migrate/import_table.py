@@ -53,7 +53,8 @@ from .tables import (
     target_key_schema,
     wait_active,
 )
-from ..kernel.transform import Keymap, KeyNames, Put, sort_key_json, transform
+from ..kernel.keymap import Keymap, sort_key_json
+from ..kernel.transform import KeyNames, Put, transform
 from ..store.workspace import Workspace, utcnow
 
 __all__ = [

@@ -38,7 +38,8 @@ from ..dumps import open_dump
 from ..errors import KeyshiftError
 from ..kernel.items import for_botocore
 from ..spec import Spec
-from ..kernel.transform import Keymap, KeyNames, Put, transform
+from ..kernel.keymap import Keymap
+from ..kernel.transform import KeyNames, Put, transform
 from ..store.workspace import Workspace, utcnow
 
 __all__ = ["RestoreError", "RestoreCancelled", "RestoreProgress", "RestoreControl", "run_restore",

@@ -17,13 +17,10 @@ import orjson
 
 from .cases import list_cases
 from ..errors import KeyshiftError
-from ..kernel.transform import Keymap, KeymapEntry
+from ..kernel.keymap import FORMAT, Keymap, KeymapEntry, keymap_from_document
 from ..store.workspace import Workspace, utcnow
 
 __all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "load_keymap_document"]
-
-FORMAT = "keyshift-keymap/1"
-
 
 class UnresolvedError(KeyshiftError):
     """Cases are still open and ``allow_unresolved`` was not given."""
@@ -134,13 +131,9 @@ def keymap_document(build: KeymapBuild, *, operator: str) -> dict[str, Any]:
 
 
 def load_keymap_document(doc: dict[str, Any]) -> Keymap:
-    """A :class:`Keymap` from its artifact (the Lambda handler and other workspaces use this)."""
-    if doc.get("format") != FORMAT:
-        raise KeyshiftError(f"not a keyshift keymap (format {doc.get('format')!r})")
-    entries = {raw: KeymapEntry(e["new_id"], e["source"], e.get("reason", ""))
-               for raw, e in doc["entries"].items()}
-    winners = {(w["new_id"], w["sort_key"]): w["raw"] for w in doc["winners"]}
-    return Keymap(doc["version"], entries, dict(doc["unresolved"]), winners)
+    """A :class:`Keymap` from its artifact (kept for callers of this module; the reader itself is
+    :func:`keyshift.core.kernel.keymap.keymap_from_document`, which services use)."""
+    return keymap_from_document(doc)
 
 
 def record_build(ws: Workspace, build: KeymapBuild, *, operator: str, location: str | None) -> None:

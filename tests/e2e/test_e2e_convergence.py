@@ -34,7 +34,8 @@ from keyshift.core.migrate.restore import run_restore
 from keyshift.core.spec import parse_spec
 from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
 from keyshift.core.migrate.tables import KeySchema, create_target_table
-from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, sort_key_json, transform
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry, sort_key_json
+from keyshift.core.kernel.transform import KeyNames, Put, transform
 from keyshift.core.migrate.verify.run import run_verify
 from keyshift.core.store.workspace import Workspace
 

@@ -18,7 +18,8 @@ from keyshift.core.resolve.keymap_build import build_keymap
 from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.spec import load_spec
 from keyshift.core.migrate.tables import TableError
-from keyshift.core.kernel.transform import KeyNames, Put, sort_key_json, transform
+from keyshift.core.kernel.keymap import sort_key_json
+from keyshift.core.kernel.transform import KeyNames, Put, transform
 from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from keyshift.core.progress import run_to_completion
 from keyshift.core.spec import parse_spec
 from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
 from keyshift.core.migrate.tables import KeySchema, create_target_table
-from keyshift.core.kernel.transform import Keymap, KeymapEntry
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry
 from keyshift.core.store.workspace import Workspace
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,8 @@ from keyshift.core.errors import KeyshiftError
 from keyshift.core.migrate.import_table import ImportCancelled, ImportFailed, import_via_s3
 from keyshift.core.spec import parse_spec
 from keyshift.core.migrate.tables import TableError
-from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, Put, transform
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry
+from keyshift.core.kernel.transform import KeyNames, Put, transform
 from keyshift.core.store.workspace import Workspace
 from moto import mock_aws
 

@@ -88,7 +88,7 @@ def test_control_file_round_trip(tmp_path):
 
 def test_latest_restore_reports_an_unfinished_runs_counters(tmp_path):
     from keyshift.core.migrate.restore import _open_run, _save_checkpoint, latest_restore
-    from keyshift.core.kernel.transform import Keymap
+    from keyshift.core.kernel.keymap import Keymap
 
     ws = Workspace(tmp_path)
     assert latest_restore(ws) is None

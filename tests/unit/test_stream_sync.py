@@ -1,7 +1,8 @@
 """Stream records to writes: the same decisions as the restore, reduced to the last per key."""
 
 from keyshift.core.migrate.stream.sync import record_outcome, reduce_outcomes
-from keyshift.core.kernel.transform import Delete, Keymap, KeymapEntry, KeyNames, Put, Skip, sort_key_json
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry, sort_key_json
+from keyshift.core.kernel.transform import Delete, KeyNames, Put, Skip
 
 NAMES = KeyNames(source_pk="customer", source_sk="order_id", target_pk="customer_id", legacy="legacy_customer")
 KEYMAP = Keymap(

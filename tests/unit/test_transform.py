@@ -6,15 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keyshift.core.spec import parse_spec
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry, sort_key_json
 from keyshift.core.kernel.transform import (
     Delete,
-    Keymap,
-    KeymapEntry,
     KeyNames,
     Put,
     Skip,
     inverse,
-    sort_key_json,
     transform,
     transform_key,
 )
@@ -417,3 +415,14 @@ def test_prop_conflict_loser_never_written(world, names):
     )
     km3 = Keymap(km.version, km.entries, winners={(entry.new_id, sk): raw})
     assert isinstance(transform(src, km3, names), Put)
+
+
+def test_sort_key_json_is_byte_for_byte_what_the_planner_writes() -> None:
+    """The kernel renders sort keys with the stdlib; the planner with orjson. Winners are looked up
+    by that text, so one differing character would let a conflict loser through."""
+    import orjson
+
+    values = [{"S": "k" + chr(cp)} for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    values += [{"N": "-1.50"}, {"B": "AQID"}, {"S": "\"\\\n\t\x00\u2028"}]
+    mismatches = [v for v in values if sort_key_json(v) != orjson.dumps(v).decode()]
+    assert mismatches == []

@@ -8,7 +8,8 @@ import boto3
 import pytest
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.spec import parse_spec
-from keyshift.core.kernel.transform import Keymap, KeymapEntry, KeyNames, transform
+from keyshift.core.kernel.keymap import Keymap, KeymapEntry
+from keyshift.core.kernel.transform import KeyNames, transform
 from keyshift.core.migrate.verify.run import (
     MAX_OFFENDERS,
     VerifyCancelled,

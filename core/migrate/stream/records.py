@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from ...kernel.items import for_botocore
-from ...kernel.transform import Delete, Keymap, KeyNames, Put, Skip, transform, transform_key
+from ...kernel.keymap import Keymap
+from ...kernel.transform import Delete, KeyNames, Put, Skip, transform, transform_key
 
 __all__ = ["approx_time", "record_outcome", "reduce_outcomes", "write_request"]
 

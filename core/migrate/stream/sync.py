@@ -49,7 +49,8 @@ from .source import (
     stream_arn,
     window_check,
 )
-from ...kernel.transform import Delete, Keymap, KeyNames, Put, Skip
+from ...kernel.keymap import Keymap
+from ...kernel.transform import Delete, KeyNames, Put, Skip
 from ...store.workspace import Workspace, utcnow
 
 __all__ = [

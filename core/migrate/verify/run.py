@@ -41,7 +41,8 @@ from ..batch_write import backoff_delay
 from ...errors import KeyshiftError
 from ...progress import run_to_completion
 from ..tables import TableError, describe
-from ...kernel.transform import Keymap, KeyNames, Put, transform
+from ...kernel.keymap import Keymap
+from ...kernel.transform import KeyNames, Put, transform
 from ...store.workspace import Workspace, utcnow
 
 __all__ = [
