@@ -220,10 +220,12 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
 @click.option("--map", "maps", multiple=True, metavar="RAW=NEW_ID", help="split: one per raw identifier.")
 @click.option("--raw", "raws", multiple=True, help="drop: raw identifiers to drop; keep (conflict): the survivor.")
 @click.option("--reason", required=True, help="Why (recorded with who and when).")
+@click.option("--allow-suspicious", is_flag=True,
+              help="Accept a new id flagged suspicious (mixed scripts, look-alikes); recorded in the decision.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, maps: tuple[str, ...],
-                   raws: tuple[str, ...], reason: str, as_json: bool) -> None:
+                   raws: tuple[str, ...], reason: str, allow_suspicious: bool, as_json: bool) -> None:
     """Record a decision on one case. RAW values accept escapes such as Acme\\u200b."""
     from keyshift.core.resolve.cases import get_case
     from keyshift.core.resolve.decisions import decide
@@ -240,6 +242,7 @@ def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, 
         obj.workspace, case, action, reason=reason, operator=obj.operator,
         new_id=_unescaped(new_id, "--id") if new_id is not None else None,
         mapping=mapping or None, raws=[_unescaped(r, "--raw") for r in raws] or None,
+        allow_suspicious=allow_suspicious,
     )
     if as_json:
         _emit_json(decision.to_dict())

@@ -14,6 +14,7 @@ applies in a thread worker with progress.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -24,12 +25,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import (Button, Input, Label, OptionList, RadioButton, RadioSet, Select, SelectionList,
+from textual.widgets import (Button, Checkbox, Input, Label, OptionList, RadioButton, RadioSet, Select, SelectionList,
                              Static)
 from textual.widgets.option_list import Option
 
 from keyshift.core.resolve.bulk import BULK_ACTIONS, CONDITIONS, BulkPreview, BulkResult, apply_bulk, preview_bulk
 from keyshift.core.resolve.cases import Case, Member
+from keyshift.core.resolve.new_ids import new_id_problem
+from keyshift.core.text.normalize import DEFAULT_RULES
 from keyshift.core.text.escape import escape, unescape
 
 from .confirm import ConfirmScreen
@@ -75,6 +78,7 @@ class DecisionRequest:
     new_id: str | None = None
     mapping: dict[str, str] | None = None
     raws: list[str] | None = None
+    allow_suspicious: bool = False
 
 
 def member_label(member: Member) -> Text:
@@ -91,11 +95,15 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         Binding("escape", "cancel", "Cancel", id="decision.cancel", tooltip="Decide nothing and go back"),
     ]
 
-    def __init__(self, case: Case, action: str) -> None:
+    def __init__(self, case: Case, action: str, *, rules: Sequence[str] = ()) -> None:
+        """``rules``: the plan's normalization rules; typed new ids are checked against them as
+        the operator types (the same check :func:`~keyshift.core.resolve.decisions.decide` makes)."""
         super().__init__()
         self.case = case
         self.action = action
+        self.rules = tuple(rules) or DEFAULT_RULES
         self.conflict_keep = action == "keep" and case.kind == "conflict"
+        self.takes_ids = action in ("same", "map", "split")
 
     def compose(self) -> ComposeResult:
         case, action = self.case, self.action
@@ -107,6 +115,9 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
                 yield from self._parameters()
                 yield Label("Reason (required: recorded with your name and the time)")
                 yield Input(placeholder="why this decision", id="reason")
+                if self.takes_ids:  # after the reason: Enter in an id field moves on to the reason
+                    yield Checkbox("Allow a suspicious new id (mixed scripts, look-alikes; recorded)",
+                                   id="allow-suspicious")
             yield Static("", id="decision-problem")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(ACTION_LABELS[action], id="decision-ok",
@@ -152,10 +163,12 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         """The request as filled in; ValueError names what is missing."""
         members = self.case.members
         new_id = mapping = raws = None
+        allow = self.takes_ids and self.query_one("#allow-suspicious", Checkbox).value
         if self.action in ("same", "map"):
-            new_id = _typed_id(self.query_one("#new-id", Input).value, "new id")
+            new_id = self._checked(_typed_id(self.query_one("#new-id", Input).value, "new id"), allow)
         elif self.action == "split":
-            mapping = {m.raw: _typed_id(self.query_one(f"#split-{i}", Input).value, f"new id of {m.escaped}")
+            mapping = {m.raw: self._checked(_typed_id(self.query_one(f"#split-{i}", Input).value,
+                                                      f"new id of {m.escaped}"), allow)
                        for i, m in enumerate(members)}
         elif self.action == "drop":
             ticked = self.query_one("#drop-raws", SelectionList).selected
@@ -170,7 +183,15 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         reason = self.query_one("#reason", Input).value.strip()
         if not reason:
             raise ValueError("a reason is required")
-        return DecisionRequest(self.action, reason, new_id, mapping, raws)
+        return DecisionRequest(self.action, reason, new_id, mapping, raws, bool(allow))
+
+    def _checked(self, new_id: str, allow_suspicious: bool) -> str:
+        """``new_id`` when it is a clean key under the plan's rules; ValueError saying why not."""
+        allowed = {m.canonical for m in self.case.members} | set(self.case.candidates)
+        problem = new_id_problem(new_id, rules=self.rules, allowed=allowed, allow_suspicious=allow_suspicious)
+        if problem is not None:
+            raise ValueError(problem)
+        return new_id
 
     def _validate(self) -> DecisionRequest | None:
         try:
@@ -184,6 +205,7 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         return request
 
     @on(Input.Changed)
+    @on(Checkbox.Changed)
     @on(SelectionList.SelectedChanged)
     @on(RadioSet.Changed)
     def _changed(self) -> None:

@@ -92,6 +92,7 @@ class QueueLoaded(Message, bubble=False):
     cases: list[Case]
     mark: int
     planned: bool
+    rules: tuple[str, ...] = ()  # the plan's normalization rules: typed new ids are checked against them
 
 
 @dataclass
@@ -126,6 +127,7 @@ class ResolveQueueScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.cases: list[Case] = []  # every case of the plan, as last loaded
+        self.rules: tuple[str, ...] = ()  # the plan's normalization rules (typed new ids must pass them)
         self.shown: list[Case] = []  # the cases in the table (after the kind filter and row limit)
         self.matching = 0  # how many cases the kind filter lets through (``shown`` may hold fewer)
         self.planned = True
@@ -175,9 +177,11 @@ class ResolveQueueScreen(Screen[None]):
             ws = context.workspace
             mark = latest_decision_id(ws)  # read first: a decision after it moves the mark again
             cases = list_cases(ws, samples=True)
-            planned = bool(cases) or latest_plan(ws) is not None
+            plan = latest_plan(ws)
+            planned = bool(cases) or plan is not None
+            rules = tuple(plan.rules) if plan is not None else ()
             if not get_current_worker().is_cancelled:
-                self.post_message(QueueLoaded(token, cases, mark, planned))
+                self.post_message(QueueLoaded(token, cases, mark, planned, rules))
 
         self.keyshift.run_blocking(load, group="queue", description="read the cases")
 
@@ -192,6 +196,7 @@ class ResolveQueueScreen(Screen[None]):
             return
         self.keyshift.saw_decisions(message.mark)
         self.cases, self.planned, self.loaded = message.cases, message.planned, True
+        self.rules = message.rules
         self._fill()
 
     def _fill(self) -> None:
@@ -249,7 +254,7 @@ class ResolveQueueScreen(Screen[None]):
         case = self.current
         if case is None or self.check_action("decide", (action,)) is not True:
             return
-        self.app.push_screen(DecisionDialog(case, action), partial(self._asked, case))
+        self.app.push_screen(DecisionDialog(case, action, rules=self.rules), partial(self._asked, case))
 
     def action_undo_decision(self) -> None:
         """Reopen the selected case, with a reason."""
@@ -294,7 +299,8 @@ class ResolveQueueScreen(Screen[None]):
                 decision = undo(ws, fresh, reason=request.reason, operator=context.operator)
             else:
                 decision = decide(ws, fresh, request.action, reason=request.reason, operator=context.operator,
-                                  new_id=request.new_id, mapping=request.mapping, raws=request.raws)
+                                  new_id=request.new_id, mapping=request.mapping, raws=request.raws,
+                                  allow_suspicious=request.allow_suspicious)
             self.post_message(DecisionRecorded(case_id, decision.action, decision.id))
 
         # One group per case: deciding the next case quickly never supersedes this one.

@@ -61,7 +61,8 @@ def import_decisions(ws: Workspace, doc: dict[str, Any], *, operator: str) -> di
             decide(ws, case, entry["action"], reason=entry.get("reason", ""),
                    operator=f"{entry.get('operator', '?')} (imported by {operator})",
                    new_id=payload.get("id"), mapping=payload.get("map"),
-                   raws=payload.get("raws") or ([payload["raw"]] if "raw" in payload else None))
+                   raws=payload.get("raws") or ([payload["raw"]] if "raw" in payload else None),
+                   allow_suspicious=bool(payload.get("allow_suspicious")))
         except CaseError as exc:
             report["refused"].append({"case_id": cid, "reason": exc.message})
             continue

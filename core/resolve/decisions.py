@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .cases import Case, CaseError
-from ..kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
 from ..store.workspace import Workspace, utcnow
+from .cases import Case, CaseError
+from .new_ids import new_id_problem
 
 __all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments",
            "latest_decision_id"]
@@ -45,12 +45,31 @@ class Decision:
         return dict(self.__dict__)
 
 
-def _check_id(new_id: str | None, what: str) -> str:
-    if new_id is None or not new_id.strip():
-        raise CaseError(f"{what}: a new id is required (--id)")
-    if utf8_len(new_id) > MAX_PARTITION_KEY_BYTES:
-        raise CaseError(f"{what}: new id is over {MAX_PARTITION_KEY_BYTES} UTF-8 bytes")
-    return new_id
+def _plan_rules(ws: Workspace) -> tuple[str, ...]:
+    """The normalization rules of the workspace's plan: what a new id must already satisfy."""
+    from ..plan.queries import latest_plan
+
+    plan = latest_plan(ws)
+    return tuple(plan.rules) if plan is not None else ()
+
+
+class _IdCheck:
+    """Checks every new id of one decision against the plan's rules (see :mod:`.new_ids`)."""
+
+    def __init__(self, ws: Workspace, case: Case, allow_suspicious: bool) -> None:
+        self.rules = _plan_rules(ws)
+        # What the rules or upstream produced for this case may be suspicious without a say-so.
+        self.allowed = {m.canonical for m in case.members} | set(case.candidates)
+        self.allow_suspicious = allow_suspicious
+
+    def __call__(self, new_id: str | None, what: str) -> str:
+        if new_id is None or not new_id.strip():
+            raise CaseError(f"{what}: a new id is required (--id)")
+        problem = new_id_problem(new_id, rules=self.rules, allowed=self.allowed,
+                                 allow_suspicious=self.allow_suspicious)
+        if problem is not None:
+            raise CaseError(f"{what}: {problem}")
+        return new_id
 
 
 def assignments(case: Case, action: str, payload: dict[str, Any]) -> dict[str, str | None]:
@@ -138,9 +157,11 @@ def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
 def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str,
            new_id: str | None = None, mapping: dict[str, str] | None = None,
            raws: list[str] | None = None,
-           overrides: Overrides | None = None) -> Decision:
+           overrides: Overrides | None = None, allow_suspicious: bool = False) -> Decision:
     """Validate and record a decision on ``case``; raises :class:`CaseError` with the reason.
 
+    Every new id must pass :func:`~keyshift.core.resolve.new_ids.new_id_problem` under the plan's
+    rules; ``allow_suspicious`` accepts a suspicious one (recorded in the payload).
     ``overrides`` (from :func:`effective_overrides`) saves recomputing every decision in force
     when many decisions are made in a row (bulk); it is updated with this decision's effect.
     """
@@ -151,8 +172,9 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
         raise CaseError(f"{case.kind} case {case.id} takes {', '.join(allowed)} or undo, not {action!r}")
     members = [m.raw for m in case.members]
     payload: dict[str, Any] = {}
+    check_id = _IdCheck(ws, case, allow_suspicious)
     if action in ("same", "map"):
-        payload["id"] = _check_id(new_id, action)
+        payload["id"] = check_id(new_id, action)
     elif action == "split":
         mapping = mapping or {}
         missing = [m for m in members if m not in mapping]
@@ -161,7 +183,7 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
             raise CaseError(f"split: {json.dumps(extra[0])} is not a member of case {case.id}")
         if missing:
             raise CaseError(f"split: every member needs a new id; missing {json.dumps(missing[0])}")
-        ids = [_check_id(v, "split") for v in mapping.values()]
+        ids = [check_id(v, f"split {json.dumps(raw)}") for raw, v in mapping.items()]
         if len(set(ids)) != len(ids):
             raise CaseError("split: two members got the same new id (that is `same`, not `split`)")
         payload["map"] = dict(mapping)
@@ -180,6 +202,8 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
         if keep not in members:
             raise CaseError(f"keep: name the raw identifier whose item survives (--raw), one of {members}")
         payload["raw"] = keep
+    if allow_suspicious and action in ("same", "map", "split"):
+        payload["allow_suspicious"] = True  # the operator's explicit say-so, kept with the decision
     assigned = assignments(case, action, payload)
     problems = _collisions(ws, case, assigned, overrides)
     if problems:

@@ -146,3 +146,21 @@ def test_keymap_artifact_goes_to_s3(planned):
     artifact = json.loads(body)
     assert artifact["version"] == doc["version"]
     assert artifact["unresolved"] and all(v.startswith("open ") for v in artifact["unresolved"].values())
+
+
+def test_a_new_id_with_an_invisible_character_is_refused_by_the_cli(planned):
+    """Regression: `map --id 'CUST-1\\u200b'` was accepted and the ZWSP reached the new table."""
+    invalid = next(c for c in _cases(planned) if c["kind"] == "invalid")
+    for typed in ("CUST-1\\u200b", "CUST-1\u200b"):  # escaped on the command line, or pasted raw
+        r = planned.run("resolve", "decide", invalid["id"], "map", "--id", typed, "--reason", "pasted")
+        assert r.returncode == 2, r.stdout
+        assert "U+200B ZERO WIDTH SPACE at position 6" in r.message and "Traceback" not in r.stderr
+    suspicious = planned.run("resolve", "decide", invalid["id"], "map", "--id", "\u0440aypal", "--reason", "r")
+    assert suspicious.returncode == 2 and "--allow-suspicious" in suspicious.message
+    allowed = planned.run("resolve", "decide", invalid["id"], "map", "--id", "\u0440aypal", "--reason", "r",
+                          "--allow-suspicious", "--json").json()
+    assert allowed["payload"] == {"id": "\u0440aypal", "allow_suspicious": True}
+    built = planned.run("keymap", "build", "--allow-unresolved", "--out", str(planned.tmp / "km.json"), "--json")
+    doc = json.loads((planned.tmp / "km.json").read_text())
+    assert built.returncode == 0
+    assert not any("\u200b" in (e["new_id"] or "") for e in doc["entries"].values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from textual.widgets import Button, DataTable, Input, OptionList, SelectionList, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, SelectionList, Static
 
 from keyshift.core.resolve.cases import Case, list_cases
 from keyshift.core.resolve.decisions import decide
@@ -223,6 +223,34 @@ async def test_a_refused_decision_shows_the_error(resolvable):
         await pilot.pause()
         assert app.screen is queue and decisions(resolvable) == []
         assert queue.current.id == orphan.id and queue.current.decision is None
+
+
+async def test_a_dirty_or_suspicious_new_id_is_refused_in_the_dialog(resolvable):
+    """Regression: the dialog accepted `CUST-1\u200b` and the ZWSP reached the new table."""
+    orphan = case_with(resolvable, "orphaned", "Customer 302")
+    app = make(resolvable.context())
+    async with app.run_test(size=SIZE) as pilot:
+        queue = await open_queue(pilot)
+        assert queue.select_case(orphan.id)
+        dialog = await open_dialog(pilot, "m")
+        dialog.query_one("#new-id", Input).value = "CUST-1\\u200b"
+        dialog.query_one("#reason", Input).value = "pasted"
+        await pilot.pause()
+        problem = shown(dialog, "#decision-problem")
+        assert "U+200B ZERO WIDTH SPACE at position 6" in problem and "\u200b" not in problem
+        assert dialog.query_one("#decision-ok", Button).disabled
+        dialog.query_one("#new-id", Input).value = "\u0440aypal"  # Cyrillic ER: suspicious
+        await pilot.pause()
+        assert "suspicious" in shown(dialog, "#decision-problem")
+        assert dialog.query_one("#decision-ok", Button).disabled
+        dialog.query_one("#allow-suspicious", Checkbox).value = True
+        await pilot.pause()
+        assert not dialog.query_one("#decision-ok", Button).disabled
+        await pilot.click("#decision-ok")
+        await settle(pilot)
+        assert app.screen is queue
+        assert decisions(resolvable) == [(orphan.id, "map", {"id": "\u0440aypal", "allow_suspicious": True},
+                                          "pasted", OPERATOR)]
 
 
 async def test_keep_on_a_conflict_and_split(resolvable):
