@@ -283,8 +283,8 @@ def build_demo_data(n_records: int, seed: int = SEED) -> DemoData:
 
 
 def bad_dump_lines() -> list[bytes]:
-    """Lines a real dump may contain that the table cannot: quarantined or invalid in the plan."""
-    long_name = "Überlange Firmenbezeichnung " * 80  # ~2,300 UTF-8 bytes: over the 2,048 limit
+    """Lines a real dump may contain that the table cannot: the plan quarantines each, with its reason."""
+    long_name = "Überlange Firmenbezeichnung " * 80  # ~2,300 UTF-8 bytes: no table can hold this key
     return [
         b'{"Item":{"customer":{"S":"Truncated Ltd"},"order_id":{"S":"ORD-BAD-0001"},"total":{"N":"1',
         orjson.dumps({"Item": {"customer": {"N": "42"}, "order_id": {"S": "ORD-BAD-0002"}}}),

@@ -17,6 +17,7 @@ __all__ = [
     "for_botocore",
     "item_size",
     "key_problem",
+    "key_size_problem",
     "utf8_len",
 ]
 
@@ -127,4 +128,30 @@ def key_problem(item: dict[str, Any], name: str, *, role: str) -> str | None:
         return f"{role} attribute {name!r} is {kind or type(value).__name__}, not a string (S)"
     if kind not in ("S", "N", "B"):
         return f"{role} attribute {name!r} is {kind}, not a scalar key type (S, N or B)"
+    return None
+
+
+def key_size_problem(value: Any, *, role: str) -> str | None:
+    """Why a key value (wire format) cannot be stored by DynamoDB at all, or ``None`` when it can.
+
+    A partition key is 1 to 2,048 bytes, a sort key 1 to 1,024 (UTF-8 for strings, the decoded
+    bytes for binary; numbers have no such limit). An item whose key breaks this cannot be in any
+    table: a dump line holding one is not an item of the old table. ``role`` is ``"identifier"``
+    (partition key) or ``"sort key"``.
+    """
+    if type(value) is not dict or len(value) != 1:
+        return None  # a type problem, which key_problem words
+    ((kind, payload),) = value.items()
+    if kind == "S" and type(payload) is str:
+        size = utf8_len(payload)
+    elif kind == "B" and type(payload) is str:
+        size = _binary_size(payload)
+    else:
+        return None
+    limit = MAX_PARTITION_KEY_BYTES if role == "identifier" else MAX_SORT_KEY_BYTES
+    if size == 0:
+        return f"{role} is empty: DynamoDB keys cannot be empty, so no table holds this item"
+    if size > limit:
+        return (f"{role} is {size:,} bytes, over DynamoDB's {limit:,}-byte limit: no table can hold this"
+                " item, so it is not an item of the old table")
     return None

@@ -20,7 +20,7 @@ import orjson
 
 from ..dumps import open_dump
 from ..dumps.model import DumpInfo
-from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem
+from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem, key_size_problem
 
 __all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
 
@@ -79,11 +79,15 @@ class Extractor:
                 value = item.get(pk)
                 raw = value.get("S") if type(value) is dict and len(value) == 1 else None
                 problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
+                if problem is None and (not raw or len(raw) > 512):  # 512 characters fit in 2,048 bytes
+                    problem = key_size_problem(value, role="identifier")
                 sort_key = None
                 if problem is None and sk:
                     value = item.get(sk)
                     if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
                         sort_key = dumps(value).decode()
+                        if len(sort_key) > 260 or sort_key in ('{"S":""}', '{"B":""}'):  # maybe over 1,024 bytes
+                            problem = key_size_problem(value, role="sort key")
                     else:
                         problem = key_problem(item, sk, role="sort key")
                 size = entry.raw_size

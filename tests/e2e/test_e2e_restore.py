@@ -239,3 +239,23 @@ def _exists(ddb, table):
     from keyshift.core.migrate.tables import table_exists
 
     return table_exists(ddb, table)
+
+
+def test_mapping_every_invalid_case_restores_and_verifies_cleanly(planned, boto_clients, curated):
+    """Regression: the demo's over-long identifier (a dump line no table can hold) was offered as an
+    invalid case; mapped, restore wrote it and verify called it extra. Now it is quarantined at
+    plan time and every transform skips it, so restore and verify agree."""
+    create_source_table(boto_clients.dynamodb, curated.items)
+    cases = planned.run("resolve", "list", "--kind", "invalid", "--json").json()
+    assert cases, "the demo has invalid cases"
+    for n, case in enumerate(cases):
+        decided = planned.run("resolve", "decide", case["id"], "map", "--id", f"INVALID-{n}", "--reason", "looked up")
+        assert decided.returncode == 0, decided.stderr
+    quarantined = planned.run("records", "--status", "quarantined", "--json").json()
+    assert any("2,048-byte limit" in r["reason"] for r in quarantined)
+    restored = planned.run("restore", "--create-table", "--allow-unresolved", "--json").json()
+    verified = planned.run("verify", "--json")
+    assert verified.returncode == 0, verified.stdout
+    report = verified.json()
+    assert report["extra"] == report["missing"] == report["different"] == 0
+    assert report["compared"] == restored["written"]

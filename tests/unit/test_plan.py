@@ -51,7 +51,7 @@ GOOD = [
     item("Carol", "4"),               # unchanged
     item("Carol", "5"),
     item("\u200b\ufeff", "6"),        # empty after normalization: invalid
-    item("x" * 2049, "7"),            # too long: invalid
+    item("\ufdfa" * 70, "7"),         # 210 bytes, but NFKC makes it 2,310: invalid
     item("\u0440\u0430\u0443\u0440\u0430l", "8"),  # Cyrillic look-alike: suspicious, unchanged
 ]
 BAD = [
@@ -60,6 +60,8 @@ BAD = [
     orjson.dumps({"order_id": {"S": "10"}}),                     # missing identifier
     orjson.dumps(item("Dave", "11", blob={"S": "y" * (410 * 1024)})),  # over 400 KB
     orjson.dumps({"customer": {"S": "Eve"}}),                    # missing sort key
+    orjson.dumps(item("x" * 2049, "12")),                        # a key no table can hold
+    orjson.dumps(item("Frank", "")),                             # an empty sort key, likewise
 ]
 
 
@@ -96,7 +98,7 @@ def test_statuses_per_identifier(planned):
     assert get_identifier(ws, "Carol").items == 2
     empty = get_identifier(ws, "\u200b\ufeff")
     assert empty.status == "invalid" and "empty" in empty.reason
-    assert "2048" in get_identifier(ws, "x" * 2049).reason
+    assert "2048" in get_identifier(ws, "\ufdfa" * 70).reason
     lookalike = get_identifier(ws, "\u0440\u0430\u0443\u0440\u0430l")
     assert lookalike.status == "unchanged" and lookalike.suspicious
     assert get_identifier(ws, "Acme").sample == item("Acme", "1")
@@ -113,6 +115,8 @@ def test_quarantine_keeps_file_line_and_reason(planned):
     assert "missing identifier" in reasons[first_bad + 2]
     assert "400" in reasons[first_bad + 3] or "409600" in reasons[first_bad + 3]
     assert "missing sort key" in reasons[first_bad + 4]
+    assert "identifier is 2,049 bytes, over DynamoDB's 2,048-byte limit" in reasons[first_bad + 5]
+    assert "sort key is empty" in reasons[first_bad + 6]
 
 
 def test_records_paging_and_filters(planned):

@@ -42,6 +42,7 @@ from ...errors import KeyshiftError
 from ...progress import run_to_completion
 from ..tables import TableError, describe
 from ...kernel.keymap import Keymap
+from ...kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
 from ...kernel.transform import KeyNames, Put, transform
 from ...store.workspace import Workspace, utcnow
 
@@ -253,6 +254,8 @@ class _Tables:
             raws.extend(r for r in self.keymap.raws_for(value["S"]) if r not in raws)
         keys = []
         for raw in raws:
+            if not raw or utf8_len(raw) > MAX_PARTITION_KEY_BYTES:
+                continue  # no old item can have this key (transform skips it): asking would be refused
             key = {names.source_pk: {"S": raw}}
             if names.source_sk:
                 if names.source_sk not in target_item:
