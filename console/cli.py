@@ -197,8 +197,9 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
     if as_json:
         _emit_json([c.to_dict() for c in cases])
         return
-    decided = sum(c.decision is not None for c in cases)
-    out.print(f"{decided} of {len(cases)} decided")
+    decided = sum(c.status == "decided" for c in cases)
+    moot = sum(c.status == "moot" for c in cases)
+    out.print(f"{decided} of {len(cases)} decided" + (f", {moot} moot (decisions took them away)" if moot else ""))
     table = Table("kind", "status", "members (escaped)", "items", "candidates", "decision")
     table.columns.insert(0, Column("id", no_wrap=True, min_width=16))  # an id is never cut
     for c in cases:
@@ -208,6 +209,7 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
             markup_escape(" | ".join(m.escaped for m in c.members)),
             str(sum(m.items for m in c.members)),
             markup_escape(", ".join(escape(x) for x in c.candidates)),
+            markup_escape(c.moot) if c.moot else
             markup_escape(f"{d['action']} by {d['operator']}: {d['reason']}") if d else "",
         )
     out.print(table)

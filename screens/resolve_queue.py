@@ -233,6 +233,8 @@ class ResolveQueueScreen(Screen[None]):
         case = self.current
         if case is None:
             return None
+        if case.moot is not None:
+            return None  # a moot case has nothing to decide (a decision took it away)
         if action == "undo_decision":
             return True if case.decision is not None else None
         return True if parameters and parameters[0] in ACTIONS[case.kind] else None
@@ -344,19 +346,22 @@ class ResolveQueueScreen(Screen[None]):
             self.query_one("#case-head", Static).update(_head(case))
             self.query_one("#case-members", Static).update(_members(case))
             self.query_one("#case-decision", Static).update(_decision(case))
-        state = None if case is None else (case.kind, case.decision is not None)
+        state = None if case is None else (case.kind, case.status)
         if state != self._binding_state:  # the footer redraws every key: only when they change
             self._binding_state = state
             self.refresh_bindings()
 
     def _progress(self) -> Text:
-        decided = sum(c.decision is not None for c in self.cases)
+        decided = sum(not c.is_open for c in self.cases)  # decided, or moot: nothing left to do
         text = Text(f"{decided} of {len(self.cases)} decided", style="bold")
         text.append(f"   {len(self.cases) - decided} open", style="yellow" if decided < len(self.cases) else "")
+        moot = sum(c.moot is not None for c in self.cases)
+        if moot:
+            text.append(f"   ({moot} moot)", style="dim")
         kind = self.kind
         if kind is not None:
             mine = [c for c in self.cases if c.kind == kind]
-            decided_here = sum(c.decision is not None for c in mine)
+            decided_here = sum(not c.is_open for c in mine)
             text.append(f"   {kind}: {decided_here} of {len(mine)} decided", style="dim")
         if self.matching > len(self.shown):
             text.append(f"   showing the first {len(self.shown):,} of {self.matching:,}", style="yellow")
@@ -369,8 +374,10 @@ def _cells(case: Case) -> tuple[Any, ...]:
     members.no_wrap, members.overflow = True, "ellipsis"
     d = case.decision
     decision = Text(f"{d['action']} · {d['operator']}", no_wrap=True, overflow="ellipsis") if d else Text("")
+    if case.moot is not None:
+        decision = Text("moot", style="dim")
     return (
-        Text("✔", style="green") if d else Text("●", style="yellow"),
+        Text("–", style="dim") if case.moot is not None else Text("✔", style="green") if d else Text("●", style="yellow"),
         Text(case.kind, style=_KIND_STYLES.get(case.kind, "")),
         Text(case.id),
         members,
@@ -448,7 +455,9 @@ def _decision(case: Case) -> Table | Text:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", width=10)
     grid.add_column()
-    if d is None:
+    if case.moot is not None:
+        grid.add_row("status", Text(f"moot: {case.moot}", style="dim"))
+    elif d is None:
         grid.add_row("status", Text("open: no decision yet", style="yellow"))
     else:
         grid.add_row("status", Text("decided", style="green"))

@@ -19,11 +19,13 @@ from typing import Any, Iterable
 from ..errors import KeyshiftError
 from ..store.workspace import Workspace
 
-__all__ = ["KINDS", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case", "get_cases",
-           "materialize_cases", "progress"]
+__all__ = ["KINDS", "STATUSES", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case",
+           "get_cases", "materialize_cases", "progress"]
 
 #: Every case kind, in the order the queue shows them.
 KINDS = ("ambiguous", "orphaned", "invalid", "conflict", "suspicious")
+#: A case's status: an operator must decide it, did, or a decision took it away (derived cases).
+STATUSES = ("open", "decided", "moot")
 
 
 class CaseError(KeyshiftError):
@@ -66,18 +68,28 @@ class Case:
     sort_key: str | None = None
     decision: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    moot: str | None = None  # why this derived case no longer applies (a decision took it away)
+    new_key: str | None = None  # conflicts: the new id its records land on now
 
     @property
     def status(self) -> str:
-        """``open`` or ``decided``."""
+        """``open``, ``decided`` or ``moot`` (derived from the plan, then taken away by decisions)."""
+        if self.moot is not None:
+            return "moot"
         return "decided" if self.decision is not None else "open"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether an operator must still decide this case (moot and decided cases are not open)."""
+        return self.status == "open"
 
     def to_dict(self) -> dict[str, Any]:
         """The ``resolve list --json`` form of a case."""
         return {
             "id": self.id, "kind": self.kind, "status": self.status, "title": self.title,
             "members": [m.to_dict() for m in self.members], "candidates": self.candidates,
-            "sort_key": self.sort_key, "decision": self.decision,
+            "sort_key": self.sort_key, "decision": self.decision, "moot": self.moot,
+            "new_key": self.new_key,
         }
 
 
@@ -96,8 +108,8 @@ def materialize_cases(conn: Any) -> int:
     members: list[tuple[str, int]] = []
 
     def add(cid: str, kind: str, title: str, candidates: list[str], idents: Iterable[int],
-            sort_key: str | None = None) -> None:
-        rows.append((cid, kind, title, json.dumps(candidates), sort_key, len(rows)))
+            sort_key: str | None = None, new_key: str | None = None) -> None:
+        rows.append((cid, kind, title, json.dumps(candidates), sort_key, len(rows), new_key))
         members.extend((cid, ident) for ident in dict.fromkeys(idents))
 
     for group in _ambiguous_groups(conn):
@@ -115,17 +127,25 @@ def materialize_cases(conn: Any) -> int:
         "SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key"
     ).fetchall():
         names = json.loads(raws)
-        idents = [r[0] for r in conn.execute(
-            f"SELECT id FROM identifiers WHERE raw IN ({','.join('?' * len(names))}) ORDER BY raw", names)]
+        found = conn.execute(
+            f"SELECT id, coalesce(new_id, canonical) FROM identifiers WHERE raw IN ({','.join('?' * len(names))})"
+            " ORDER BY raw", names).fetchall()
         add(case_id("conflict", canonical, sort_key), "conflict", f"{n} records on one new key",
-            names, idents, sort_key)
+            names, [r[0] for r in found], sort_key, found[0][1] if found else canonical)
     for ident, raw, canonical, flags in conn.execute(
         "SELECT id, raw, canonical, suspicious FROM identifiers WHERE suspicious != '[]' ORDER BY raw"
     ).fetchall():
         add(case_id("suspicious", raw), "suspicious", "; ".join(json.loads(flags)), [canonical], [ident])
-    conn.executemany("INSERT OR IGNORE INTO cases(id, kind, title, candidates, sort_key, ord)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT OR IGNORE INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.executemany("INSERT OR IGNORE INTO case_members(case_id, ident) VALUES (?, ?)", members)
+    # Decisions outlive a re-plan: the conflicts they change are derived again under them.
+    from .conflicts import refresh_all
+    from .decisions import overrides_in
+
+    overrides = overrides_in(conn)
+    refresh_all(conn, overrides.by_raw, overrides.by_id)
+    conn.execute("DELETE FROM meta WHERE key = 'derive_cases'")
     return len(rows)
 
 
@@ -162,12 +182,18 @@ def _member(row: Any, sample: str | None = None) -> Member:
 
 def _load(ws: Workspace, where: str, args: tuple, *, samples: bool) -> list[Case]:
     """Cases matching ``where`` (on ``cases c``), members and decisions attached."""
-    conn = ws.connect()
+    _ensure_derived(ws)
+    return load_cases(ws.connect(), where, args, samples=samples)
+
+
+def load_cases(conn: Any, where: str = "", args: tuple = (), *, samples: bool = False) -> list[Case]:
+    """:func:`_load` on a connection (inside a caller's transaction; no upgrade check)."""
     cases: dict[str, Case] = {}
-    for cid, kind, title, candidates, sort_key in conn.execute(
-        f"SELECT c.id, c.kind, c.title, c.candidates, c.sort_key FROM cases c {where} ORDER BY c.ord", args
+    for cid, kind, title, candidates, sort_key, moot, new_key in conn.execute(
+        f"SELECT c.id, c.kind, c.title, c.candidates, c.sort_key, c.moot, c.new_key FROM cases c {where}"
+        " ORDER BY c.ord", args
     ):
-        cases[cid] = Case(cid, kind, title, [], json.loads(candidates), sort_key)
+        cases[cid] = Case(cid, kind, title, [], json.loads(candidates), sort_key, moot=moot, new_key=new_key)
     if not cases:
         return []
     sample_col = ", s.item" if samples else ", NULL"
@@ -178,12 +204,12 @@ def _load(ws: Workspace, where: str, args: tuple, *, samples: bool) -> list[Case
         f" {where} ORDER BY c.ord, i.raw", args
     ):
         cases[row[0]].members.append(_member(row[1:8], row[8]))
-    _attach_decisions(ws, cases, where, args)
+    _attach_decisions(conn, cases, where, args)
     return list(cases.values())
 
 
-def _attach_decisions(ws: Workspace, cases: dict[str, Case], where: str, args: tuple) -> None:
-    for row in ws.connect().execute(
+def _attach_decisions(conn: Any, cases: dict[str, Case], where: str, args: tuple) -> None:
+    for row in conn.execute(
         "SELECT d.id, d.case_id, d.action, d.payload, d.reason, d.operator, d.ts FROM decisions d"
         f" WHERE d.case_id IN (SELECT c.id FROM cases c {where}) ORDER BY d.id", args
     ):
@@ -192,6 +218,26 @@ def _attach_decisions(ws: Workspace, cases: dict[str, Case], where: str, args: t
                  "reason": row[4], "operator": row[5], "ts": row[6]}
         case.history.append(entry)
         case.decision = None if row[2] == "undo" else entry
+    for case in cases.values():
+        if case.kind == "conflict" and case.decision is not None and case.moot is None \
+                and case.decision["payload"].get("raw") not in {m.raw for m in case.members}:
+            # Its survivor is no longer one of the records on this key (a later decision moved it):
+            # the conflict needs deciding again. The stale decision stays in the history.
+            case.decision = None
+
+
+def _ensure_derived(ws: Workspace) -> None:
+    """Derive the cases again when a schema upgrade asked for it (the store cannot: it imports no
+    domain code). Refused in read-only mode, like the upgrade itself."""
+    conn = ws.connect()
+    if conn.execute("SELECT 1 FROM meta WHERE key = 'derive_cases'").fetchone() is None:
+        return
+    if ws.read_only:
+        raise CaseError(f"workspace {ws.path} was upgraded and its cases must be derived again: open it once"
+                        " without --read-only", title="Workspace needs a refresh")
+    with ws.transaction() as tx:
+        if tx.execute("SELECT 1 FROM meta WHERE key = 'derive_cases'").fetchone() is not None:
+            materialize_cases(tx)
 
 
 def list_cases(ws: Workspace, *, kind: str | None = None, open_only: bool = False,
@@ -206,8 +252,8 @@ def list_cases(ws: Workspace, *, kind: str | None = None, open_only: bool = Fals
     where, args = ("WHERE c.kind = ?", (kind,)) if kind else ("", ())
     cases = _load(ws, where, args, samples=samples)
     if open_only:
-        cases = [c for c in cases if c.decision is None]
-    cases.sort(key=lambda c: (c.decision is not None, KINDS.index(c.kind)))
+        cases = [c for c in cases if c.is_open]
+    cases.sort(key=lambda c: (("open", "decided", "moot").index(c.status), KINDS.index(c.kind)))
     return cases
 
 
@@ -231,9 +277,11 @@ def get_case(ws: Workspace, cid: str) -> Case:
 
 
 def progress(ws: Workspace) -> tuple[int, int]:
-    """(decided, total) cases: one cheap query, for progress lines and polling."""
+    """(closed, total) cases for progress lines: closed is decided or moot. Cheap enough to poll
+    (a conflict whose survivor left it counts as closed here until the cases are read)."""
+    _ensure_derived(ws)
     row = ws.connect().execute(
-        "SELECT count(*), coalesce(sum(d.action IS NOT NULL AND d.action != 'undo'), 0) FROM cases c"
-        " LEFT JOIN decisions d ON d.id = (SELECT max(id) FROM decisions WHERE case_id = c.id)"
+        "SELECT count(*), coalesce(sum(c.moot IS NOT NULL OR (d.action IS NOT NULL AND d.action != 'undo')), 0)"
+        " FROM cases c LEFT JOIN decisions d ON d.id = (SELECT max(id) FROM decisions WHERE case_id = c.id)"
     ).fetchone()
     return int(row[1]), int(row[0])

@@ -125,16 +125,26 @@ def effective_overrides(ws: Workspace) -> Overrides:
     """raw -> new id (None: dropped) from every decision in force, later ones winning."""
     from .cases import get_cases
 
+    get_cases(ws, [])  # the upgrade check of the readers, before reading on the connection
+    return overrides_in(ws.connect())
+
+
+def overrides_in(conn: Any) -> Overrides:
+    """:func:`effective_overrides` on a connection (inside a caller's transaction)."""
+    from .cases import load_cases
+
     # Only cases with a decision row matter: cost follows the number of decisions, not cases.
-    ids = [r[0] for r in ws.connect().execute("SELECT DISTINCT case_id FROM decisions")]
+    ids = [r[0] for r in conn.execute("SELECT DISTINCT case_id FROM decisions")]
     out: dict[str, tuple[int, str | None]] = {}
-    for case in get_cases(ws, ids):
-        d = case.decision
-        if d is None:
-            continue
-        for raw, new_id in assignments(case, d["action"], d["payload"]).items():
-            if raw not in out or out[raw][0] < d["decision_id"]:
-                out[raw] = (d["decision_id"], new_id)
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        chunk = ids[start:start + 500]
+        for case in load_cases(conn, f"WHERE c.id IN ({','.join('?' * len(chunk))})", tuple(chunk)):
+            d = case.decision
+            if d is None:
+                continue
+            for raw, new_id in assignments(case, d["action"], d["payload"]).items():
+                if raw not in out or out[raw][0] < d["decision_id"]:
+                    out[raw] = (d["decision_id"], new_id)
     return Overrides({raw: v[1] for raw, v in out.items()})
 
 
@@ -167,6 +177,8 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     """
     if not reason or not reason.strip():
         raise CaseError("a reason is required (--reason)")
+    if case.moot is not None:
+        raise CaseError(f"case {case.id} is moot ({case.moot}): there is nothing to decide")
     allowed = ACTIONS[case.kind]
     if action not in allowed:
         raise CaseError(f"{case.kind} case {case.id} takes {', '.join(allowed)} or undo, not {action!r}")
@@ -205,13 +217,12 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     if allow_suspicious and action in ("same", "map", "split"):
         payload["allow_suspicious"] = True  # the operator's explicit say-so, kept with the decision
     assigned = assignments(case, action, payload)
+    if overrides is None:
+        overrides = effective_overrides(ws)
     problems = _collisions(ws, case, assigned, overrides)
     if problems:
         raise CaseError("refused, it would create a collision: " + "; ".join(problems[:3]))
-    decision = _record(ws, case, action, payload, reason, operator)
-    if overrides is not None:
-        overrides.update(assigned)
-    return decision
+    return _record(ws, case, action, payload, reason, operator, overrides, assigned)
 
 
 def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:
@@ -220,7 +231,8 @@ def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:
         raise CaseError("a reason is required (--reason)")
     if case.decision is None:
         raise CaseError(f"case {case.id} is open already: nothing to undo")
-    return _record(ws, case, "undo", {"undoes": case.decision["decision_id"]}, reason, operator)
+    return _record(ws, case, "undo", {"undoes": case.decision["decision_id"]}, reason, operator,
+                   effective_overrides(ws), None)
 
 
 def latest_decision_id(ws: Workspace) -> int:
@@ -233,8 +245,17 @@ def latest_decision_id(ws: Workspace) -> int:
 
 
 def _record(ws: Workspace, case: Case, action: str, payload: dict[str, Any], reason: str,
-            operator: str) -> Decision:
+            operator: str, overrides: Overrides, assigned: dict[str, str | None] | None) -> Decision:
+    """Insert the decision, derive again the conflicts it can change, audit it: one transaction.
+
+    ``assigned`` (None: recompute) is the decision's effect, applied to ``overrides`` in place so a
+    caller deciding many cases in a row (bulk) keeps an up-to-date mapping.
+    """
+    from .conflicts import affected_ids, refresh_conflicts
+
     ts = utcnow()
+    members = [m.raw for m in case.members]
+    before = {raw: overrides.by_raw[raw] for raw in members if raw in overrides.by_raw}
     with ws.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO decisions(case_id, kind, action, payload, reason, operator, ts)"
@@ -242,6 +263,18 @@ def _record(ws: Workspace, case: Case, action: str, payload: dict[str, Any], rea
             (case.id, case.kind, action, json.dumps(payload, ensure_ascii=False), reason, operator, ts),
         )
         decision = Decision(int(cur.lastrowid), case.id, case.kind, action, payload, reason, operator, ts)
-    ws.audit(operator, f"resolve.{action}", {"case": case.id, "kind": case.kind, "payload": payload,
-                                             "reason": reason, "decision_id": decision.id})
+        if assigned is None or case.decision is not None:
+            # An undo, or a decision replacing another on this case: what the earlier one assigned
+            # falls back to older decisions or the plan, so recompute the mapping in full.
+            fresh = overrides_in(conn)
+            overrides.by_raw, overrides.by_id = fresh.by_raw, fresh.by_id
+        else:
+            overrides.update(assigned)
+        after = {raw: overrides.by_raw[raw] for raw in members if raw in overrides.by_raw}
+        ids = affected_ids(conn, members, before, after)
+        changed = refresh_conflicts(conn, ids, overrides.by_raw, overrides.by_id, touched=members) if ids else {}
+        # In the same transaction: the decision and its audit entry commit together, or neither.
+        ws.audit(operator, f"resolve.{action}", {"case": case.id, "kind": case.kind, "payload": payload,
+                                                 "reason": reason, "decision_id": decision.id,
+                                                 **({"conflicts": changed} if any(changed.values()) else {})})
     return decision

@@ -41,8 +41,8 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
     """Rules + decisions -> :class:`Keymap`. Refuses while cases are open, unless allowed: then
     open cases' identifiers are left out (``unresolved``, with the case id) so their items are
     skipped, and an open conflict's key has no winner, so none of its items is written."""
-    cases = list_cases(ws)
-    open_cases = [c for c in cases if c.decision is None]
+    cases = [c for c in list_cases(ws) if c.moot is None]  # a moot case decides nothing
+    open_cases = [c for c in cases if c.is_open]
     if open_cases and not allow_unresolved:
         kinds: dict[str, int] = {}
         for c in open_cases:
@@ -84,14 +84,10 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
                 if m.raw not in assigned and m.raw not in entries:
                     unresolved[m.raw] = f"still ambiguous after decision {d['decision_id']} on {case.id}"
     for case in cases:
-        if case.kind != "conflict":
+        if case.kind != "conflict" or case.new_key is None:
             continue
-        survivor = case.decision["payload"]["raw"] if case.decision else ""
-        for m in case.members:
-            entry = entries.get(m.raw)
-            if entry is not None and entry.new_id is not None:
-                # "" wins nothing: an open conflict writes none of its items.
-                winners[(entry.new_id, case.sort_key)] = survivor
+        # "" wins nothing: an open conflict writes none of its items.
+        winners[(case.new_key, case.sort_key)] = case.decision["payload"]["raw"] if case.decision else ""
     version = _version(entries, unresolved, winners)
     keymap = Keymap(version, entries, unresolved, winners)
     dropped = sum(e.new_id is None for e in entries.values())

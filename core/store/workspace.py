@@ -22,12 +22,15 @@ from ..errors import WorkspaceError
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
 
 DB_NAME = "keyshift.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
-# (restore, verify, import) with checkpoints and offenders. Later versions append to
-# _MIGRATIONS; never edit an old step.
+# (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new key
+# of a conflict and whether decisions made them moot. Later versions append to _MIGRATIONS; never
+# edit an old step. A step is SQL only: the store imports no domain code, so a step that needs
+# derived rows computed again sets ``meta.derive_cases`` and the domain derives them on next use
+# (keyshift.core.resolve.cases).
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,6 +156,12 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX offenders_run ON offenders(run_id, kind);
     """,
+    4: """
+    ALTER TABLE cases ADD COLUMN new_key TEXT;   -- conflicts: the new id their records land on now
+    ALTER TABLE cases ADD COLUMN moot TEXT;      -- why a derived case no longer applies (NULL: it does)
+    CREATE INDEX cases_new_key ON cases(new_key);
+    INSERT OR REPLACE INTO meta(key, value) SELECT 'derive_cases', '1' WHERE EXISTS (SELECT 1 FROM cases);
+    """,
 }
 
 #: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
@@ -273,11 +282,9 @@ class Workspace:
                 for statement in _MIGRATIONS[step].split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                if step == 2:
-                    # A plan made before cases were stored: derive its cases now.
-                    from ..resolve.cases import materialize_cases
-
-                    materialize_cases(conn)
+                if step == 2 and conn.execute("SELECT 1 FROM plans WHERE state = 'complete'").fetchone():
+                    # A plan made before cases were stored: the domain derives its cases on next use.
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('derive_cases', '1')")
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(step),)
                 )

@@ -164,3 +164,19 @@ def test_a_new_id_with_an_invisible_character_is_refused_by_the_cli(planned):
     doc = json.loads((planned.tmp / "km.json").read_text())
     assert built.returncode == 0
     assert not any("\u200b" in (e["new_id"] or "") for e in doc["entries"].values())
+
+
+def test_a_split_makes_the_conflict_between_its_members_moot(planned):
+    """Regression: after `split`, the conflict between the members' items still said "2 records on
+    one new key", stayed open and blocked restore."""
+    cases = _cases(planned)
+    conflict = next(c for c in cases if c["kind"] == "conflict" and len(c["members"]) >= 2)
+    raws = {m["raw"] for m in conflict["members"]}
+    group = next(c for c in cases if c["kind"] == "ambiguous" and raws <= {m["raw"] for m in c["members"]})
+    maps = [f"--map={m['raw_escaped']}=SHOP-{i}" for i, m in enumerate(group["members"])]
+    planned.run("resolve", "decide", group["id"], "split", *maps, "--reason", "different shops", "--json").json()
+    after = {c["id"]: c for c in _cases(planned)}
+    assert after[conflict["id"]]["status"] == "moot" and "different new keys" in after[conflict["id"]]["moot"]
+    assert conflict["id"] not in {c["id"] for c in _cases(planned, "--open")}
+    listed = planned.run("resolve", "list", "--kind", "conflict")
+    assert "moot" in listed.stdout
