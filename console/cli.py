@@ -126,6 +126,8 @@ def _print_plan_summary(s: dict[str, Any]) -> None:
     for status in ("unchanged", "fixed", "ambiguous", "orphaned", "invalid"):
         table.add_row(status, f"{s['identifiers'][status]:,}", f"{s['records_by_status'][status]:,}")
     table.add_row("total", f"{s['identifiers']['total']:,}", f"{s['records']:,}")
+    if s["identifiers"].get("remapped"):
+        table.add_row("(remapped)", f"{s['identifiers']['remapped']:,}", f"{s.get('remapped_records', 0):,}")
     out.print(table)
     out.print(f"conflicts {s['conflicts']:,} (distinct canonical form + sort key shared by 2+ records)")
     out.print(f"suspicious {s['suspicious']:,} (mixed scripts or confusables: flagged, never changed)")
@@ -138,7 +140,9 @@ def _print_plan_summary(s: dict[str, Any]) -> None:
 
 # -- records -------------------------------------------------------------------------------------
 @cli.command()
-@click.option("--status", type=click.Choice(["unchanged", "fixed", "ambiguous", "orphaned", "invalid", "quarantined"]))
+@click.option("--status", type=click.Choice(["unchanged", "fixed", "ambiguous", "orphaned", "invalid", "quarantined",
+                                            "remapped"]),
+              help="One status; remapped: unchanged or fixed records whose new id comes from reference data.")
 @click.option("--identifier", "identifier", default=None,
               help="Only this raw identifier (escapes such as Acme\\u200b accepted).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)

@@ -23,7 +23,7 @@ from textual.worker import Worker, get_current_worker
 
 from keyshift.core.text.escape import unescape
 from keyshift.core.text.normalize import Normalizer
-from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, RecordRow, latest_plan, records_page
+from keyshift.core.plan.queries import RECORD_FILTERS, PlanRow, RecordRow, latest_plan, records_page
 
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
@@ -43,7 +43,7 @@ COLUMNS = (
     ("status", "status", 11),
     ("changes", "changes", 7),
 )
-_STATUS_KEYS = dict(zip("0123456", (_ALL, *RECORD_STATUSES)))
+_STATUS_KEYS = dict(zip("01234567", (_ALL, *RECORD_FILTERS)))
 _STATUS_GROUP = Binding.Group("status", compact=True)
 
 
@@ -114,7 +114,7 @@ class DumpBrowserScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="browser-filters"):
-            yield Select([("all records", _ALL), *((s, s) for s in RECORD_STATUSES)], value=_ALL,
+            yield Select([("all records", _ALL), *((s, s) for s in RECORD_FILTERS)], value=_ALL,
                          allow_blank=False, id="status-filter")
             yield Input(placeholder="search identifier (normalized; escapes like Acme\\u200b accepted)",
                         id="search")
@@ -273,6 +273,8 @@ class DumpBrowserScreen(Screen[None]):
             return int(summary.get("records", 0))
         if status == "quarantined":
             return int(summary.get("quarantined", 0))
+        if status == "remapped":
+            return summary.get("remapped_records")  # None for a plan made before it was counted
         return int(summary.get("records_by_status", {}).get(status, 0))
 
     def _label(self, count: int, total: int | None, search: str | None) -> Text:

@@ -251,8 +251,13 @@ class OverviewScreen(Screen[None]):
             identifiers = "—" if status == "quarantined" else f"{row['identifiers']:,}"
             name = Text(status, style=STATUS_STYLES.get(status, ""))
             table.add_row(name, identifiers, f"{row['records']:,}")
-        total_ids = sum(v["identifiers"] for k, v in counts.items() if k != "quarantined")
-        total_records = sum(v["records"] for v in counts.values())
+            if status == "fixed" and counts.get("remapped", {}).get("identifiers"):
+                # Not a status: unchanged/fixed identifiers upstream data gives another id.
+                remapped = counts["remapped"]
+                table.add_row(Text("  of which remapped", style=STATUS_STYLES["remapped"]),
+                              f"{remapped['identifiers']:,}", f"{remapped['records']:,}")
+        total_ids = sum(v["identifiers"] for k, v in counts.items() if k in RECORD_STATUSES and k != "quarantined")
+        total_records = sum(v["records"] for k, v in counts.items() if k in RECORD_STATUSES)
         table.add_row(Text("total", style="bold"), Text(f"{total_ids:,}", style="bold"),
                       Text(f"{total_records:,}", style="bold"))
         return table

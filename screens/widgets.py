@@ -30,6 +30,7 @@ MARKER_STYLE = "bold reverse magenta"
 STATUS_STYLES = {
     "unchanged": "green",
     "fixed": "cyan",
+    "remapped": "blue",
     "ambiguous": "yellow",
     "orphaned": "magenta",
     "invalid": "red",

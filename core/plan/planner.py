@@ -27,6 +27,7 @@ from ..text.escape import escape
 from ..kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
 from ..text.normalize import Normalizer
 from .extract import SAMPLE_CACHE, extract_batches, extract_in_child
+from .queries import REMAPPED
 from ..progress import run_to_completion
 from .reference import read_reference
 from ..spec import Spec
@@ -412,7 +413,8 @@ def _assign_statuses(conn: Any, has_reference: bool) -> None:
 
     Identifiers arrive with their local verdict (``invalid``, ``fixed`` or ``unchanged``, from
     their own canonical form). What needs the whole dump is applied here, in precedence order,
-    each step only touching identifiers no earlier step claimed.
+    each step only touching identifiers no earlier step claimed. ``unchanged`` and ``fixed`` say
+    what the *rules* did to the raw spelling, whatever id reference data then gives it.
     """
     # ambiguous: several raw forms share one canonical form.
     conn.execute("DROP TABLE IF EXISTS temp.shared")
@@ -447,10 +449,12 @@ def _assign_statuses(conn: Any, has_reference: bool) -> None:
         " (SELECT json_extract(ref_ids, '$[0]') FROM identifiers WHERE {open_}"
         " GROUP BY 1 HAVING count(DISTINCT canonical) > 1)".format(open_=open_)
     )
+    # The status stays what the rules did (unchanged / fixed); where the new id comes from upstream
+    # and differs from the canonical form, the reason says so and the summary counts it "remapped".
     conn.execute(
         "UPDATE identifiers SET new_id = json_extract(ref_ids, '$[0]'),"
-        " status = CASE WHEN json_extract(ref_ids, '$[0]') = raw THEN 'unchanged' ELSE 'fixed' END,"
-        " reason = CASE WHEN json_extract(ref_ids, '$[0]') = raw THEN ''"
+        " reason = CASE WHEN json_extract(ref_ids, '$[0]') = canonical"
+        " THEN CASE WHEN canonical = raw THEN '' ELSE 'normalized' END"
         " WHEN canonical = raw THEN 'new id from reference data'"
         " ELSE 'normalized; new id from reference data' END"
         f" WHERE {open_}"
@@ -466,6 +470,9 @@ def _summary(conn: Any, info: DumpInfo, progress: PlanProgress) -> dict[str, Any
     ):
         counts[status], record_counts[status] = n, items
     records = sum(record_counts.values())
+    # Not a status: unchanged or fixed identifiers whose new id upstream data gives, other than
+    # their canonical form (identifiers, records).
+    remapped = conn.execute(f"SELECT count(*), coalesce(sum(items), 0) FROM identifiers WHERE {REMAPPED}").fetchone()
     quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     progress.records, progress.quarantined = records, quarantined
     return {
@@ -478,8 +485,9 @@ def _summary(conn: Any, info: DumpInfo, progress: PlanProgress) -> dict[str, Any
         "records": records,
         "quarantined": quarantined,
         "reconciled": progress.lines == records + quarantined,
-        "identifiers": {"total": sum(counts.values()), **counts},
+        "identifiers": {"total": sum(counts.values()), **counts, "remapped": remapped[0]},
         "records_by_status": record_counts,
+        "remapped_records": remapped[1],
         "conflicts": conn.execute("SELECT count(*) FROM conflicts").fetchone()[0],
         "suspicious": conn.execute("SELECT count(*) FROM identifiers WHERE suspicious != '[]'").fetchone()[0],
         "expected_items": info.expected_items,

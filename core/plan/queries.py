@@ -17,6 +17,8 @@ __all__ = [
     "RecordRow",
     "IdentifierRow",
     "RECORD_STATUSES",
+    "RECORD_FILTERS",
+    "REMAPPED",
     "latest_plan",
     "records_page",
     "count_records",
@@ -27,6 +29,12 @@ __all__ = [
 
 #: Statuses a record can be filtered by: the identifier statuses plus ``quarantined``.
 RECORD_STATUSES = ("unchanged", "fixed", "ambiguous", "orphaned", "invalid", "quarantined")
+#: What ``records --status`` and the browser filter take: the statuses, plus ``remapped`` (not a
+#: status: ``unchanged`` or ``fixed`` records whose new id reference data gives, other than their
+#: canonical form).
+RECORD_FILTERS = (*RECORD_STATUSES, "remapped")
+#: SQL on ``identifiers`` (alias-free) for remapped identifiers.
+REMAPPED = "status IN ('fixed', 'unchanged') AND new_id IS NOT canonical"
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,9 @@ _QUARANTINE_SQL = (
 
 def _where(status: str | None, identifier: str | None, search: str | None) -> tuple[str, list[Any]]:
     clauses, args = [], []
-    if status:
+    if status == "remapped":
+        clauses.append("i.status IN ('fixed', 'unchanged') AND i.new_id IS NOT i.canonical")
+    elif status:
         clauses.append("i.status = ?")
         args.append(status)
     if identifier is not None:
@@ -171,6 +181,8 @@ def _record_sql(conn: Any, search: str | None, status: str | None) -> str:
 
 
 def _status_records(conn: Any, status: str) -> int:
+    if status == "remapped":
+        return conn.execute(f"SELECT coalesce(sum(items), 0) FROM identifiers WHERE {REMAPPED}").fetchone()[0]
     return conn.execute(
         "SELECT coalesce(sum(items), 0) FROM identifiers WHERE status = ?", (status,)
     ).fetchone()[0]
@@ -247,7 +259,8 @@ def count_records(ws: Workspace, *, status: str | None = None, search: str | Non
 
 
 def status_counts(ws: Workspace) -> dict[str, dict[str, int]]:
-    """Per status: how many identifiers and how many records (quarantined: records only)."""
+    """Per status: how many identifiers and how many records (quarantined: records only), plus
+    ``remapped`` (a subset of unchanged and fixed, see :data:`RECORD_FILTERS`)."""
     conn = ws.connect()
     out = {s: {"identifiers": 0, "records": 0} for s in RECORD_STATUSES}
     # Each identifier knows how many records it has: no scan of the records table.
@@ -256,6 +269,8 @@ def status_counts(ws: Workspace) -> dict[str, dict[str, int]]:
     ):
         out.setdefault(status, {"identifiers": 0, "records": 0}).update(identifiers=n, records=items)
     out["quarantined"]["records"] = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    n, items = conn.execute(f"SELECT count(*), coalesce(sum(items), 0) FROM identifiers WHERE {REMAPPED}").fetchone()
+    out["remapped"] = {"identifiers": n, "records": items}
     return out
 
 

@@ -82,7 +82,8 @@ def test_summary_counts_and_reconciles(planned):
     assert s["quarantined"] == len(BAD)
     assert s["lines"] == s["records"] + s["quarantined"] and s["reconciled"]
     ids = s["identifiers"]
-    assert ids == {"total": 7, "unchanged": 2, "fixed": 1, "ambiguous": 2, "orphaned": 0, "invalid": 2}
+    assert ids == {"total": 7, "unchanged": 2, "fixed": 1, "ambiguous": 2, "orphaned": 0, "invalid": 2,
+                   "remapped": 0}
     assert s["conflicts"] == 1
     assert s["suspicious"] == 1
 
@@ -164,8 +165,16 @@ def test_reference_data_orphans_and_ambiguity(tmp_path):
     spec = parse_spec(SPEC + f'[reference]\nuri = "{ref}"\n')
     ws = Workspace(tmp_path / "ws")
     s = plan_to_completion(ws, spec, dump).summary
-    assert s["identifiers"] == {"total": 4, "unchanged": 0, "fixed": 2, "ambiguous": 1, "orphaned": 1, "invalid": 0}
-    assert get_identifier(ws, "Carol").new_id == "C-2"
+    # Regression: with reference data every identifier was "fixed" (the new id always differs from
+    # the raw spelling). Statuses say what the rules did; "remapped" counts upstream's new ids.
+    assert s["identifiers"] == {"total": 4, "unchanged": 1, "fixed": 1, "ambiguous": 1, "orphaned": 1, "invalid": 0,
+                                "remapped": 2}
+    assert s["remapped_records"] == 2
+    carol, bob = get_identifier(ws, "Carol"), get_identifier(ws, "Bob\u00a0Smith")
+    assert (carol.status, carol.new_id, carol.reason) == ("unchanged", "C-2", "new id from reference data")
+    assert (bob.status, bob.new_id, bob.reason) == ("fixed", "C-1", "normalized; new id from reference data")
+    assert [r.raw for r in records_page(ws, status="remapped")] == ["Bob\u00a0Smith", "Carol"]
+    assert count_records(ws, status="remapped") == 2
     assert get_identifier(ws, "Frank").ref_ids == ["C-4", "C-5"]
     assert get_identifier(ws, "Zed").status == "orphaned"
     assert s["reference_problem_count"] == 1
@@ -275,7 +284,7 @@ def test_one_reference_id_for_two_canonical_forms_is_ambiguous(tmp_path):
                                             item("Bolt", "3")])
     ws = Workspace(tmp_path / "ws")
     s = plan_to_completion(ws, parse_spec(SPEC + f'[reference]\nuri = "{ref}"\n'), dump).summary
-    assert s["identifiers"]["ambiguous"] == 2 and s["identifiers"]["fixed"] == 1
+    assert s["identifiers"]["ambiguous"] == 2 and s["identifiers"]["unchanged"] == 1  # Bolt: the rules left it
     assert "C-1" in get_identifier(ws, "Acme Corp").reason
     (case,) = list_cases(ws, kind="ambiguous")
     assert {m.raw for m in case.members} == {"Acme Corp", "ACME Corporation"}
