@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Column, Table
 
-from keyshift.core.aws import AwsContext
+from botocore.exceptions import BotoCoreError, ClientError
+from keyshift.core.aws import AwsContext, aws_error_text
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.text.escape import escape, unescape
 
@@ -50,7 +51,8 @@ def _emit_json(doc: Any) -> None:
 def cli(ctx: click.Context, spec_path: Path, workspace_path: Path, endpoint_url: str | None,
         region: str | None, profile: str | None, operator: str | None, read_only: bool) -> None:
     """Change the primary key of a live DynamoDB table, step by step, with a person in the loop."""
-    ctx.obj = Context(
+    global _current
+    ctx.obj = _current = Context(
         spec_path=spec_path,
         workspace_path=workspace_path,
         read_only=read_only,
@@ -59,13 +61,23 @@ def cli(ctx: click.Context, spec_path: Path, workspace_path: Path, endpoint_url:
     )
 
 
+#: The invocation's context, for error messages that name the endpoint or the workspace.
+_current: Context | None = None
+
+
 def main() -> None:
-    """Entry point: run the CLI, turning operator-facing errors into exit 2 with a message."""
+    """Entry point: run the CLI; every failure an operator can meet ends in one line on stderr.
+
+    Operator-facing errors (a :class:`KeyshiftError`, an AWS error) exit 2 with their message;
+    anything else is a keyshift bug: its traceback goes to a crash file named in the one line,
+    never to the terminal.
+    """
     try:
         cli.main(standalone_mode=False)
     except KeyshiftError as exc:
-        err.print(f"[bold red]error:[/] {markup_escape(exc.message)}")
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.exit_code)
+    except (BotoCoreError, ClientError) as exc:
+        _fail(aws_error_text(exc, _current.aws.endpoint_label if _current is not None else None), 2)
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(130)
@@ -77,6 +89,30 @@ def main() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the traceback in a file
+        path = _crash_file(exc)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (traceback in {path}; please report it)", 2)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {markup_escape(' '.join(message.split()))}")
+    sys.exit(code)
+
+
+def _crash_file(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    directory = _current.workspace_path if _current is not None and _current.workspace_path.is_dir() else \
+        Path(tempfile.gettempdir())
+    path = directory / f"keyshift-crash-{stamp}.txt"
+    try:
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return "(could not be written)"
+    return str(path.resolve())
 
 
 # -- plan ----------------------------------------------------------------------------------------

@@ -15,11 +15,47 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-__all__ = ["AwsContext", "DEFAULT_REGION"]
+__all__ = ["AwsContext", "CONNECT_ATTEMPTS", "CONNECT_TIMEOUT_S", "DEFAULT_REGION", "aws_error_text",
+           "cap_connect_retries"]
 
 #: Used only when neither ``--region`` nor the environment/profile sets one.
 DEFAULT_REGION = "us-east-1"
+#: Attempts at *connecting* before a call fails (throttles and 5xx keep the full retry budget).
+CONNECT_ATTEMPTS = 3
+#: Seconds to wait for a TCP connection: with :data:`CONNECT_ATTEMPTS`, a dead or blackholed
+#: endpoint fails in about 12 s at worst, and a refused connection in about a second.
+CONNECT_TIMEOUT_S = 3.0
+
+
+def cap_connect_retries(caught_exception: BaseException | None = None, attempts: int = 0, **_: Any) -> None:
+    """``needs-retry`` hook: stop retrying a call that cannot even connect.
+
+    botocore's adaptive mode retries every transient error up to ``max_attempts`` (10) with
+    exponential backoff, which keeps throttled writes going but turns a wrong ``--endpoint-url``
+    into 8-21 s of silence. botocore calls every ``needs-retry`` handler and a handler's exception
+    ends the call, so raising the connection error after :data:`CONNECT_ATTEMPTS` attempts caps
+    only connection failures; throttling and server errors keep their retries.
+    """
+    if isinstance(caught_exception, (EndpointConnectionError, ConnectTimeoutError)) and attempts >= CONNECT_ATTEMPTS:
+        raise caught_exception
+
+
+def aws_error_text(exc: BaseException, endpoint: str | None = None) -> str:
+    """One line an operator can act on for a botocore error: what failed, where, why."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        op = getattr(exc, "operation_name", "?")
+        where = f" at {endpoint}" if endpoint else ""
+        return f"AWS refused {op}{where}: {err.get('Code', '?')}: {err.get('Message', '') or exc}"
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        url = exc.kwargs.get("endpoint_url") or endpoint or "the AWS endpoint"
+        return (f"cannot connect to {url} after {CONNECT_ATTEMPTS} attempts ({exc}); check --endpoint-url,"
+                " AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, BotoCoreError):
+        return f"AWS call failed{f' at {endpoint}' if endpoint else ''}: {exc}"
+    return str(exc)
 
 
 @dataclass
@@ -56,6 +92,7 @@ class AwsContext:
         """The botocore config every client shares: adaptive retries, a connection pool."""
         return Config(
             retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            connect_timeout=CONNECT_TIMEOUT_S,
             max_pool_connections=self.max_pool_connections,
             # Streams calls need this with in-process moto; harmless against AWS.
             account_id_endpoint_mode="disabled",
@@ -88,10 +125,16 @@ class AwsContext:
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self.session.client(service, **kwargs)
+                client.meta.events.register("needs-retry", cap_connect_retries)
                 for event, handler in self.hooks:
                     client.meta.events.register(event, handler)
                 self._clients[key] = client
             return client
+
+    @property
+    def endpoint_label(self) -> str:
+        """Where calls go, for error messages: the explicit endpoint, else the region's AWS endpoint."""
+        return self.endpoint_url or f"AWS ({self.region_name})"
 
     def describe(self) -> dict[str, Any]:
         """Where clients point, for status lines and ``--json`` output."""

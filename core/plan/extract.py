@@ -154,8 +154,11 @@ def _child_main() -> None:
             import boto3
             from botocore.config import Config
 
-            s3 = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10}),
-                              **args["s3"])
+            from ..aws import CONNECT_TIMEOUT_S, cap_connect_retries
+
+            s3 = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 10},
+                                                  connect_timeout=CONNECT_TIMEOUT_S), **args["s3"])
+            s3.meta.events.register("needs-retry", cap_connect_retries)
         ext = extract_batches(args["uri"], args["fmt"], s3=s3,
                               allow_manifest_mismatch=args["allow_manifest_mismatch"],
                               partition_key=args["pk"], sort_key=args["sk"], files=args["files"])
