@@ -242,7 +242,7 @@ class KeyshiftApp(App[None]):
 
     def _close_thread_connection(self) -> None:
         """Close the finishing worker thread's SQLite connection (one per thread, never shared)."""
-        workspace = vars(self.context).get("workspace")  # only if the cached property was resolved
+        workspace = self.context.opened_workspace  # never opens one just to close it
         if workspace is not None:
             workspace.close()
 
@@ -379,7 +379,7 @@ class KeyshiftApp(App[None]):
         Only once a screen has opened the workspace (polling never creates one), and never two
         polls at once.
         """
-        workspace = vars(self.context).get("workspace")
+        workspace = self.context.opened_workspace
         if workspace is None or (self._poll_worker is not None and not self._poll_worker.is_finished):
             return
 

@@ -133,7 +133,8 @@ def plan(obj: Context, dump_uri: str, fmt: str, allow_manifest_mismatch: bool, w
     from keyshift.core.plan.planner import run_plan
 
     obj.require_writable("plan")
-    spec, ws = obj.spec, obj.workspace
+    spec = obj.spec  # a missing spec is said before any workspace is created
+    ws = obj.create_workspace()
     s3 = obj.s3() if dump_uri.startswith("s3://") or (spec.reference and spec.reference.uri.startswith("s3://")) else None
     gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=s3, operator=obj.operator,
                    allow_manifest_mismatch=allow_manifest_mismatch,

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from keyshift.core.aws import AwsContext
-from keyshift.core.errors import WorkspaceError
+from keyshift.core.errors import WorkspaceError, WorkspaceMissing
 from keyshift.core.spec import Spec, load_spec
-from keyshift.core.store.workspace import Workspace
+from keyshift.core.store.workspace import DB_NAME, Workspace
 
 __all__ = ["Context", "default_operator"]
 
@@ -44,10 +44,37 @@ class Context:
         """The migration spec (raises SpecError naming the bad key)."""
         return load_spec(self.spec_path)
 
-    @cached_property
+    _workspace: Workspace | None = field(default=None, init=False, repr=False)
+
+    @property
     def workspace(self) -> Workspace:
-        """The workspace; created on first write unless read-only."""
-        return Workspace(self.workspace_path, read_only=self.read_only)
+        """The existing workspace; :class:`WorkspaceMissing` naming it (and the spec, when that is
+        missing too) when there is none. Only planning creates one (:meth:`create_workspace`)."""
+        if self._workspace is None:
+            if not (self.workspace_path / DB_NAME).exists():
+                raise WorkspaceMissing(self._missing_message())
+            self._workspace = Workspace(self.workspace_path, read_only=self.read_only, create=False)
+        return self._workspace
+
+    @property
+    def opened_workspace(self) -> Workspace | None:
+        """The workspace if this invocation has opened it already (never opens or creates one)."""
+        return self._workspace
+
+    def create_workspace(self) -> Workspace:
+        """The workspace, created when missing: what ``plan`` (and the demo) do, and nothing else."""
+        if self._workspace is None:
+            if self.read_only:
+                return self.workspace  # audit mode creates nothing
+            self._workspace = Workspace(self.workspace_path, create=True)
+        return self._workspace
+
+    def _missing_message(self) -> str:
+        where = f"no workspace at {self.workspace_path.absolute()}"
+        if not self.spec_path.exists():
+            return (f"not a migration directory: {where} and no spec at {self.spec_path.absolute()}; write a spec and run"
+                    " `keyshift plan --dump …` here, or pass --spec and --workspace")
+        return f"{where}: plan a dump first (`keyshift plan --dump …`, or p in the console), or pass --workspace"
 
     def require_writable(self, action: str) -> None:
         """Refuse ``action`` in read-only (audit) mode with a clear message."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .kernel.errors import KeyshiftError
 
-__all__ = ["KeyshiftError", "SpecError", "DumpError", "ManifestError", "WorkspaceError"]
+__all__ = ["KeyshiftError", "SpecError", "DumpError", "ManifestError", "WorkspaceError", "WorkspaceMissing"]
 
 
 class SpecError(KeyshiftError):
@@ -34,3 +34,9 @@ class WorkspaceError(KeyshiftError):
     """The workspace database is missing, locked, or from a newer keyshift."""
 
     title = "Workspace error"
+
+
+class WorkspaceMissing(WorkspaceError):
+    """There is no workspace where one is needed; the message names where it was looked for."""
+
+    title = "No workspace"

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from keyshift.core.resolve.cases import progress
-from keyshift.core.errors import KeyshiftError
+from keyshift.core.errors import KeyshiftError, WorkspaceMissing
 from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
 from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.migrate.stream.sync import HEARTBEAT_STALE_S, latest_stream_sync
@@ -138,7 +138,13 @@ class OverviewScreen(Screen[None]):
 
         def load() -> None:
             try:
-                ws = context.workspace
+                try:
+                    ws = context.workspace
+                except WorkspaceMissing:
+                    if context.read_only:
+                        raise  # audit mode cannot plan: say plainly that there is nothing to audit
+                    self.post_message(OverviewLoaded(None, None))  # the no-plan help says what to do
+                    return
                 plan = latest_plan(ws)
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
                 resolved = progress(ws) if counts is not None else None

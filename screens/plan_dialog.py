@@ -22,6 +22,7 @@ from textual.message_pump import MessagePump
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
+from keyshift.core.errors import WorkspaceMissing
 from keyshift.core.dumps.model import FORMATS
 from keyshift.core.text.escape import escape
 from keyshift.core.plan.planner import PlanCancelled, PlanProgress, PlanResult, run_plan
@@ -75,7 +76,8 @@ def drive_plan(context: Context, dump_uri: str, fmt: str, cancel: threading.Even
         if cancel.is_set():
             raise PlanCancelled("cancelled before it started")
         context.require_writable("plan")
-        spec, ws = context.spec, context.workspace
+        spec = context.spec  # a missing spec is said before any workspace is created
+        ws = context.create_workspace()
         reference_in_s3 = bool(spec.reference and spec.reference.uri.startswith("s3://"))
         needs_s3 = dump_uri.startswith("s3://") or reference_in_s3
         gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=context.s3() if needs_s3 else None,
@@ -136,7 +138,11 @@ class PlanDialog(ModalScreen[None]):
         context = self.keyshift.context
 
         def load() -> None:
-            self.post_message(CurrentPlan(latest_plan(context.workspace)))
+            try:
+                current = latest_plan(context.workspace)
+            except WorkspaceMissing:
+                current = None  # planning here creates it
+            self.post_message(CurrentPlan(current))
 
         self.keyshift.run_blocking(load, group="plan-dialog", description="read the latest plan")
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import WorkspaceError
+from ..errors import WorkspaceError, WorkspaceMissing
 
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "utcnow"]
 
@@ -206,7 +206,7 @@ class Workspace:
         self._local = threading.local()
         if not self.db_path.exists():
             if read_only or not create:
-                raise WorkspaceError(
+                raise WorkspaceMissing(
                     f"no workspace at {self.path} (run `keyshift plan` or `keyshift demo` first)"
                 )
             self.path.mkdir(parents=True, exist_ok=True)

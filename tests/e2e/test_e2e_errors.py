@@ -40,3 +40,21 @@ def test_a_dead_endpoint_fails_fast_in_one_line(planned, args):
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "127.0.0.1:1" in r.message
     assert elapsed < 15, f"{args[0]} took {elapsed:.1f} s to give up"
+
+
+@pytest.mark.parametrize("args", [
+    ("records",), ("resolve", "list"), ("audit",), ("keymap", "build"), ("verify",), ("restore",),
+    ("stream-sync",), ("restore-control", "--pause"), ("resolve", "export", "out.json"),
+    ("plan", "--dump", "nowhere.json"),
+])
+def test_commands_outside_a_migration_say_so_and_create_nothing(aws_env, tmp_path, run_cli, args):
+    """Regression: records, resolve list, audit and keymap build exited 0 and created ./.keyshift/."""
+    r = run_cli(list(args), aws_env, tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    if args[0] == "plan":
+        assert "spec file not found" in r.message and "keyshift.toml" in r.message
+    else:
+        assert "not a migration directory" in r.message
+        assert str(tmp_path / ".keyshift") in r.message and str(tmp_path / "keyshift.toml") in r.message
+    assert not (tmp_path / ".keyshift").exists()

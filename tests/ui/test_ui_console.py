@@ -73,7 +73,7 @@ async def test_read_only_without_a_workspace_shows_the_error(tmp_path):
     app = make(Fixture(tmp_path).context(read_only=True))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert isinstance(app.screen, ErrorModal) and app.screen.error_title == "Workspace error"
+        assert isinstance(app.screen, ErrorModal) and app.screen.error_title == "No workspace"
         await pilot.press("escape")
         await pilot.pause()
         assert "Cannot read the workspace: no workspace at" in shown(app.screen, "#plan-state")
