@@ -76,7 +76,7 @@ async def test_read_only_without_a_workspace_shows_the_error(tmp_path):
         assert isinstance(app.screen, ErrorModal) and app.screen.error_title == "No workspace"
         await pilot.press("escape")
         await pilot.pause()
-        assert "Cannot read the workspace: no workspace at" in shown(app.screen, "#plan-state")
+        assert "Cannot read the workspace: not a migration directory: no workspace at" in shown(app.screen, "#plan-state")
 
 
 # -- dump browser -------------------------------------------------------------------------------
