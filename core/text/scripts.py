@@ -7,8 +7,8 @@ prototypes (:mod:`.confusables`). The exact rules (also in docs/design.md, "Unic
 **mixed scripts: A, B (…)**. Only letters and combining marks (general category L or M) count;
 digits, punctuation, symbols and spaces never do, and neither does a letter or mark whose
 Script_Extensions is just Common or Inherited. Each counted character has a script *set*, its
-Script_Extensions (``ー`` is Hiragana or Katakana, U+0301 COMBINING ACUTE ACCENT is used with Latin,
-Greek, Cyrillic…). The text is *not* mixed when one script is in every set (UTS #39 "single
+Script_Extensions (``ー`` is Hiragana or Katakana; U+0301 COMBINING ACUTE ACCENT is used with
+Latin, Greek, Cyrillic…). The text is *not* mixed when one script is in every set (UTS #39 "single
 script"), nor when one of UTS #39's "highly restrictive" covers meets every set: Latin + Han +
 Hiragana + Katakana (Japanese), Latin + Han + Bopomofo (Chinese), Latin + Han + Hangul (Korean).
 Otherwise it is mixed. The flag names the scripts (Latin first, then in order of appearance) and
@@ -185,7 +185,11 @@ def letter_scripts(text: str) -> dict[str, list[int]]:
     several: list[tuple[int, frozenset[str]]] = []
     for i, (mask, _, _, _, scx, only) in enumerate(_facts_of(text)):
         if only is not None:
-            found.setdefault(only, []).append(i)
+            positions = found.get(only)
+            if positions is None:
+                found[only] = [i]
+            else:
+                positions.append(i)
         elif mask:
             several.append((i, scx))  # type: ignore[arg-type]
     if not several:
