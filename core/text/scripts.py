@@ -1,166 +1,233 @@
 """Scripts and look-alikes: the checks that *flag* an identifier for a human, never change it.
 
-Two checks (brief section 4, "never auto-fixed, only flagged"):
+Two flags (brief section 4, "never auto-fixed, only flagged"), both from Unicode's own data: the
+Script and Script_Extensions properties (:mod:`.script_property`) and the UTS #39 confusable
+prototypes (:mod:`.confusables`). The exact rules (also in docs/design.md, "Unicode data"):
 
-* **mixed scripts**: the letters come from more than one script (Latin and Cyrillic…). Digits,
-  punctuation, symbols, spaces and combining marks belong to no script and never count. The
-  combinations that UTS #39 calls *highly restrictive* are normal writing, not suspicious: Latin
-  with Han + Hiragana + Katakana (Japanese), Latin with Han + Bopomofo (Chinese), Latin with
-  Han + Hangul (Korean).
-* **confusable**: every letter is Latin or a known look-alike of a Latin letter, and at least one
-  look-alike is present, so the text *reads* as a Latin word: ``раураl`` (Cyrillic р а у р а and a
-  Latin l) reads as ``paypal``. ``Москва`` is not flagged: к and в have no Latin twin here.
+**mixed scripts: A, B (…)**. Only letters and combining marks (general category L or M) count;
+digits, punctuation, symbols and spaces never do, and neither does a letter or mark whose
+Script_Extensions is just Common or Inherited. Each counted character has a script *set*, its
+Script_Extensions (``ー`` is Hiragana or Katakana; U+0301 COMBINING ACUTE ACCENT is used with
+Latin, Greek, Cyrillic…). The text is *not* mixed when one script is in every set (UTS #39 "single
+script"), nor when one of UTS #39's "highly restrictive" covers meets every set: Latin + Han +
+Hiragana + Katakana (Japanese), Latin + Han + Bopomofo (Chinese), Latin + Han + Hangul (Korean).
+Otherwise it is mixed. The flag names the scripts (Latin first, then in order of appearance) and
+the first ``limit`` characters that are not of the first script. A character with several
+scripts is counted for the script of the character just before it if that is one of them (a
+mark goes with its base letter), else for the first of them that a single-script character of
+the text has, else for its own Script value, else the alphabetically first.
 
-A character's script comes from its ``unicodedata2`` name (``CYRILLIC SMALL LETTER ER`` →
-Cyrillic). Letters named for a style rather than a script (``MATHEMATICAL BOLD CAPITAL A``,
-``MODIFIER LETTER SMALL H``, ``KELVIN SIGN``…) take the script of their compatibility
-decomposition, or none.
+**confusable with Latin '…'**: the text reads as Latin letters, as a Latin word. On the NFD form,
+each non-ASCII letter (category L) is one of:
+
+* a *look-alike*: its UTS #39 prototype is made of ASCII letters only and it is not a Latin letter
+  below U+0180 (Cyrillic ``р`` → ``p``, Greek ``Α`` → ``A``, Cherokee ``Ꮯ`` → ``C``, Latin alpha
+  ``ɑ`` → ``a``); it reads as the ASCII letter(s) with that prototype
+  (:func:`.confusables.ascii_letters_for`);
+* a Latin, Common or Inherited letter that is not a look-alike (``ß``, ``ø``, ``æ``): itself;
+* anything else (Cyrillic ``к``, whose prototype is Latin ``ĸ``; Greek ``λ``; Han): the text does
+  not read as Latin, no flag.
+
+The text is flagged when no letter is of the last kind and at least one is a look-alike; the flag
+shows the reading (NFC). Non-letters (digits, spaces, punctuation, marks) stay as they are. So
+``раураl`` → ``paypal``, ``рау`` → ``pay`` (a whole-script look-alike), but ``Москва`` has no
+flag: ``к`` and ``в`` pass for no ASCII letter. Latin letters below U+0180 are never look-alikes
+(æ, þ, ı, ſ have ASCII prototypes, but they are ordinary letters of European orthographies); that
+is also what makes the fast path of :func:`suspicious` exact.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterable
+from itertools import chain
+from typing import NamedTuple
 
 import unicodedata2
 
+from .confusables import ascii_letters_for, prototype
 from .escape import escape
+from .script_property import COMMON, INHERITED, script, script_extensions
 from .unicode_chars import char_label
 
-__all__ = ["CONFUSABLES", "script_of", "letter_scripts", "skeleton", "suspicious"]
+__all__ = ["letter_scripts", "is_mixed", "latin_reading", "suspicious"]
 
-#: First name words that need the second word to name a distinct script.
-_TWO_WORD = frozenset(
-    {"OLD", "NEW", "TAI", "LINEAR", "INSCRIPTIONAL", "MEROITIC", "CAUCASIAN", "IMPERIAL",
-     "PSALTER", "MEETEI", "OL", "SYLOTI", "SORA", "KAYAH", "NAG", "PAU", "WARANG", "NYIAKENG",
-     "PAHAWH", "HANIFI", "MASARAM", "GUNJALA", "DIVES", "ZANABAZAR", "BASSA", "MENDE", "TOLONG",
-     "BERIA", "GURUNG", "KIRAT", "SMALL", "CANADIAN"}
+_LATIN = "Latin"
+_LATIN_SET = frozenset({_LATIN})
+
+#: UTS #39 "highly restrictive": script sets that are one writing system, not a mix.
+_COVERS = (
+    frozenset({_LATIN, "Han", "Hiragana", "Katakana"}),
+    frozenset({_LATIN, "Han", "Bopomofo"}),
+    frozenset({_LATIN, "Han", "Hangul"}),
 )
+_ALL_COVERS = (1 << len(_COVERS)) - 1
 
-#: First name words whose script has another usual name.
-_ALIASES = {
-    "CJK": "Han", "IDEOGRAPHIC": "Han", "CHINESE": "Han", "HENTAIGANA": "Hiragana",
-    "CANADIAN SYLLABICS": "Canadian Aboriginal", "NKO": "NKo", "PHAGS-PA": "Phags-pa",
-    "SMALL SEAL": "Han",
+_IGNORED = (frozenset({COMMON}), frozenset({INHERITED}))
+
+# What a character is for the Latin reading (see the module docstring), as bits: the kind of a
+# text (or of a character that decomposes) is the OR of its parts' kinds, and it reads as Latin
+# exactly when that OR is _LOOKALIKE.
+_ITSELF, _LOOKALIKE, _NOT_LATIN = 0, 1, 2
+
+# Script sets as bit masks (one bit per script, given on first sight), so that "one script is in
+# every set" is an AND of ints, and "a cover meets every set" another (``covers``: bit j set when
+# the set meets ``_COVERS[j]``). Python ints have no width limit; there are under 200 scripts.
+_script_bits: dict[str, int] = {}
+
+
+def _mask(scripts: frozenset[str]) -> int:
+    mask = 0
+    for name in scripts:
+        mask |= _script_bits.setdefault(name, 1 << len(_script_bits))
+    return mask
+
+
+class _Facts(NamedTuple):
+    """What the checks need to know about one character, computed once per process."""
+
+    mask: int  # its script set as bits; 0: does not count for mixed scripts
+    covers: int  # which of _COVERS meet its script set, as bits
+    kind: int  # for the Latin reading of its NFD: an OR of _LOOKALIKE and _NOT_LATIN
+    reading: str  # its NFD with each look-alike replaced by ASCII letters
+    scripts: frozenset[str] | None  # its script set, None when it does not count
+    only: str | None  # the one script of that set, if it has only one
+
+
+def _latin_letter() -> tuple[int, int]:
+    return _mask(_LATIN_SET), sum(1 << j for j, cover in enumerate(_COVERS) if _LATIN in cover)
+
+
+# Filled on first sight. Every check looks at the *distinct* characters of a text first
+# (``set(text)``), so a long identifier costs one dict lookup per character, not one property
+# lookup. A plan's identifiers use a few hundred distinct characters; the cap only bounds a
+# hostile input that walks the code space.
+_ASCII: dict[str, _Facts] = {
+    ch: _Facts(*_latin_letter(), _ITSELF, ch, _LATIN_SET, _LATIN) if ch.isalpha()
+    else _Facts(0, _ALL_COVERS, _ITSELF, ch, None, None)
+    for ch in map(chr, range(0x80))
 }
-
-#: First name words that name a style or a unit, not a script.
-_NOT_A_SCRIPT = frozenset(
-    {"MATHEMATICAL", "DOUBLE-STRUCK", "SCRIPT", "BLACK-LETTER", "SUPERSCRIPT", "SUBSCRIPT",
-     "TURNED", "MODIFIER", "FEMININE", "MASCULINE", "ANGSTROM", "KELVIN", "OHM", "MICRO",
-     "PLANCK", "EULER", "INFORMATION", "ROMAN", "ALEF", "BET", "GIMEL", "DALET", "CARON",
-     "VERTICAL", "KATAKANA-HIRAGANA", "VEDIC", "MASU", "ESTIMATED"}
-)
+_facts: dict[str, _Facts] = dict(_ASCII)
+_FACTS_CAP = 50_000
 
 
-@lru_cache(maxsize=8192)
-def script_of(ch: str) -> str | None:
-    """The script of a *letter* (``"Latin"``, ``"Cyrillic"``…); ``None`` for anything else."""
-    if not unicodedata2.category(ch).startswith("L"):
-        return None
-    words = unicodedata2.name(ch, "").split()
-    if words and words[0] in ("FULLWIDTH", "HALFWIDTH"):
-        words = words[1:]
-    if not words:
-        return None
-    key = words[0]
-    if key in _NOT_A_SCRIPT:
-        decomposed = unicodedata2.normalize("NFKD", ch)
-        if decomposed == ch:
-            return None
-        return next((s for s in map(script_of, decomposed) if s), None)
-    if key in _TWO_WORD and len(words) > 1:
-        key = f"{key} {words[1]}"
-    if key in _ALIASES:
-        return _ALIASES[key]
-    return key.title()
+def _letter_kind(ch: str) -> tuple[int, str]:
+    """Kind and reading of one character of an NFD text (see the module docstring)."""
+    if ch < "\x80" or unicodedata2.category(ch)[0] != "L":
+        return _ITSELF, ch
+    proto = unicodedata2.normalize("NFD", prototype(ch))
+    sc = script(ch)
+    ascii_reading = ascii_letters_for(proto, upper=ch.isupper()) if proto.isascii() else None
+    if ascii_reading is not None and not (sc == _LATIN and ch < "\u0180"):
+        return _LOOKALIKE, ascii_reading
+    if sc in (_LATIN, COMMON, INHERITED):
+        return _ITSELF, ch
+    return _NOT_LATIN, ch
+
+
+def _compute(ch: str) -> _Facts:
+    scx: frozenset[str] | None = None
+    if unicodedata2.category(ch)[0] in "LM":
+        scx = script_extensions(ch)
+        if scx in _IGNORED:
+            scx = None
+    if scx is None:
+        mask, covers, only = 0, _ALL_COVERS, None
+    else:
+        mask = _mask(scx)
+        covers = sum(1 << j for j, cover in enumerate(_COVERS) if scx & cover)
+        only = next(iter(scx)) if len(scx) == 1 else None
+    # The reading is decided on the NFD parts (``ё`` is ``е`` + U+0308, and ``е`` passes for
+    # ``e``); joining the parts' readings and composing (NFC) at the end equals reading the NFD
+    # of the whole text, because only base letters (combining class 0) are ever replaced.
+    kind, reading = _ITSELF, []
+    for part in unicodedata2.normalize("NFD", ch):
+        part_kind, part_reading = _letter_kind(part)
+        kind |= part_kind
+        reading.append(part_reading)
+    facts = _Facts(mask, covers, kind, "".join(reading), scx, only)
+    if len(_facts) >= _FACTS_CAP:
+        _facts.clear()
+        _facts.update(_ASCII)
+    _facts[ch] = facts
+    return facts
+
+
+def _facts_of(chars: Iterable[str]) -> list[_Facts]:
+    facts = _facts
+    return [facts.get(ch) or _compute(ch) for ch in chars]
+
+
+def _summary(text: str) -> tuple[bool, int]:
+    """``(mixed, kind)`` of ``text`` from its distinct characters (the two rules' inputs)."""
+    facts = _facts
+    common, covered, kind = -1, _ALL_COVERS, _ITSELF
+    for ch in set(text):
+        mask, covers, char_kind, _, _, _ = facts.get(ch) or _compute(ch)
+        if mask:
+            common &= mask
+            covered &= covers
+        kind |= char_kind
+    # common == -1: nothing counted; a non-zero AND: one script in every set (single script).
+    return common == 0 and covered == 0, kind
+
+
+def is_mixed(text: str) -> bool:
+    """True if ``text`` mixes scripts in a way UTS #39 "highly restrictive" does not allow."""
+    return _summary(text)[0]
 
 
 def letter_scripts(text: str) -> dict[str, list[int]]:
-    """Script → positions of its letters in ``text``, in order of first appearance."""
-    found: dict[str, list[int]] = {}
-    for i, ch in enumerate(text):
-        if ch.isascii():
-            if ch.isalpha():
-                found.setdefault("Latin", []).append(i)
-            continue
-        script = script_of(ch)
-        if script is not None:
-            found.setdefault(script, []).append(i)
-    return found
+    """Script → positions of the letters and marks counted for it, in order of first appearance.
 
-
-#: Script sets that are one writing system (UTS #39 "highly restrictive"), not a mix.
-_ALLOWED_MIXES = (
-    frozenset({"Latin", "Han", "Hiragana", "Katakana"}),
-    frozenset({"Latin", "Han", "Bopomofo"}),
-    frozenset({"Latin", "Han", "Hangul"}),
-)
-
-
-def _table() -> dict[str, str]:
-    pairs = {
-        # Cyrillic
-        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i",
-        "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ү": "y", "ӏ": "l", "ѵ": "v", "ҽ": "e",
-        "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
-        "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W", "Ү": "Y",
-        "Ӏ": "I", "Ѵ": "V", "Ԍ": "G",
-        # Greek
-        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
-        "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "Ϲ": "C", "Ϳ": "J", "Ϝ": "F",
-        "α": "a", "γ": "y", "ι": "i", "ν": "v", "ο": "o", "ρ": "p", "σ": "o", "υ": "u", "ϲ": "c",
-        "ϳ": "j",
-        # Armenian
-        "ս": "u", "օ": "o", "հ": "h", "ո": "n", "զ": "q", "ց": "g", "Ս": "U", "Տ": "S", "Օ": "O",
-        # Cherokee (capital letters; their small forms are added below)
-        "Ꭰ": "D", "Ꭱ": "R", "Ꭲ": "T", "Ꭵ": "i", "Ꭹ": "Y", "Ꭺ": "A", "Ꭻ": "J", "Ꭼ": "E", "Ꮃ": "W",
-        "Ꮇ": "M", "Ꮋ": "H", "Ꮍ": "Y", "Ꮐ": "G", "Ꮒ": "h", "Ꮓ": "Z", "Ꮟ": "b", "Ꮢ": "R", "Ꮤ": "W",
-        "Ꮥ": "S", "Ꮩ": "V", "Ꮪ": "S", "Ꮮ": "L", "Ꮯ": "C", "Ꮲ": "P", "Ꮶ": "K", "Ꮷ": "d", "Ᏻ": "G",
-        "Ᏼ": "B",
-        # Lisu
-        "ꓐ": "B", "ꓑ": "P", "ꓓ": "D", "ꓔ": "T", "ꓖ": "G", "ꓗ": "K", "ꓙ": "J", "ꓚ": "C", "ꓜ": "Z",
-        "ꓝ": "F", "ꓟ": "M", "ꓠ": "N", "ꓡ": "L",
-        # Latin letters that pass for basic Latin ones
-        "ɑ": "a", "ɡ": "g", "ɩ": "i", "ɪ": "i", "ǀ": "l", "ᴄ": "c", "ᴏ": "o", "ᴜ": "u", "ᴠ": "v",
-        "ᴡ": "w", "ᴢ": "z",
-    }
-    for ch, latin in list(pairs.items()):
-        if "\u13a0" <= ch <= "\u13f5":  # Cherokee small letters look like small capitals
-            small = ch.lower()
-            if small != ch:
-                pairs[small] = latin.lower()
-    return pairs
-
-
-#: Look-alike letter → the basic Latin letter it passes for.
-CONFUSABLES: dict[str, str] = _table()
-
-
-def skeleton(text: str) -> str | None:
-    """The Latin text ``text`` passes for, or ``None`` if it does not pass for Latin at all.
-
-    ``None`` unless every letter is Latin or a look-alike in :data:`CONFUSABLES` and at least one
-    look-alike is present. Non-letters (digits, punctuation, marks, spaces) are kept as they are.
+    Characters with several possible scripts are counted as the module docstring says.
     """
-    out: list[str] = []
-    lookalike = False
-    for ch in text:
-        latin = CONFUSABLES.get(ch)
-        if latin is not None:
-            lookalike = True
-            out.append(latin)
-        elif ch.isascii() or script_of(ch) in (None, "Latin"):
-            out.append(ch)
+    found: dict[str, list[int]] = {}
+    several: list[tuple[int, frozenset[str]]] = []
+    for i, (mask, _, _, _, scx, only) in enumerate(_facts_of(text)):
+        if only is not None:
+            positions = found.get(only)
+            if positions is None:
+                found[only] = [i]
+            else:
+                positions.append(i)
+        elif mask:
+            several.append((i, scx))  # type: ignore[arg-type]
+    if not several:
+        return found
+    definite = sorted(found, key=lambda s: found[s][0])  # single-script scripts, by appearance
+    named: dict[int, str] = {i: s for s, positions in found.items() for i in positions}
+    for i, scx in several:  # in text order, so a run of marks follows its base letter
+        before, own = named.get(i - 1), script(text[i])
+        if before in scx:
+            name = before
         else:
-            return None
-    return "".join(out) if lookalike else None
+            name = next((s for s in definite if s in scx), own if own in scx else min(scx))
+        named[i] = name
+        found.setdefault(name, []).append(i)
+    for positions in found.values():
+        positions.sort()
+    return dict(sorted(found.items(), key=lambda item: item[1][0]))
 
 
-def _is_mixed(scripts: dict[str, list[int]]) -> bool:
-    if len(scripts) < 2:
-        return False
-    names = set(scripts)
-    return not any(names <= allowed for allowed in _ALLOWED_MIXES)
+def _reading(text: str) -> str:
+    return unicodedata2.normalize("NFC", "".join([f[3] for f in _facts_of(text)]))
+
+
+def latin_reading(text: str) -> str | None:
+    """The Latin text ``text`` reads as, or ``None`` if it does not pass for Latin (module docs)."""
+    if text.isascii() or _summary(text)[1] != _LOOKALIKE:
+        return None
+    return _reading(text)
+
+
+def _mixed_flag(text: str, limit: int) -> str:
+    scripts = letter_scripts(text)
+    order = sorted(scripts, key=lambda s: (s != _LATIN, scripts[s][0]))
+    others = sorted(chain.from_iterable(scripts[s] for s in order[1:]))
+    named = [f"{char_label(text[i])} at {i}" for i in others[:limit]]
+    if len(others) > limit:
+        named.append("…")
+    return f"mixed scripts: {', '.join(order)} ({', '.join(named)})"
 
 
 def suspicious(text: str, *, limit: int = 3) -> tuple[str, ...]:
@@ -169,19 +236,14 @@ def suspicious(text: str, *, limit: int = 3) -> tuple[str, ...]:
     ``limit`` caps how many characters a flag names before it ends with ``…``.
     """
     if not text or max(text) < "\u0180":
-        # Basic Latin, Latin-1 and Latin Extended-A hold letters of one script only and none of
-        # the look-alikes: nothing to flag (the common case, decided without a per-letter walk).
+        # Below U+0180 every letter is Latin (or Common: µ) and none is a look-alike, so neither
+        # flag can apply (a unit test checks this against the data): the common case, decided
+        # without a per-character walk.
         return ()
-    flags: list[str] = []
-    scripts = letter_scripts(text)
-    if _is_mixed(scripts):
-        order = sorted(scripts, key=lambda s: (s != "Latin", scripts[s][0]))
-        others = sorted(i for s in order[1:] for i in scripts[s])
-        named = [f"{char_label(text[i])} at {i}" for i in others[:limit]]
-        if len(others) > limit:
-            named.append("…")
-        flags.append(f"mixed scripts: {', '.join(order)} ({', '.join(named)})")
-    latin = skeleton(text)
-    if latin is not None:
-        flags.append(f"confusable with Latin '{escape(latin)}'")
+    mixed, kind = _summary(text)
+    if not mixed and kind != _LOOKALIKE:
+        return ()
+    flags = [_mixed_flag(text, limit)] if mixed else []
+    if kind == _LOOKALIKE:
+        flags.append(f"confusable with Latin '{escape(_reading(text))}'")
     return tuple(flags)
