@@ -1,7 +1,7 @@
 """The Unicode data files shipped in ``data/``: reading them, and checking their Unicode version.
 
 ``data/scripts.txt`` (Script, Script_Extensions) and ``data/confusables.txt`` (UTS #39
-prototypes) are derived from Unicode's files by ``tools/unicode_data.py``; each header names its
+prototypes) are derived from Unicode's files by ``core/text/data/regenerate.py``; each header names its
 sources and their version (``# Unicode-Version: 18.0.0``). Everything else in ``keyshift.core.text``
 takes its character properties from ``unicodedata2``, so the two must be of one Unicode version:
 a newer ``unicodedata2`` knows letters the files call Unknown, an older one the reverse. A skew is
@@ -69,7 +69,7 @@ def version_skew(data: DataFile, unicode_version: str = UNICODE_VERSION) -> str 
     return (
         f"keyshift's {data.name} is Unicode {data.version} but unicodedata2 is Unicode "
         f"{unicode_version}: script and look-alike flags may miss or mislabel characters of the "
-        "newer version; regenerate the data with tools/unicode_data.py (core/text/data/README.md)"
+        "newer version; regenerate the data with core/text/data/regenerate.py (core/text/data/README.md)"
     )
 
 

@@ -1,7 +1,7 @@
 """The shipped Unicode data (core/text/data/): its version, and that it agrees with unicodedata2.
 
 These tests are what makes a version skew loud: a new unicodedata2 (or a data file regenerated
-from other sources) fails here until ``tools/unicode_data.py`` is run again and its result checked.
+from other sources) fails here until ``core/text/data/regenerate.py`` is run again and its result checked.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_a_skew_is_reported() -> None:
     data = unicode_data.read_data_file("scripts.txt")
     message = unicode_data.version_skew(data, "99.0.0")
     assert message is not None and data.version in message and "99.0.0" in message
-    assert "tools/unicode_data.py" in message
+    assert "core/text/data/regenerate.py" in message
     with pytest.warns(unicode_data.UnicodeVersionSkew, match="unicodedata2 is Unicode 99.0.0"):
         unicode_data.load("scripts.txt", unicode_version="99.0.0")
     with warnings.catch_warnings():
@@ -84,13 +84,13 @@ def test_headers_name_sources_version_and_license(name: str) -> None:
     joined = "\n".join(header)
     assert "UNICODE LICENSE V3" in joined and "Unicode, Inc." in joined
     assert "Permission is hereby granted" in joined
-    assert "tools/unicode_data.py" in joined
+    assert "core/text/data/regenerate.py" in joined
     assert len(text.encode()) < 300_000  # ranges, not one line per code point
 
 
 def test_data_files_are_package_data() -> None:
     pyproject = (DATA_DIR.parents[2] / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"keyshift.core.text" = ["data/*"]' in pyproject
+    assert '"keyshift.core.text" = ["data/*.txt"]' in pyproject
 
 
 # -- Script and Script_Extensions agree with unicodedata2 -----------------------------------------

@@ -1,8 +1,8 @@
 """Time ``keyshift.core.text.scripts.suspicious()`` per call on three mixes of identifiers.
 
-    python tools/bench_suspicious.py                      # best of 9 rounds per mix
+    python bench/suspicious_bench.py                      # best of 9 rounds per mix
     git show 9ea14a3:core/text/scripts.py > /tmp/old_scripts.py
-    python tools/bench_suspicious.py --baseline /tmp/old_scripts.py   # both, side by side
+    python bench/suspicious_bench.py --baseline /tmp/old_scripts.py   # both, side by side
 
 Mixes (all canonical forms, since the planner calls ``suspicious`` on what ``Normalizer.explain``
 produced):
