@@ -1,0 +1,174 @@
+"""The workspace's schema: versioned, append-only migrations, and the indexes the plan rebuilds.
+
+``meta.schema_version`` says which steps a database has had. A step is SQL only (the store imports
+no domain code): a step that needs derived rows computed again sets ``meta.derive_cases`` and the
+domain derives them on next use (:mod:`keyshift.core.resolve.cases`). Never edit an old step;
+append a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION", "utcnow"]
+
+# Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
+# conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
+# (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new key
+# of a conflict and whether decisions made them moot. Later versions append to _MIGRATIONS; never
+# edit an old step. A step is SQL only: the store imports no domain code, so a step that needs
+# derived rows computed again sets ``meta.derive_cases`` and the domain derives them on next use
+# (keyshift.core.resolve.cases).
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY,
+        dump_uri TEXT NOT NULL,
+        format TEXT,
+        rules TEXT NOT NULL,             -- JSON list of rule names
+        spec TEXT NOT NULL,              -- JSON of the spec used
+        operator TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        state TEXT NOT NULL,             -- running | complete | cancelled | failed
+        summary TEXT                     -- JSON: the `plan --json` document
+    );
+    CREATE TABLE files (id INTEGER PRIMARY KEY, uri TEXT NOT NULL UNIQUE);
+    CREATE TABLE records (
+        seq INTEGER PRIMARY KEY,         -- order read, stable across re-plans of one dump
+        file_id INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        ident INTEGER NOT NULL,          -- identifiers.id: the raw identifier, stored once
+        sort_key TEXT,                   -- JSON of the sort key's wire value, NULL when none
+        size INTEGER NOT NULL            -- item size in bytes (DynamoDB's rules), or line size
+    );
+    CREATE TABLE quarantine (
+        seq INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        excerpt TEXT NOT NULL DEFAULT '',
+        raw TEXT                         -- the identifier, when the item got that far
+    );
+    CREATE TABLE identifiers (
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL UNIQUE,        -- the identifier as stored in the source table
+        escaped TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        new_id TEXT,                     -- NULL until decided when ambiguous/orphaned/invalid
+        status TEXT NOT NULL,            -- unchanged | fixed | ambiguous | orphaned | invalid
+        reason TEXT NOT NULL DEFAULT '',
+        items INTEGER NOT NULL,
+        changes TEXT NOT NULL DEFAULT '[]',     -- JSON list of Change.to_dict()
+        suspicious TEXT NOT NULL DEFAULT '[]',  -- JSON list of flags
+        ref_ids TEXT NOT NULL DEFAULT '[]'      -- JSON list of reference ids matched
+    );
+    CREATE TABLE samples (              -- one item per identifier: its first in dump order
+        ident INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        item TEXT NOT NULL
+    );
+    CREATE TABLE reference (canonical TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL);
+    CREATE TABLE conflicts (
+        canonical TEXT NOT NULL,
+        sort_key TEXT,
+        records INTEGER NOT NULL,
+        raws TEXT NOT NULL               -- JSON list of the raw identifiers involved
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+    2: """
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,          -- append-only: the newest row of a case is in force
+        case_id TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- ambiguous | orphaned | invalid | conflict | suspicious
+        action TEXT NOT NULL,            -- same | split | drop | map | keep | accept | undo
+        payload TEXT NOT NULL DEFAULT '{}',  -- JSON: {"id": ...} / {"map": {raw: id}} / {"raws": [...]}
+        reason TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX decisions_case ON decisions(case_id, id);
+    CREATE TABLE cases (                 -- derived from the plan when it completes
+        id TEXT PRIMARY KEY,             -- stable: a hash of what defines the case
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        candidates TEXT NOT NULL,        -- JSON list of candidate new ids
+        sort_key TEXT,                   -- conflicts: the shared sort key
+        ord INTEGER NOT NULL             -- display order within the plan
+    );
+    CREATE INDEX cases_kind ON cases(kind, ord);
+    CREATE TABLE case_members (case_id TEXT NOT NULL, ident INTEGER NOT NULL, PRIMARY KEY (case_id, ident));
+    CREATE INDEX case_members_ident ON case_members(ident);
+    CREATE TABLE keymaps (
+        version TEXT PRIMARY KEY,        -- content hash of the entries
+        built_at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        location TEXT,                   -- where the artifact was written, if anywhere
+        summary TEXT NOT NULL            -- JSON counts
+    );
+    """,
+    3: """
+    CREATE TABLE runs (                  -- restore, verify and import runs, resumable
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,              -- restore | verify | import
+        state TEXT NOT NULL,             -- running | paused | complete | failed | cancelled
+        operator TEXT NOT NULL,
+        keymap TEXT,                     -- keymap version used
+        params TEXT NOT NULL DEFAULT '{}',
+        summary TEXT,                    -- JSON: the command's --json document
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_kind ON runs(kind, id);
+    CREATE TABLE checkpoints (           -- how far one unit of a run got (a file, a scan segment)
+        run_id INTEGER NOT NULL,
+        unit TEXT NOT NULL,
+        position TEXT NOT NULL DEFAULT 'null',  -- JSON: lines done, LastEvaluatedKey…
+        done INTEGER NOT NULL DEFAULT 0,
+        counters TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (run_id, unit)
+    );
+    CREATE TABLE offenders (             -- verify: the keys of the first differences found
+        run_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,              -- missing | extra | different
+        key TEXT NOT NULL,               -- JSON wire-format key
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX offenders_run ON offenders(run_id, kind);
+    """,
+    4: """
+    ALTER TABLE cases ADD COLUMN new_key TEXT;   -- conflicts: the new id their records land on now
+    ALTER TABLE cases ADD COLUMN moot TEXT;      -- why a derived case no longer applies (NULL: it does)
+    CREATE INDEX cases_new_key ON cases(new_key);
+    INSERT OR REPLACE INTO meta(key, value) SELECT 'derive_cases', '1' WHERE EXISTS (SELECT 1 FROM cases);
+    """,
+}
+
+#: Indexes dropped while a plan bulk-loads records and rebuilt after (far faster than maintaining them).
+RECORD_INDEXES = {
+    "records_ident": "CREATE INDEX IF NOT EXISTS records_ident ON records(ident, sort_key)",
+}
+IDENTIFIER_INDEXES = {
+    "identifiers_canonical": "CREATE INDEX IF NOT EXISTS identifiers_canonical ON identifiers(canonical)",
+    "identifiers_status": "CREATE INDEX IF NOT EXISTS identifiers_status ON identifiers(status)",
+    "identifiers_new_id": "CREATE INDEX IF NOT EXISTS identifiers_new_id ON identifiers(new_id)",
+    "reference_canonical": "CREATE INDEX IF NOT EXISTS reference_canonical ON reference(canonical)",
+}
+
+
+
+#: The newest step; a workspace written by a newer keyshift is refused.
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def utcnow() -> str:
+    """Now, UTC, ISO 8601 with seconds: the one timestamp format in the workspace."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
