@@ -507,7 +507,7 @@ def _restore_bar(p: Any) -> tuple[str, float | None, float, str]:
 @click.pass_obj
 def restore_control(obj: Context, action: str | None, rate: float | None, workers: int | None) -> None:
     """Steer a running restore (it polls this workspace's control file every second)."""
-    from keyshift.core.migrate.restore import RestoreControl, read_control, write_control
+    from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
 
     obj.require_writable("restore-control")
     current = read_control(obj.workspace) or RestoreControl()

@@ -39,15 +39,13 @@ from keyshift.core.resolve.keymap_build import UnresolvedError, build_keymap
 from keyshift.core.plan.queries import PlanRow, latest_plan
 from keyshift.core.migrate.restore import (
     RestoreCancelled,
-    RestoreControl,
     RestoreError,
     RestoreProgress,
     latest_restore,
     plan_to_restore_args,
-    read_control,
     run_restore,
-    write_control,
 )
+from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
 from keyshift.core.migrate.stream.source import restore_preflight
 from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
 

@@ -29,8 +29,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
@@ -41,12 +40,13 @@ from ..spec import Spec
 from ..kernel.keymap import Keymap
 from ..kernel.transform import KeyNames, Put, transform
 from ..store.workspace import Workspace, utcnow
+from .restore_control import CONTROL_FILE, RestoreControl, read_control, write_control
+from .throttle import RateLimiter
 
-__all__ = ["RestoreError", "RestoreCancelled", "RestoreProgress", "RestoreControl", "run_restore",
-           "write_control", "read_control", "CONTROL_FILE", "latest_restore", "plan_to_restore_args"]
+__all__ = ["RestoreError", "RestoreCancelled", "RestoreProgress", "run_restore", "latest_restore",
+           "plan_to_restore_args"]
 
 BATCH_SIZE = MAX_BATCH  # DynamoDB's BatchWriteItem limit (moto accepts 26: keep our own)
-CONTROL_FILE = "restore.control.json"
 _MAX_WORKERS = 64
 
 
@@ -91,89 +91,8 @@ class RestoreProgress:
         return self.elapsed * max(0, self.total_lines - self.lines) / self.lines
 
 
-@dataclass
-class RestoreControl:
-    """What an operator can change while a restore runs."""
-
-    paused: bool = False
-    rate: float | None = None      # items per second, None: as fast as the table takes
-    workers: int | None = None
-
-
-def write_control(ws: Workspace, control: RestoreControl) -> Path:
-    """Write the control file a running restore polls (atomically: write then rename)."""
-    path = ws.path / CONTROL_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(control)), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def read_control(ws: Workspace) -> RestoreControl | None:
-    """The control file's content, or None when there is none (or it is unreadable)."""
-    try:
-        data = json.loads((ws.path / CONTROL_FILE).read_text(encoding="utf-8"))
-        return RestoreControl(bool(data.get("paused")), data.get("rate"), data.get("workers"))
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-class _RateLimiter:
-    """Token bucket with additive increase / multiplicative decrease.
-
-    ``ceiling`` is the operator's limit (None: none); ``current`` drops by half on pushback
-    (unprocessed items, throttles) and climbs 10% per second of clean writes back to the ceiling.
-    Without a ceiling and without pushback it never waits.
-    """
-
-    def __init__(self, ceiling: float | None) -> None:
-        self.lock = threading.Lock()
-        self.ceiling = ceiling
-        self.current: float | None = ceiling
-        self.tokens = 0.0
-        self.last = time.monotonic()
-        self.last_push = 0.0
-
-    def set_ceiling(self, ceiling: float | None) -> None:
-        with self.lock:
-            self.ceiling = ceiling
-            if ceiling is not None and (self.current is None or self.current > ceiling):
-                self.current = ceiling
-            if ceiling is None and self.last_push == 0.0:
-                self.current = None
-
-    def pushback(self, observed_rate: float) -> None:
-        with self.lock:
-            base = self.current if self.current is not None else max(observed_rate, 50.0)
-            self.current = max(10.0, base / 2)
-            self.last_push = time.monotonic()
-
-    def acquire(self, n: int) -> None:
-        """Wait until ``n`` items may be sent."""
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                elapsed, self.last = now - self.last, now
-                if self.current is not None and now - self.last_push > 1.0:
-                    # Additive increase: +10% per second of clean writes since the last pushback.
-                    self.current *= 1 + 0.1 * elapsed
-                    if self.ceiling is not None:
-                        self.current = min(self.current, self.ceiling)
-                    elif self.current > 100_000:
-                        self.current = None  # recovered: no limit again
-                if self.current is None:
-                    return
-                # Capacity of at least one batch, so a low rate still lets a batch through.
-                self.tokens = min(max(self.current, n), self.tokens + elapsed * self.current)
-                if self.tokens >= n:
-                    self.tokens -= n
-                    return
-                wait = (n - self.tokens) / self.current
-            time.sleep(min(wait, 0.25))
-
-
 def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]], progress: RestoreProgress,
-                 limiter: _RateLimiter, deadline_s: float, lock: threading.Lock) -> None:
+                 limiter: RateLimiter, deadline_s: float, lock: threading.Lock) -> None:
     """Put ``items`` (≤ 25) until every one is acknowledged, or raise past the deadline."""
 
     def counted(acknowledged: int, unprocessed: int, botocore_retries: int) -> None:
@@ -234,7 +153,7 @@ def run_restore(
     for k in ("written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles"):
         setattr(progress, k, counters.get(k, 0))
     progress.lines = sum(done_lines.values())
-    limiter = _RateLimiter(rate)
+    limiter = RateLimiter(rate)
     lock = threading.Lock()
     pool = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="keyshift-restore")
     pending: deque[_Pending] = deque()

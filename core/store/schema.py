@@ -14,11 +14,9 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
-# (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new key
-# of a conflict and whether decisions made them moot. Later versions append to _MIGRATIONS; never
-# edit an old step. A step is SQL only: the store imports no domain code, so a step that needs
-# derived rows computed again sets ``meta.derive_cases`` and the domain derives them on next use
-# (keyshift.core.resolve.cases).
+# (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new
+# key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat
+# (the run ledger, keyshift.core.store.runs).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,6 +147,9 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE cases ADD COLUMN moot TEXT;      -- why a derived case no longer applies (NULL: it does)
     CREATE INDEX cases_new_key ON cases(new_key);
     INSERT OR REPLACE INTO meta(key, value) SELECT 'derive_cases', '1' WHERE EXISTS (SELECT 1 FROM cases);
+    """,
+    5: """
+    ALTER TABLE runs ADD COLUMN heartbeat REAL;  -- epoch seconds of the run's last write (stale: it died)
     """,
 }
 

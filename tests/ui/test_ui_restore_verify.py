@@ -19,7 +19,8 @@ from keyshift.core.aws import AwsContext
 from keyshift.core.resolve.keymap_build import build_keymap
 from keyshift.core.plan.planner import plan_to_completion
 from keyshift.core.plan.queries import latest_plan
-from keyshift.core.migrate.restore import RestoreControl, plan_to_restore_args, read_control, run_restore, write_control
+from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
+from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
 from keyshift.core.spec import load_spec
 from keyshift.core.migrate.tables import create_target_table, target_key_schema
 from keyshift.core.migrate.verify.run import verify_to_completion

@@ -5,15 +5,9 @@ import time
 
 import pytest
 
-from keyshift.core.migrate.restore import (
-    RestoreControl,
-    RestoreError,
-    RestoreProgress,
-    _batch_write,
-    _RateLimiter,
-    read_control,
-    write_control,
-)
+from keyshift.core.migrate.restore import RestoreError, RestoreProgress, _batch_write
+from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
+from keyshift.core.migrate.throttle import RateLimiter as _RateLimiter
 from keyshift.core.store.workspace import Workspace
 
 
