@@ -21,6 +21,7 @@ from keyshift.core.resolve.cases import progress
 from keyshift.core.errors import KeyshiftError, WorkspaceMissing
 from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
 from keyshift.core.migrate.restore import latest_restore
+from keyshift.core.store.runs import Run
 from keyshift.core.migrate.stream.sync import HEARTBEAT_STALE_S, latest_stream_sync
 from keyshift.core.migrate.verify.run import latest_verify
 
@@ -62,7 +63,7 @@ class OverviewLoaded(Message, bubble=False):
     counts: dict[str, dict[str, int]] | None
     error: str | None = None
     resolved: tuple[int, int] | None = None  # (decided, cases) of a complete plan
-    restore: dict[str, Any] | None = None  # the latest restore run (latest_restore)
+    restore: Run | None = None  # the latest restore run
     verify: dict[str, Any] | None = None  # the latest verify run or report (latest_verify)
     sync: dict[str, Any] | None = None  # the latest stream-sync run (latest_stream_sync)
 
@@ -297,7 +298,7 @@ _LINKS = {2: "app.open_queue", 3: "app.open_restore", 4: "app.open_stream_sync",
 _RESTORE_MARKS = {"complete": "✔", "running": "◐", "paused": "◐"}
 
 
-def _restore_mark(run: dict[str, Any] | None, live: Any, plan: PlanRow | None) -> tuple[str, str, str, str]:
+def _restore_mark(run: Run | None, live: Any, plan: PlanRow | None) -> tuple[str, str, str, str]:
     """The Restore step's mark, style, label and detail line (items written / lines of the dump).
 
     ``live`` is this console's running restore (its progress), else None; a run of the CLI shows
@@ -309,12 +310,17 @@ def _restore_mark(run: dict[str, Any] | None, live: Any, plan: PlanRow | None) -
         return "◐", "yellow", "paused" if live.paused else "running", f"{live.written:,}{of_total} written"
     assert run is not None
     style, label = restore_label(run)
-    summary = run.get("summary") or {}
+    summary = run.summary or {}
     if summary:
         detail = f"{summary.get('written', 0):,}{of_total} written"
+    elif run.counters:  # unfinished: how far its last checkpoint got
+        detail = f"{run.counters.get('written', 0):,}{of_total} written"
+        if run.state in ("cancelled", "failed") or not run.alive():
+            detail += " · resumable"
     else:
-        detail = "resumable" if run["state"] in ("cancelled", "failed") else ""
-    return _RESTORE_MARKS.get(run["state"], "✘"), style, label.split(" — ")[0], detail
+        detail = "resumable" if run.state in ("cancelled", "failed") else ""
+    mark = _RESTORE_MARKS.get(run.state, "✘") if run.alive() or run.finished else "✘"
+    return mark, style, label.split(" — ")[0], detail
 
 
 def sync_mark(run: dict[str, Any], now: float | None = None) -> tuple[str, str, str, str]:

@@ -47,6 +47,7 @@ from keyshift.core.migrate.restore import (
 )
 from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
 from keyshift.core.migrate.stream.source import restore_preflight
+from keyshift.core.store.runs import Run
 from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
 
 from .confirm import ConfirmScreen
@@ -116,7 +117,7 @@ class RestoreFinished(Message, bubble=False):
 class RestoreInfo(Message, bubble=False):
     """The latest run, the control file and the plan, read in a thread."""
 
-    run: dict[str, Any] | None
+    run: Run | None
     control_file: RestoreControl | None
     plan: PlanRow | None
     table: str | None  # the spec's target table (None: the spec cannot be read)
@@ -130,11 +131,13 @@ class ControlWritten(Message, bubble=False):
     note: str
 
 
-def restore_label(run: dict[str, Any] | None) -> tuple[str, str]:
+def restore_label(run: Run | None) -> tuple[str, str]:
     """(style, label) of a restore run's state, for the overview and this screen."""
     if run is None:
         return "dim", "not started"
-    return _RUN_STATES.get(run["state"], ("red", run["state"]))
+    if run.state in ("running", "paused") and not run.alive():
+        return "red", "not responding — killed? resumable (r)"
+    return _RUN_STATES.get(run.state, ("red", run.state))
 
 
 # -- the worker --------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
                 raise RestoreError(f"target table {table!r} does not exist: start a new restore (s)")
             question = ConfirmScreen(
                 "Resume the restore?",
-                f"Resume restore run {run['id'] if run else '?'} into {table}: lines its checkpoint holds are "
+                f"Resume restore run {run.id if run else '?'} into {table}: lines its checkpoint holds are "
                 f"skipped, the rest are put again (puts are idempotent).\n\n{what}.\n\nMake sure no other "
                 "console or CLI is still running it.", confirm_label="Resume")
         elif not exists:
@@ -302,7 +305,7 @@ class RestoreScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.run: dict[str, Any] | None = None  # the latest run in the workspace
+        self.run: Run | None = None  # the latest run in the workspace
         self.control: RestoreControl | None = None
         self.plan: PlanRow | None = None
         self.loaded = False
@@ -359,7 +362,8 @@ class RestoreScreen(Screen[None]):
 
     @on(RestoreInfo)
     def _info(self, message: RestoreInfo) -> None:
-        changed = (message.run or {}).get("state") != (self.run or {}).get("state") or not self.loaded
+        changed = (message.run.state if message.run else None) != (self.run.state if self.run else None) \
+            or not self.loaded
         self.run, self.control, self.plan, self.loaded = message.run, message.control_file, message.plan, True
         self.query_one("#restore-run", Vertical).border_title = \
             f"Restore into {message.table}" if message.table else "Restore"
@@ -387,7 +391,7 @@ class RestoreScreen(Screen[None]):
         total_lines = (self.plan.summary or {}).get("lines") if self.plan else None
         if live is None and not app.restore_running and self.run is not None:
             # A finished run's summary, or an unfinished run's last checkpoint counters.
-            done = self.run.get("summary") or self.run.get("counters")
+            done = self.run.totals
             if done:
                 live = _from_summary(done, total_lines)
         if live is not None:
@@ -436,8 +440,8 @@ class RestoreScreen(Screen[None]):
             return Text("No restore yet. Press s to write transform(dump) into the new table: the console "
                         "checks the table first, offers to create it, and asks before writing.")
         style, label = restore_label(self.run)
-        text = Text(f"latest run #{self.run['id']}: ", style="bold").append(label, style=style)
-        if self.run["state"] in ("running", "paused"):
+        text = Text(f"latest run #{self.run.id}: ", style="bold").append(label, style=style)
+        if self.run.state in ("running", "paused"):
             text.append("\nrunning elsewhere (the CLI?) or killed: p, +, -, l and w steer it through the "
                         "control file; r resumes it only if nothing runs it any more", style="dim")
         return text
@@ -450,7 +454,7 @@ class RestoreScreen(Screen[None]):
         if action == "restore_start":
             return None if app.restore_running else True
         if action == "restore_resume":
-            resumable = self.run is not None and self.run["state"] != "complete"
+            resumable = self.run is not None and self.run.state != "complete"
             return True if resumable and not app.restore_running else None
         return True
 
@@ -615,19 +619,19 @@ def _control(control: RestoreControl | None) -> Table | Text:
     return grid
 
 
-def _last_run(run: dict[str, Any] | None) -> Table | Text:
+def _last_run(run: Run | None) -> Table | Text:
     if run is None:
         return Text("no restore in this workspace yet", style="dim")
     style, label = restore_label(run)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("run", Text(f"#{run['id']}"))
+    grid.add_row("run", Text(f"#{run.id}"))
     grid.add_row("state", Text(label, style=style))
-    grid.add_row("keymap", Text(str(run.get("keymap") or "?")))
-    grid.add_row("started", Text(str(run.get("started_at") or "?")))
-    grid.add_row("finished", Text(str(run.get("finished_at") or "—")))
-    summary = run.get("summary") or {}
+    grid.add_row("keymap", Text(str(run.keymap or "?")))
+    grid.add_row("started", Text(str(run.started_at or "?")))
+    grid.add_row("finished", Text(str(run.finished_at or "—")))
+    summary = run.summary or {}
     if summary:
         grid.add_row("table", visible_text(summary.get("table")))
         grid.add_row("written", Text(f"{summary.get('written', 0):,} items"))

@@ -24,7 +24,6 @@ Mechanics:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -39,7 +38,8 @@ from ..kernel.items import for_botocore
 from ..spec import Spec
 from ..kernel.keymap import Keymap
 from ..kernel.transform import KeyNames, Put, transform
-from ..store.workspace import Workspace, utcnow
+from ..store import runs
+from ..store.workspace import Workspace
 from .restore_control import CONTROL_FILE, RestoreControl, read_control, write_control
 from .throttle import RateLimiter
 
@@ -67,9 +67,9 @@ class RestoreProgress:
     lines: int = 0
     total_lines: int | None = None
     written: int = 0
-    skipped: int = 0
+    skipped: int = 0  # every line not written and not dropped by a decision (unreadable included)
     dropped_by_decision: int = 0
-    unreadable: int = 0
+    unreadable: int = 0  # of skipped: lines the plan quarantined
     retries: int = 0
     throttles: int = 0
     rate_limit: float | None = None
@@ -77,11 +77,13 @@ class RestoreProgress:
     paused: bool = False
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # skipped, by kind
+    written_before: int = 0  # written by the interrupted run this one resumes (not this one's rate)
 
     @property
     def rate(self) -> float:
-        """Items written per second so far."""
-        return self.written / self.elapsed if self.elapsed > 0 else 0.0
+        """Items written per second by this invocation."""
+        return (self.written - self.written_before) / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def eta(self) -> float | None:
@@ -111,11 +113,51 @@ def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]], progress: Re
             f"{exc}; the checkpoint is kept: fix the cause and run `keyshift restore --resume`") from exc
 
 
+#: What a checkpoint's counters hold: every line acknowledged so far, by what became of it.
+_LINE_COUNTERS = ("lines", "written", "skipped", "dropped_by_decision", "unreadable")
+
+
+class _Tally:
+    """Counts of dump lines by outcome, with the skips by kind: one per checkpoint segment."""
+
+    __slots__ = ("counts", "reasons")
+
+    def __init__(self, counts: dict[str, int] | None = None, reasons: dict[str, int] | None = None) -> None:
+        self.counts = dict.fromkeys(_LINE_COUNTERS, 0) | (counts or {})
+        self.reasons = dict(reasons or {})
+
+    def line(self, outcome: str, reason: str | None = None) -> None:
+        counts = self.counts
+        counts["lines"] += 1
+        counts[outcome] += 1
+        if outcome == "unreadable":
+            counts["skipped"] += 1
+            reason = "unreadable"
+        if reason is not None:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def add(self, other: _Tally) -> None:
+        for k, n in other.counts.items():
+            self.counts[k] += n
+        for k, n in other.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + n
+
+    def __bool__(self) -> bool:
+        return self.counts["lines"] > 0
+
+    def to_counters(self) -> dict[str, Any]:
+        return {**self.counts, "skip_reasons": dict(sorted(self.reasons.items()))}
+
+
 @dataclass
 class _Pending:
+    """Lines of one file, up to ``last_line``, whose fate is settled once ``future`` (their batch,
+    or None for lines with nothing to write) is acknowledged; ``tally`` counts exactly them."""
+
     file: str
     last_line: int
-    future: Future
+    future: Future | None
+    tally: _Tally
 
 
 def run_restore(
@@ -140,19 +182,27 @@ def run_restore(
 
     Raises :class:`RestoreError` when writes cannot complete before the deadline and
     :class:`RestoreCancelled` when ``cancel`` is set; both leave a resumable checkpoint.
+
+    The checkpoint is, per file, the highest line such that every line up to it is settled
+    (written and acknowledged, or skipped), and its counters count exactly those lines: so however
+    often a run is killed and resumed, ``written + skipped + dropped_by_decision == lines`` and
+    ``written`` is what the table received once.
     """
     started = time.monotonic()
     names = KeyNames.from_spec(spec)
     table = spec.target.table
-    run_id, done_lines, counters = _open_run(ws, keymap, operator, resume,
-                                             {"dump": dump_uri, "workers": workers, "rate": rate})
+    run_id, done_lines, acked = _open_run(ws, keymap, operator, resume,
+                                          {"dump": dump_uri, "workers": workers, "rate": rate})
     # A control file left by an earlier run must not steer this one (a stale "paused" would
     # freeze it): start from this run's own settings.
     write_control(ws, RestoreControl(paused=False, rate=rate, workers=workers))
     progress = RestoreProgress(total_lines=total_lines, workers=workers, rate_limit=rate)
-    for k in ("written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles"):
-        setattr(progress, k, counters.get(k, 0))
-    progress.lines = sum(done_lines.values())
+    for k in _LINE_COUNTERS:
+        setattr(progress, k, acked.counts[k])
+    progress.skip_reasons = dict(acked.reasons)
+    progress.written_before = progress.written
+    for k in ("retries", "throttles"):
+        setattr(progress, k, int(_saved_extra(ws, run_id).get(k, 0)))
     limiter = RateLimiter(rate)
     lock = threading.Lock()
     pool = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="keyshift-restore")
@@ -163,25 +213,27 @@ def run_restore(
     control_mtime = 0.0
     reader = open_dump(dump_uri, fmt, s3=s3)
     superseded = _superseded_lines(ws)
+    segment = _Tally()  # lines read since the last batch was handed on (or settled)
 
     def settle(block: bool) -> None:
-        """Advance per-file watermarks over the acknowledged prefix of the pending batches."""
-        while pending and (block or pending[0].future.done()):
+        """Advance per-file watermarks (and the acknowledged counts) over the settled prefix;
+        ``block``: wait for every pending batch (the end of the run, a cancel)."""
+        while pending and (block or pending[0].future is None or pending[0].future.done()):
             head = pending[0]
-            try:
-                head.future.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the checkpoint
-                failure.append(exc)
-                return
+            if head.future is not None:
+                try:
+                    head.future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the checkpoint
+                    failure.append(exc)
+                    return
             pending.popleft()
             watermark[head.file] = max(watermark.get(head.file, 0), head.last_line)
-            block = False
+            acked.add(head.tally)
 
     def checkpoint(state: str = "running") -> None:
         with lock:
-            snapshot = {k: getattr(progress, k) for k in
-                        ("written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles")}
-        _save_checkpoint(ws, run_id, watermark, snapshot, state)
+            extra = {"retries": progress.retries, "throttles": progress.throttles}
+        _save_checkpoint(ws, run_id, watermark, {**acked.to_counters(), **extra}, state)
 
     def poll_control() -> None:
         nonlocal control_mtime
@@ -207,38 +259,51 @@ def run_restore(
         batch_keys: set[tuple] = set()
         batch_file, batch_last = "", 0
 
+        def hand_on() -> None:
+            """Queue the lines read so far: with the batch that writes them, or on their own."""
+            nonlocal batch, batch_keys, segment
+            if batch:
+                submit()
+            elif segment:
+                pending.append(_Pending(batch_file, batch_last, None, segment))
+                segment = _Tally()
+
         def submit() -> None:
-            nonlocal batch, batch_keys
+            nonlocal batch, batch_keys, segment
             while True:
                 settle(block=False)
-                running = [p.future for p in pending if not p.future.done()]
+                running = [p.future for p in pending if p.future is not None and not p.future.done()]
                 if failure or (len(pending) < progress.workers * 2 and len(running) < progress.workers):
                     break
                 # Sleep until a batch finishes (no polling: the main thread shares the GIL).
-                wait(running or [pending[0].future], timeout=1.0, return_when=FIRST_COMPLETED)
+                wait(running or [p.future for p in pending if p.future is not None][:1], timeout=1.0,
+                     return_when=FIRST_COMPLETED)
             if failure:
                 return
             items = batch
             pending.append(_Pending(batch_file, batch_last,
                                     pool.submit(_batch_write, ddb, table, items, progress, limiter,
-                                                deadline_s, lock)))
-            batch, batch_keys = [], set()
+                                                deadline_s, lock), segment))
+            batch, batch_keys, segment = [], set(), _Tally()
 
         for entry in reader:
             if entry.line <= done_lines.get(entry.file, 0):
-                continue  # written by the interrupted run (its checkpoint says so)
+                continue  # settled by the interrupted run (its checkpoint says so)
             if cancel is not None and cancel.is_set():
                 raise RestoreCancelled("restore cancelled by the operator")
             if failure:
                 break
-            if batch and entry.file != batch_file:
-                submit()
-            batch_file = entry.file
+            if entry.file != batch_file:
+                hand_on()  # a segment never spans two files: each file has its own watermark
+                batch_file = entry.file
             progress.lines += 1
             if entry.item is None:
                 progress.unreadable += 1  # quarantined at plan time: reported there
+                progress.skipped += 1
+                segment.line("unreadable")
             elif (entry.file, entry.line) in superseded:
                 progress.skipped += 1  # a later line of the dump holds the same item: it wins
+                segment.line("skipped", "superseded")
             else:
                 outcome = transform(entry.item, keymap, names)
                 if isinstance(outcome, Put):
@@ -249,17 +314,18 @@ def run_restore(
                         submit()
                     batch.append(outcome.item)
                     batch_keys.add(key)
+                    segment.line("written")
                 elif outcome.kind == "dropped":
                     progress.dropped_by_decision += 1
+                    segment.line("dropped_by_decision")
                 else:
                     progress.skipped += 1
+                    segment.line("skipped", outcome.kind or "other")
             batch_last = entry.line
             if len(batch) >= BATCH_SIZE:
                 submit()
-            elif not batch:
-                # Lines with nothing to write are "done" as soon as everything before them is.
-                if not pending:
-                    watermark[entry.file] = max(watermark.get(entry.file, 0), entry.line)
+            elif not batch and not pending:
+                hand_on()  # nothing to write and nothing before it in flight: settled at once
             settle(block=False)
             now = time.monotonic()
             if now - last_checkpoint >= checkpoint_every:
@@ -274,9 +340,10 @@ def run_restore(
                 checkpoint()
                 last_checkpoint = now
                 progress.elapsed = now - started
+                progress.skip_reasons = dict(acked.reasons) | _merge_reasons(pending, segment)
                 yield progress
-        if batch and not failure:
-            submit()
+        if not failure:
+            hand_on()
         settle(block=True)
         if not failure:
             # Every line of every file is acknowledged: mark files fully done.
@@ -285,7 +352,7 @@ def run_restore(
     except RestoreCancelled:
         settle(block=True)
         checkpoint("cancelled")
-        ws.audit(operator, "restore.cancel", {"run_id": run_id, "lines": progress.lines})
+        ws.audit(operator, "restore.cancel", {"run_id": run_id, "lines": acked.counts["lines"]})
         raise
     finally:
         pool.shutdown(wait=True)
@@ -298,18 +365,34 @@ def run_restore(
             raise failure[0]
         raise RestoreError(f"restore stopped: {failure[0]}") from failure[0]
     progress.elapsed = time.monotonic() - started
+    for k in _LINE_COUNTERS:  # every line settled: the acknowledged counts are the run's counts
+        setattr(progress, k, acked.counts[k])
+    progress.skip_reasons = dict(sorted(acked.reasons.items()))
     summary = {
         "written": progress.written, "skipped": progress.skipped,
         "dropped_by_decision": progress.dropped_by_decision, "unreadable": progress.unreadable,
+        "skip_reasons": progress.skip_reasons,
         "retries": progress.retries, "throttles": progress.throttles,
         "lines": progress.lines, "seconds": round(progress.elapsed, 3), "keymap": keymap.version,
-        "table": table, "run_id": run_id, "resumed": bool(done_lines),
+        "table": table, "run_id": run_id, "resumed": bool(done_lines) or resume,
+        "reconciled": progress.written + progress.skipped + progress.dropped_by_decision == progress.lines,
     }
-    checkpoint("complete")
-    _finish_run(ws, run_id, summary)
-    ws.audit(operator, "restore.complete", summary)
+    with ws.transaction() as conn:
+        _save_units(conn, run_id, watermark, {**acked.to_counters(), "retries": progress.retries,
+                                              "throttles": progress.throttles})
+        runs.finish(conn, run_id, "complete", summary)
+        ws.audit(operator, "restore.complete", summary)
     yield progress
     return summary
+
+
+def _merge_reasons(pending: deque[_Pending], segment: _Tally) -> dict[str, int]:
+    """Skips by kind of the lines read but not yet settled (for the live display only)."""
+    out: dict[str, int] = {}
+    for tally in [p.tally for p in pending] + [segment]:
+        for k, n in tally.reasons.items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def _superseded_lines(ws: Workspace) -> set[tuple[str, int]]:
@@ -325,64 +408,46 @@ def _superseded_lines(ws: Workspace) -> set[tuple[str, int]]:
 
 
 def _open_run(ws: Workspace, keymap: Keymap, operator: str, resume: bool,
-              params: dict[str, Any]) -> tuple[int, dict[str, int], dict[str, int]]:
-    """(run id, lines done per file, counters) — a new run, or the interrupted one to resume."""
-    conn = ws.connect()
+              params: dict[str, Any]) -> tuple[int, dict[str, int], _Tally]:
+    """(run id, lines settled per file, their counts) — a new run, or the interrupted one to resume."""
     if resume:
-        row = conn.execute(
-            "SELECT id, keymap FROM runs WHERE kind = 'restore' AND state != 'complete' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
+        run = runs.latest(ws, "restore", unfinished=True)
+        if run is None:
             raise RestoreError("nothing to resume: no interrupted restore in this workspace")
-        if row[1] != keymap.version:
+        if run.keymap != keymap.version:
             raise RestoreError(
-                f"the interrupted restore used keymap {row[1]}, the workspace now builds {keymap.version};"
+                f"the interrupted restore used keymap {run.keymap}, the workspace now builds {keymap.version};"
                 " resuming would mix two mappings: start a new restore instead"
             )
-        done: dict[str, int] = {}
-        counters: dict[str, int] = {}
-        for unit, position, c in conn.execute(
-            "SELECT unit, position, counters FROM checkpoints WHERE run_id = ?", (row[0],)
-        ):
-            if unit == "_counters":
-                counters = json.loads(c)
-            else:
-                done[unit] = int(json.loads(position) or 0)
+        done = {name: int(unit.position or 0) for name, unit in run.units.items() if not name.startswith("_")}
+        counters = dict(run.counters)
+        tally = _Tally({k: int(counters.get(k, 0)) for k in _LINE_COUNTERS}, counters.get("skip_reasons"))
         with ws.transaction():
-            conn.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?", (row[0],))
-        ws.audit(operator, "restore.resume", {"run_id": row[0]})
-        return row[0], done, counters
-    with ws.transaction():
-        cur = conn.execute(
-            "INSERT INTO runs(kind, state, operator, keymap, params, started_at)"
-            " VALUES ('restore', 'running', ?, ?, ?, ?)",
-            (operator, keymap.version, json.dumps(params), utcnow()),
-        )
-    run_id = int(cur.lastrowid)
-    ws.audit(operator, "restore.start", {"run_id": run_id, "keymap": keymap.version, **params})
-    return run_id, {}, {}
+            runs.reopen(ws.connect(), run.id)
+            ws.audit(operator, "restore.resume", {"run_id": run.id, "lines_settled": tally.counts["lines"]})
+        return run.id, done, tally
+    with ws.transaction() as conn:
+        run_id = runs.start(conn, "restore", operator=operator, keymap=keymap.version, params=params)
+        ws.audit(operator, "restore.start", {"run_id": run_id, "keymap": keymap.version, **params})
+    return run_id, {}, _Tally()
 
 
-def _save_checkpoint(ws: Workspace, run_id: int, watermark: dict[str, int], counters: dict[str, int],
+def _saved_extra(ws: Workspace, run_id: int) -> dict[str, Any]:
+    run = runs.get(ws, run_id)
+    return dict(run.counters) if run is not None else {}
+
+
+def _save_units(conn: Any, run_id: int, watermark: dict[str, int], counters: dict[str, Any]) -> None:
+    for unit, line in watermark.items():
+        runs.checkpoint(conn, run_id, unit, position=line)
+    runs.checkpoint(conn, run_id, "_counters", counters=counters)
+
+
+def _save_checkpoint(ws: Workspace, run_id: int, watermark: dict[str, int], counters: dict[str, Any],
                      state: str) -> None:
     with ws.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO checkpoints(run_id, unit, position, done) VALUES (?, ?, ?, 0)"
-            " ON CONFLICT(run_id, unit) DO UPDATE SET position = excluded.position",
-            [(run_id, unit, json.dumps(line)) for unit, line in watermark.items()],
-        )
-        conn.execute(
-            "INSERT INTO checkpoints(run_id, unit, counters) VALUES (?, '_counters', ?)"
-            " ON CONFLICT(run_id, unit) DO UPDATE SET counters = excluded.counters",
-            (run_id, json.dumps(counters)),
-        )
-        conn.execute("UPDATE runs SET state = ? WHERE id = ?", (state, run_id))
-
-
-def _finish_run(ws: Workspace, run_id: int, summary: dict[str, Any]) -> None:
-    with ws.transaction() as conn:
-        conn.execute("UPDATE runs SET state = 'complete', summary = ?, finished_at = ? WHERE id = ?",
-                      (json.dumps(summary), utcnow(), run_id))
+        _save_units(conn, run_id, watermark, counters)
+        runs.set_state(conn, run_id, state)
 
 
 def plan_to_restore_args(plan_row: Any) -> dict[str, Any]:
@@ -391,19 +456,7 @@ def plan_to_restore_args(plan_row: Any) -> dict[str, Any]:
             "total_lines": (plan_row.summary or {}).get("lines")}
 
 
-def latest_restore(ws: Workspace) -> dict[str, Any] | None:
-    """The newest restore run: id, state, keymap, started/finished, summary (None: never run)."""
-    row = ws.connect().execute(
-        "SELECT id, state, keymap, started_at, finished_at, summary FROM runs WHERE kind = 'restore'"
-        " ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    counters = ws.connect().execute(
-        "SELECT counters FROM checkpoints WHERE run_id = ? AND unit = '_counters'", (row[0],)
-    ).fetchone()
-    return {"id": row[0], "state": row[1], "keymap": row[2], "started_at": row[3], "finished_at": row[4],
-            "summary": json.loads(row[5]) if row[5] else None,
-            # An unfinished run has no summary yet; its last checkpoint says how far it got.
-            "counters": json.loads(counters[0]) if counters else {}}
-
+def latest_restore(ws: Workspace) -> runs.Run | None:
+    """The newest restore run from the ledger (None: never run); ``run.totals`` is its summary
+    when complete, else the counters of its last checkpoint."""
+    return runs.latest(ws, "restore")

@@ -89,4 +89,6 @@ def test_latest_restore_reports_an_unfinished_runs_counters(tmp_path):
     run_id, _, _ = _open_run(ws, Keymap("v1", {}), "alice", False, {})
     _save_checkpoint(ws, run_id, {"f": 40}, {"written": 37, "skipped": 3}, "cancelled")
     latest = latest_restore(ws)
-    assert (latest["state"], latest["summary"], latest["counters"]["written"]) == ("cancelled", None, 37)
+    assert (latest.state, latest.summary, latest.counters["written"], latest.totals["skipped"]) == (
+        "cancelled", None, 37, 3)
+    assert latest.unit("f").position == 40 and latest.kind == "restore" and latest.keymap == "v1"
