@@ -22,13 +22,13 @@ from keyshift.core.errors import KeyshiftError, WorkspaceMissing
 from keyshift.core.plan.queries import RECORD_STATUSES, PlanRow, latest_plan, status_counts
 from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.store.runs import Run
-from keyshift.core.migrate.stream.sync import HEARTBEAT_STALE_S, latest_stream_sync
+from keyshift.core.migrate.stream.sync import latest_stream_sync, watermark
 from keyshift.core.migrate.verify.run import latest_verify
 
 from .resolve_queue import DecisionsChanged
 from .restore_screen import RestoreFinished, RestoreProgressed, RestoreStarted, restore_label
 from .stream_sync_screen import SyncFinished, SyncStarted
-from .verify_screen import VerifyFinished, VerifyStarted, verify_mark
+from .verify_screen import VerifyFinished, VerifyStarted, report_of, verify_mark
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class OverviewLoaded(Message, bubble=False):
     resolved: tuple[int, int] | None = None  # (decided, cases) of a complete plan
     restore: Run | None = None  # the latest restore run
     verify: dict[str, Any] | None = None  # the latest verify run or report (latest_verify)
-    sync: dict[str, Any] | None = None  # the latest stream-sync run (latest_stream_sync)
+    sync: Run | None = None  # the latest stream-sync run
 
 
 class OverviewScreen(Screen[None]):
@@ -149,7 +149,7 @@ class OverviewScreen(Screen[None]):
                 plan = latest_plan(ws)
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
                 resolved = progress(ws) if counts is not None else None
-                restore, verify, sync = latest_restore(ws), latest_verify(ws), latest_stream_sync(ws)
+                restore, verify, sync = latest_restore(ws), report_of(latest_verify(ws)), latest_stream_sync(ws)
             except KeyshiftError as exc:
                 self.post_message(OverviewLoaded(None, None, exc.message))
                 raise  # the App shows it in the error modal
@@ -323,7 +323,7 @@ def _restore_mark(run: Run | None, live: Any, plan: PlanRow | None) -> tuple[str
     return mark, style, label.split(" — ")[0], detail
 
 
-def sync_mark(run: dict[str, Any], now: float | None = None) -> tuple[str, str, str, str]:
+def sync_mark(run: Run, now: float | None = None) -> tuple[str, str, str, str]:
     """The Stream-sync step's mark, style, label and detail line, from :func:`latest_stream_sync`.
 
     A run that says ``running`` but whose heartbeat is stale has died without saying so (SIGKILL,
@@ -332,23 +332,21 @@ def sync_mark(run: dict[str, Any], now: float | None = None) -> tuple[str, str, 
     import time
 
     now = time.time() if now is None else now
-    counters = run.get("summary") or run.get("counters") or {}
+    counters = run.totals
     detail = (f"{counters.get('records', 0):,} records · {counters.get('puts', 0):,} puts · "
               f"{counters.get('deletes', 0):,} deletes · {counters.get('restarts', 0)} restarts")
-    mark = run.get("watermark") or {}
-    caught_up_at, heartbeat = mark.get("caught_up_at"), mark.get("heartbeat")
-    state = run["state"]
-    if state == "running":
-        if heartbeat is None or now - heartbeat > HEARTBEAT_STALE_S:
+    caught_up_at = watermark(run)["caught_up_at"]
+    if run.state == "running":
+        if not run.alive(now):
             return "✘", "red", "not responding", detail
         if caught_up_at is None:
             return "◐", "yellow", "catching up", detail
         return "◐", "green", f"following, {max(0.0, now - caught_up_at):.0f} s behind", detail
-    if state == "complete":
+    if run.state == "complete":
         return "✔", "green", "caught up", detail
-    if state == "stopped":
+    if run.state == "stopped":
         return "■", "yellow", "stopped", detail
-    return "✘", "red", state, detail
+    return "✘", "red", run.state, detail
 
 
 def _resolve_mark(decided: int, total: int) -> tuple[str, str, str]:

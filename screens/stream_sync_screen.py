@@ -28,7 +28,8 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from keyshift.core.resolve.keymap_build import build_keymap
-from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync
+from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync, shard_positions
+from keyshift.core.store.runs import Run
 
 from .confirm import ConfirmScreen
 from .widgets import visible_text
@@ -74,7 +75,7 @@ class SyncFinished(Message, bubble=False):
 class SyncInfo(Message, bubble=False):
     """The latest stream-sync run, read in a thread."""
 
-    run: dict[str, Any] | None
+    run: Run | None
 
 
 # -- the worker ----------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class StreamSyncScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.run_info: dict[str, Any] | None = None
+        self.run_info: Run | None = None
         self.loaded = False
 
     @property
@@ -206,7 +207,7 @@ class StreamSyncScreen(Screen[None]):
                               "from its trim horizon (f keeps following it)."))
         else:
             mark, style, label, _ = sync_mark(self.run_info)
-            state.update(Text(f"{mark} latest run #{self.run_info['id']}: {label}", style=style))
+            state.update(Text(f"{mark} latest run #{self.run_info.id}: {label}", style=style))
         if self.run_info is not None:
             report.update(_run_report(self.run_info))
 
@@ -253,16 +254,16 @@ def _counts(records: int, puts: int, deletes: int, skipped: dict[str, int], shar
     return grid
 
 
-def _run_report(run: dict[str, Any]) -> Table:
-    c = run.get("summary") or run.get("counters") or {}
+def _run_report(run: Run) -> Table:
+    c = run.totals
+    shards = shard_positions(run)
     grid = _counts(c.get("records", 0), c.get("puts", 0), c.get("deletes", 0), c.get("skipped", {}),
-                   c.get("shards", len(run.get("shards", {}))),
-                   c.get("shards_done", sum(1 for s in run.get("shards", {}).values() if s["done"])),
+                   c.get("shards", len(shards)), c.get("shards_done", sum(1 for s in shards.values() if s["done"])),
                    c.get("restarts", 0), c.get("retries", 0), c.get("throttles", 0))
-    params = run.get("params", {})
-    grid.add_row("run", Text(f"#{run['id']} · {params.get('origin', '?')} · keymap {run.get('keymap')} · "
-                             f"{'follow' if params.get('follow') else 'once'} · by {run.get('operator', '?')}"))
-    grid.add_row("when", Text(f"{run.get('started_at')} → {run.get('finished_at') or '…'}"))
+    params = run.params
+    grid.add_row("run", Text(f"#{run.id} · {params.get('origin', '?')} · keymap {run.keymap} · "
+                             f"{'follow' if params.get('follow') else 'once'} · by {run.operator}"))
+    grid.add_row("when", Text(f"{run.started_at} → {run.finished_at or '…'}"))
     grid.add_row("stream", visible_text(params.get("stream_arn", "?")))
     for warning in c.get("warnings", []):
         grid.add_row("warning", Text(warning, style="yellow"))

@@ -42,6 +42,8 @@ from keyshift.core.migrate.verify.run import (
     run_verify,
 )
 
+from keyshift.core.store.runs import Run
+
 from .widgets import ProgressPanel, visible_text
 from .worker_drive import drive_in_worker
 
@@ -57,6 +59,7 @@ __all__ = [
     "VerifyStarted",
     "drive_verify",
     "fetch_offender",
+    "report_of",
     "verify_mark",
 ]
 
@@ -121,6 +124,17 @@ class OffenderLoaded(Message, bubble=False):
     attributes: list[str]
     keys: tuple[str, ...] = ()  # the new table's key attributes (listed first)
     note: str = ""
+
+
+def report_of(run: Run | None) -> dict[str, Any] | None:
+    """What the screens show of a verify run: its report once complete, else its state."""
+    if run is None:
+        return None
+    if run.state == "complete" and run.summary:
+        return dict(run.summary)
+    state = run.state if run.finished or run.alive() else "not responding"
+    return {"run_id": run.id, "state": state, "keymap": run.keymap, "started_at": run.started_at,
+            "finished_at": run.finished_at}
 
 
 def verify_mark(report: dict[str, Any] | None) -> tuple[str, str, str]:
@@ -278,7 +292,7 @@ class VerifyScreen(Screen[None]):
         context = self.keyshift.context
 
         def load() -> None:
-            report = latest_verify(context.workspace)
+            report = report_of(latest_verify(context.workspace))
             if not get_current_worker().is_cancelled:
                 self.post_message(VerifyInfo(report))
 

@@ -55,7 +55,8 @@ from .tables import (
 )
 from ..kernel.keymap import Keymap, sort_key_json
 from ..kernel.transform import KeyNames, Put, transform
-from ..store.workspace import Workspace, utcnow
+from ..store import runs
+from ..store.workspace import Workspace
 
 __all__ = [
     "MAX_IMPORT_OBJECTS",
@@ -267,18 +268,16 @@ class _KeySet:
 
 def _start_run(ws: Workspace, operator: str, keymap: str, params: dict[str, Any]) -> int:
     with ws.transaction() as conn:
-        cur = conn.execute(
-            "INSERT INTO runs(kind, state, operator, keymap, params, started_at)"
-            " VALUES ('import', 'running', ?, ?, ?, ?)",
-            (operator, keymap, json.dumps(params), utcnow()),
-        )
-        return int(cur.lastrowid)
+        run_id = runs.start(conn, "import", operator=operator, keymap=keymap, params=params)
+        ws.audit(operator, "restore.import.start", {"run_id": run_id, "keymap": keymap, **params})
+        return run_id
 
 
-def _finish_run(ws: Workspace, run_id: int, state: str, summary: dict[str, Any]) -> None:
+def _finish_run(ws: Workspace, run_id: int, state: str, result: ImportResult, operator: str) -> None:
+    """Record how the import ended, and its audit entry, in one transaction."""
     with ws.transaction() as conn:
-        conn.execute("UPDATE runs SET state = ?, summary = ?, finished_at = ? WHERE id = ?",
-                     (state, json.dumps(summary, default=str), utcnow(), run_id))
+        runs.finish(conn, run_id, state, result.to_dict())
+        ws.audit(operator, "restore.import", {"run_id": run_id, "state": state, **_audit_details(result)})
 
 
 # -- the import --------------------------------------------------------------------------------
@@ -334,7 +333,6 @@ def import_via_s3(
     params = {"dump_uri": dump_uri, "format": fmt, "prefix": prefix, "table": table,
               "sort_key_type": sk_type, "items_per_object": items_per_object}
     run_id = _start_run(ws, operator, keymap.version, params)
-    ws.audit(operator, "restore.import.start", {"run_id": run_id, "keymap": keymap.version, **params})
 
     result = ImportResult(
         written_objects=0, items_written=0, skipped=0, dropped_by_decision=0, skip_reasons={},
@@ -362,8 +360,7 @@ def import_via_s3(
         if result.failure is None:
             result.failure = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         state = "cancelled" if isinstance(exc, ImportCancelled) else "failed"
-        _finish_run(ws, run_id, state, result.to_dict())
-        ws.audit(operator, "restore.import", {"run_id": run_id, "state": state, **_audit_details(result)})
+        _finish_run(ws, run_id, state, result, operator)
         raise
     result.seconds = round(time.monotonic() - started, 3)
     if result.status == "COMPLETED":
@@ -372,8 +369,7 @@ def import_via_s3(
         state = "cancelled" if result.status == "CANCELLED" else "failed"
     else:
         state = "paused"  # stopped waiting; the import goes on in DynamoDB
-    _finish_run(ws, run_id, state, result.to_dict())
-    ws.audit(operator, "restore.import", {"run_id": run_id, "state": state, **_audit_details(result)})
+    _finish_run(ws, run_id, state, result, operator)  # "paused" stays unfinished: ImportTable still runs
     return result
 
 

@@ -186,7 +186,8 @@ def set_params(conn: Any, run_id: int, params: Mapping[str, Any]) -> None:
 
 
 def finish(conn: Any, run_id: int, state: str, summary: Mapping[str, Any]) -> None:
-    """End a run in ``state`` with its summary (the command's ``--json`` document)."""
+    """End a run in ``state`` with its summary (the command's ``--json`` document). A state that
+    is not final (``paused``: an import DynamoDB goes on with) records the summary so far."""
     set_state(conn, run_id, state)
     conn.execute("UPDATE runs SET summary = ? WHERE id = ?",
                  (json.dumps(dict(summary), ensure_ascii=True, default=str), run_id))

@@ -32,7 +32,7 @@ from keyshift.core.kernel.items import for_botocore
 from keyshift.core.progress import run_to_completion
 from keyshift.core.migrate.restore import run_restore
 from keyshift.core.spec import parse_spec
-from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
+from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync, watermark
 from keyshift.core.migrate.tables import KeySchema, create_target_table
 from keyshift.core.kernel.keymap import Keymap, KeymapEntry, sort_key_json
 from keyshift.core.kernel.transform import KeyNames, Put, transform
@@ -131,7 +131,7 @@ class Scenario:
         deadline = time.monotonic() + timeout
         while True:
             run = latest_stream_sync(self.ws)
-            if run is not None and (run["watermark"].get("caught_up_at") or 0) > moment:
+            if run is not None and (watermark(run)["caught_up_at"] or 0) > moment:
                 return
             assert time.monotonic() < deadline, "stream sync did not catch up"
             time.sleep(0.02)
@@ -211,7 +211,7 @@ def test_any_interleaving_of_writes_restore_and_replay_converges(boto_clients, t
     summary = world.sync()  # design (a)'s last step: the replay after the restore completed
     assert summary["caught_up"]
     # The replay now in force started from the trim horizon after the restore completed.
-    assert latest_stream_sync(world.ws)["params"]["restores_seen"]
+    assert latest_stream_sync(world.ws).params["restores_seen"]
 
     assert world.scan(world.spec.target.table) == world.expected()
     result = run_to_completion(run_verify(world.ws, world.spec, world.ddb, keymap=KEYMAP, segments=2,
@@ -334,5 +334,5 @@ def test_a_replay_closed_by_its_driver_is_recorded_as_stopped(boto_clients, tmp_
         next(gen)
     gen.close()  # what a cancelled worker or a KeyboardInterrupt in the driver does
     run = latest_stream_sync(world.ws)
-    assert run["state"] == "stopped" and run["counters"]["records"] == 1
-    assert world.sync()["origin"] == f"checkpoint of run {run['id']}"
+    assert run.state == "stopped" and run.counters["records"] == 1
+    assert world.sync()["origin"] == f"checkpoint of run {run.id}"

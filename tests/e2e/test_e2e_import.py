@@ -12,6 +12,8 @@ import gzip
 import json
 
 import pytest
+
+from keyshift.core.store import runs
 from keyshift.core.dumps import open_dump
 from keyshift.core.migrate.import_table import import_via_s3
 from keyshift.core.resolve.keymap_build import build_keymap
@@ -131,9 +133,9 @@ def test_import_creates_exactly_the_transformed_table(world, boto_clients, impor
     assert written == list(expected.values())  # exactly, in dump order, escapes included
 
     assert any(e["phase"] == "import" and e["status"] == "COMPLETED" for e in events)
-    run = ws.connect().execute("SELECT kind, state, keymap, summary FROM runs").fetchone()
-    assert (run["kind"], run["state"], run["keymap"]) == ("import", "complete", keymap.version)
-    assert json.loads(run["summary"])["import_arn"] == r.import_arn
+    run = runs.latest(ws, "import")
+    assert (run.kind, run.state, run.keymap) == ("import", "complete", keymap.version)
+    assert run.summary["import_arn"] == r.import_arn
     assert ws.audit_log(action="restore.import")[0].details["imported"] == r.imported
 
 

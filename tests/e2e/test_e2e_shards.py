@@ -15,7 +15,7 @@ import pytest
 
 from keyshift.core.progress import run_to_completion
 from keyshift.core.spec import parse_spec
-from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
+from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync, shard_positions
 from keyshift.core.migrate.tables import KeySchema, create_target_table
 from keyshift.core.kernel.keymap import Keymap, KeymapEntry
 from keyshift.core.store.workspace import Workspace
@@ -112,8 +112,9 @@ def test_parents_are_drained_before_their_children_whatever_the_listing_order(ta
     assert _target(tables) == {"ID-A": 3, "ID-C": 10}
     assert summary["caught_up"] and (summary["shards"], summary["shards_done"]) == (3, 1)
     run = latest_stream_sync(ws)
-    assert run["shards"]["parent"]["done"] and not run["shards"]["child-1"]["done"]
-    assert run["shards"]["child-1"]["sequence"] == f"{201:021d}"
+    shards = shard_positions(run)
+    assert shards["parent"]["done"] and not shards["child-1"]["done"]
+    assert shards["child-1"]["sequence"] == f"{201:021d}"
 
     # The next run continues after each shard's checkpoint, and skips the drained parent.
     stream.records["child-1"].append(record("MODIFY", 202, "A", 4))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from keyshift.console.demo_data import item_line
-from keyshift.core.migrate.stream.sync import latest_stream_sync
+from keyshift.core.migrate.stream.sync import latest_stream_sync, watermark
 from keyshift.core.store.workspace import Workspace
 from test_e2e_verify import SPEC  # orders -> orders_v2, no reference data
 
@@ -121,7 +121,7 @@ def test_follow_stops_cleanly_on_sigterm_with_its_checkpoint(pipeline, spawn_cli
 
         def caught_up_after(moment: float) -> bool:
             run = latest_stream_sync(ws)
-            return run is not None and (run["watermark"].get("caught_up_at") or 0) > moment
+            return run is not None and (watermark(run)["caught_up_at"] or 0) > moment
 
         deadline = time.monotonic() + 30
         while not caught_up_after(0):
@@ -140,7 +140,7 @@ def test_follow_stops_cleanly_on_sigterm_with_its_checkpoint(pipeline, spawn_cli
     assert proc.returncode == 0, stderr.decode()
     summary = json.loads(stdout)
     assert summary["state"] == "stopped" and summary["caught_up"]
-    assert latest_stream_sync(ws)["state"] == "stopped"
+    assert latest_stream_sync(ws).state == "stopped"
     item = p.ddb.get_item(TableName="orders_v2", Key={"customer_id": {"S": "CUST-5"}, "order_id": {"S": "ORD-005"}},
                           ConsistentRead=True)["Item"]
     assert item["total"] == {"N": "5005"}

@@ -36,13 +36,19 @@ async def test_overview_shows_the_replay_run(tmp_path, aws_env):
 
 
 def test_a_running_replay_without_a_heartbeat_is_not_called_following():
+    from keyshift.core.store.runs import Run, Unit
+
     now = time.time()
-    run = {"state": "running", "counters": {"records": 5}, "watermark": {"caught_up_at": now - 3, "heartbeat": now}}
-    assert sync_mark(run, now)[:3] == ("◐", "green", "following, 3 s behind")
-    run["watermark"]["heartbeat"] = now - 600  # killed without a word
-    assert sync_mark(run, now)[:3] == ("✘", "red", "not responding")
-    assert sync_mark({"state": "running", "watermark": {"heartbeat": now}}, now)[2] == "catching up"
-    assert sync_mark({"state": "stopped", "summary": {"records": 1}}, now)[2] == "stopped"
+
+    def run(state, heartbeat=None, caught_up_at=None, summary=None):
+        units = {"_counters": Unit("_counters", counters={"records": 5}),
+                 "_watermark": Unit("_watermark", {"caught_up_at": caught_up_at})}
+        return Run(1, "stream-sync", state, "op", "v", {}, summary, "", None, heartbeat, units)
+
+    assert sync_mark(run("running", now, now - 3), now)[:3] == ("◐", "green", "following, 3 s behind")
+    assert sync_mark(run("running", now - 600, now - 3), now)[:3] == ("✘", "red", "not responding")  # killed
+    assert sync_mark(run("running", now), now)[2] == "catching up"
+    assert sync_mark(run("stopped", summary={"records": 1}), now)[2] == "stopped"
 
 
 def _streamed_world(tmp_path, aws_env):

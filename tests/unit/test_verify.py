@@ -137,7 +137,7 @@ def test_equal_tables_verify_clean(env):
     assert s["scanned"] == {"source": 130, "target": 125}
     assert (s["missing"], s["extra"], s["different"]) == (0, 0, 0)
     assert s["keymap"] == "v1" and s["segments"] == 4
-    assert latest_verify(env.ws)["run_id"] == s["run_id"]
+    assert latest_verify(env.ws).id == s["run_id"]
     row = env.ws.connect().execute("SELECT kind, state, keymap FROM runs").fetchone()
     assert tuple(row) == ("verify", "complete", "v1")
 
@@ -162,7 +162,7 @@ def test_missing_extra_different_reported_with_keys(env):
     assert off["different"][0]["attributes"] == ["extra_attr", "qty"]
     rows = env.ws.connect().execute("SELECT kind, count(*) FROM offenders GROUP BY kind").fetchall()
     assert dict(map(tuple, rows)) == {"different": 1, "extra": 2, "missing": 1}
-    assert latest_verify(env.ws) == s
+    assert latest_verify(env.ws).summary == s
 
 
 def test_offenders_capped_but_counted(env):

@@ -29,7 +29,6 @@ write and its checkpoint, is harmless.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -51,7 +50,8 @@ from .source import (
 )
 from ...kernel.keymap import Keymap
 from ...kernel.transform import Delete, KeyNames, Put, Skip
-from ...store.workspace import Workspace, utcnow
+from ...store import runs
+from ...store.workspace import Workspace
 
 __all__ = [
     "HEARTBEAT_STALE_S",
@@ -71,7 +71,7 @@ __all__ = [
 #: Records per GetRecords call (DynamoDB Streams' maximum).
 RECORDS_PER_CALL = 1000
 #: A running sync whose heartbeat is older than this is presumed dead (verify stops waiting for it).
-HEARTBEAT_STALE_S = 30.0
+HEARTBEAT_STALE_S = runs.STALE_S
 
 
 @dataclass
@@ -108,24 +108,26 @@ class SyncProgress:
 
 
 # -- the workspace -----------------------------------------------------------------------------
-def latest_stream_sync(ws: Workspace) -> dict[str, Any] | None:
-    """The newest stream-sync run: id, state, keymap, params, started/finished, operator, summary,
-    counters, watermark and shard positions (None: never run). Reads only."""
-    conn = ws.connect()
-    row = conn.execute("SELECT id, state, keymap, params, started_at, finished_at, summary, operator FROM runs"
-                       " WHERE kind = 'stream-sync' ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    units = {u: (p, d, c) for u, p, d, c in conn.execute(
-        "SELECT unit, position, done, counters FROM checkpoints WHERE run_id = ?", (row[0],))}
-    shards = {u.removeprefix("shard:"): {"sequence": json.loads(p), "done": bool(d)}
-              for u, (p, d, _) in units.items() if u.startswith("shard:")}
-    return {"id": row[0], "state": row[1], "keymap": row[2], "params": json.loads(row[3]),
-            "started_at": row[4], "finished_at": row[5], "operator": row[7],
-            "summary": json.loads(row[6]) if row[6] else None,
-            "counters": json.loads(units["_counters"][2]) if "_counters" in units else {},
-            "watermark": json.loads(units["_watermark"][0]) if "_watermark" in units else {},
-            "shards": shards}
+def latest_stream_sync(ws: Workspace) -> runs.Run | None:
+    """The newest stream-sync run from the ledger (None: never run). Its units are the shards
+    (``shard:<id>``: the last applied sequence number, ``done`` once a closed shard is drained),
+    ``_counters`` and ``_watermark`` (see :func:`shard_positions`, :func:`watermark`)."""
+    return runs.latest(ws, "stream-sync")
+
+
+def shard_positions(run: runs.Run) -> dict[str, dict[str, Any]]:
+    """shard id -> ``{"sequence": last applied sequence number or None, "done": drained}``."""
+    return {name.removeprefix("shard:"): {"sequence": u.position, "done": u.done}
+            for name, u in run.units.items() if name.startswith("shard:")}
+
+
+def watermark(run: runs.Run) -> dict[str, Any]:
+    """``caught_up_at`` (every source write before it is applied; None: not caught up since the
+    last restart), ``last_record_at`` and ``heartbeat`` (epoch seconds)."""
+    unit = run.unit("_watermark")
+    mark = dict(unit.position or {}) if unit is not None else {}
+    return {"caught_up_at": mark.get("caught_up_at"), "last_record_at": mark.get("last_record_at"),
+            "heartbeat": run.heartbeat}
 
 
 def sync_watermark(ws: Workspace) -> dict[str, Any] | None:
@@ -134,21 +136,10 @@ def sync_watermark(ws: Workspace) -> dict[str, Any] | None:
     run = latest_stream_sync(ws)
     if run is None:
         return None
-    mark = run["watermark"]
-    heartbeat = mark.get("heartbeat")
-    live = run["state"] == "running" and heartbeat is not None and time.time() - heartbeat < HEARTBEAT_STALE_S
-    return {"run_id": run["id"], "state": run["state"], "caught_up_at": mark.get("caught_up_at"),
-            "heartbeat": heartbeat, "live": live}
-
-
-def _complete_restores(ws: Workspace) -> set[int]:
-    """Ids of the restore runs that have completed (a run completes once: resumed runs keep their id).
-
-    Compared by id, not by time: the workspace's timestamps have one-second resolution, and a
-    restore finishing in the second a replay starts must still be noticed.
-    """
-    return {r[0] for r in ws.connect().execute(
-        "SELECT id FROM runs WHERE kind = 'restore' AND state = 'complete'")}
+    mark = watermark(run)
+    live = run.state == "running" and run.alive()
+    return {"run_id": run.id, "state": run.state, "caught_up_at": mark["caught_up_at"],
+            "heartbeat": run.heartbeat, "live": live}
 
 
 @dataclass
@@ -160,6 +151,7 @@ class _Run:
     done: set[str]
     origin: str  # "trim-horizon" | "checkpoint of run N"
     restores_seen: set[int]  # complete restore runs when the replay last started from the trim horizon
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: bool,
@@ -169,72 +161,62 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
     done: set[str] = set()
     origin = "trim-horizon"
     why = "first run" if previous is None else "--restart"
-    if previous is not None and previous["state"] == "running":
-        heartbeat = previous["watermark"].get("heartbeat")
-        if heartbeat is not None and time.time() - heartbeat < HEARTBEAT_STALE_S:
-            # Two replays at once would interleave stale and fresh writes of one item (and a shard
-            # allows only two readers): one at a time.
-            raise StreamSyncError(
-                f"stream-sync run {previous['id']} is still running (heartbeat {time.time() - heartbeat:.0f} s ago):"
-                " stop it first (SIGINT/SIGTERM, or Escape in the console)")
+    if previous is not None and previous.state == "running" and previous.alive():
+        # Two replays at once would interleave stale and fresh writes of one item (and a shard
+        # allows only two readers): one at a time.
+        raise StreamSyncError(
+            f"stream-sync run {previous.id} is still running (heartbeat {time.time() - (previous.heartbeat or 0):.0f}"
+            " s ago): stop it first (SIGINT/SIGTERM, or Escape in the console)")
     if previous is not None and not restart:
-        if previous["params"].get("stream_arn") != arn:
+        shards = shard_positions(previous)
+        if previous.params.get("stream_arn") != arn:
             why = "the source table has a new stream"
-        elif previous["keymap"] != keymap.version:
+        elif previous.keymap != keymap.version:
             raise StreamSyncError(
-                f"stream-sync run {previous['id']} applied keymap {previous['keymap']}, the workspace now builds"
+                f"stream-sync run {previous.id} applied keymap {previous.keymap}, the workspace now builds"
                 f" {keymap.version}: items already written follow the old mapping. Restore again with the new"
                 " keymap, then run stream-sync (it replays from the trim horizon after a restore)")
-        elif _complete_restores(ws) - set(previous["params"].get("restores_seen", [])):
-            why = f"a restore completed after run {previous['id']} started"
-        elif not previous["shards"]:
-            why = f"run {previous['id']} read nothing"  # a refused or failed start: check everything again
+        elif runs.completed_ids(ws, "restore") - set(previous.params.get("restores_seen", [])):
+            why = f"a restore completed after run {previous.id} started"
+        elif not shards:
+            why = f"run {previous.id} read nothing"  # a refused or failed start: check everything again
         else:
-            positions = {s: v["sequence"] for s, v in previous["shards"].items()}
-            done = {s for s, v in previous["shards"].items() if v["done"]}
-            origin = f"checkpoint of run {previous['id']}"
-    started_at = utcnow()
-    restores_seen = _complete_restores(ws)
+            positions = {s: v["sequence"] for s, v in shards.items()}
+            done = {s for s, v in shards.items() if v["done"]}
+            origin = f"checkpoint of run {previous.id}"
+    restores_seen = runs.completed_ids(ws, "restore")
     params = {**params, "stream_arn": arn, "origin": origin, "restores_seen": sorted(restores_seen)}
     with ws.transaction() as conn:
-        if previous is not None and previous["state"] == "running":
-            conn.execute("UPDATE runs SET state = 'stopped', finished_at = ? WHERE id = ?",
-                         (started_at, previous["id"]))
-        cur = conn.execute(
-            "INSERT INTO runs(kind, state, operator, keymap, params, started_at)"
-            " VALUES ('stream-sync', 'running', ?, ?, ?, ?)",
-            (operator, keymap.version, json.dumps(params), started_at))
-        run_id = int(cur.lastrowid)
-    ws.audit(operator, "stream-sync.start", {"run_id": run_id, "keymap": keymap.version,
-                                             "why": why if origin == "trim-horizon" else None, **params})
-    return _Run(run_id, positions, done, origin, restores_seen)
+        if previous is not None and previous.state == "running":
+            runs.set_state(conn, previous.id, "stopped")  # it died without saying so
+        run_id = runs.start(conn, "stream-sync", operator=operator, keymap=keymap.version, params=params)
+        ws.audit(operator, "stream-sync.start", {"run_id": run_id, "keymap": keymap.version,
+                                                 "why": why if origin == "trim-horizon" else None, **params})
+    return _Run(run_id, positions, done, origin, restores_seen, params)
 
 
-def _remember_restores(ws: Workspace, run: _Run) -> None:
+def _remember_restores(ws: Workspace, run: _Run, operator: str, details: dict[str, Any]) -> None:
     """Record in the run's params which restores its replay from the trim horizon follows."""
+    run.params["restores_seen"] = sorted(run.restores_seen)
     with ws.transaction() as conn:
-        params = json.loads(conn.execute("SELECT params FROM runs WHERE id = ?", (run.id,)).fetchone()[0])
-        params["restores_seen"] = sorted(run.restores_seen)
-        conn.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), run.id))
+        runs.set_params(conn, run.id, run.params)
         # Shard positions of the abandoned replay must not survive a crash before the next save.
-        conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND unit LIKE 'shard:%'", (run.id,))
+        runs.drop_units(conn, run.id, "shard:")
+        ws.audit(operator, "stream-sync.restart", details)
 
 
-def _save(ws: Workspace, run: _Run, progress: SyncProgress, state: str) -> None:
-    mark = {"caught_up_at": progress.caught_up_at, "heartbeat": time.time(),
-            "last_record_at": progress.last_record_at}
+def _save(ws: Workspace, run: _Run, progress: SyncProgress, state: str,
+          audit: tuple[str, str, dict[str, Any]] | None = None) -> None:
+    """Save shard positions, counters and the watermark (and ``audit``'s entry) in one transaction."""
     with ws.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO checkpoints(run_id, unit, position, done) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(run_id, unit) DO UPDATE SET position = excluded.position, done = excluded.done",
-            [(run.id, f"shard:{s}", json.dumps(seq), int(s in run.done)) for s, seq in run.positions.items()])
-        conn.execute("INSERT INTO checkpoints(run_id, unit, counters) VALUES (?, '_counters', ?)"
-                     " ON CONFLICT(run_id, unit) DO UPDATE SET counters = excluded.counters",
-                     (run.id, json.dumps(progress.counters())))
-        conn.execute("INSERT INTO checkpoints(run_id, unit, position) VALUES (?, '_watermark', ?)"
-                     " ON CONFLICT(run_id, unit) DO UPDATE SET position = excluded.position",
-                     (run.id, json.dumps(mark)))
-        conn.execute("UPDATE runs SET state = ? WHERE id = ?", (state, run.id))
+        if audit is not None:
+            ws.audit(*audit)
+        for shard, seq in run.positions.items():
+            runs.checkpoint(conn, run.id, f"shard:{shard}", position=seq, done=shard in run.done)
+        runs.checkpoint(conn, run.id, "_counters", counters=progress.counters())
+        runs.checkpoint(conn, run.id, "_watermark", position={"caught_up_at": progress.caught_up_at,
+                                                              "last_record_at": progress.last_record_at})
+        runs.set_state(conn, run.id, state)
 
 
 # -- the replay --------------------------------------------------------------------------------
@@ -279,8 +261,8 @@ def run_stream_sync(
             problems = [f"cannot describe the stream: {exc}"]
         if problems and not accept_gap:
             with ws.transaction() as conn:
-                conn.execute("UPDATE runs SET state = 'failed', finished_at = ? WHERE id = ?", (utcnow(), run.id))
-            ws.audit(operator, "stream-sync.refuse", {"run_id": run.id, "problems": problems})
+                runs.set_state(conn, run.id, "failed")
+                ws.audit(operator, "stream-sync.refuse", {"run_id": run.id, "problems": problems})
             raise StreamSyncError("; ".join(problems) + ". Take a new dump (with the stream on) and restore"
                                   " again, or pass --accept-gap to replay anyway")
         warnings += [f"accepted: {p}" for p in problems]
@@ -366,18 +348,17 @@ def run_stream_sync(
             if cancel is not None and cancel.is_set():
                 state = "stopped"
                 break
-            finished = _complete_restores(ws) - run.restores_seen
+            finished = runs.completed_ids(ws, "restore") - run.restores_seen
             if finished:
                 # Design (a): records applied before the restore's puts may have been overwritten by
                 # them; replaying everything again from the trim horizon puts the last word back.
                 run.positions, run.done = {}, set()
                 run.restores_seen |= finished
-                _remember_restores(ws, run)
+                _remember_restores(ws, run, operator, {"run_id": run.id, "why": "a restore completed",
+                                                       "restores": sorted(finished)})
                 iterators.clear()
                 progress.restarts += 1
                 progress.caught_up_at = None
-                ws.audit(operator, "stream-sync.restart", {"run_id": run.id, "why": "a restore completed",
-                                                           "restores": sorted(finished)})
             pass_started = time.time()
             shards = list_shards(streams, arn)
             present = {s["ShardId"] for s in shards}
@@ -408,12 +389,12 @@ def run_stream_sync(
             elif at_tip:
                 time.sleep(idle_sleep)
     except (GeneratorExit, KeyboardInterrupt):
-        _save(ws, run, progress, "stopped")  # closed by its driver or interrupted: a clean stop
-        ws.audit(operator, "stream-sync.stopped", {"run_id": run.id, **progress.counters()})
+        # Closed by its driver or interrupted: a clean stop.
+        _save(ws, run, progress, "stopped", audit=(operator, "stream-sync.stopped",
+                                                   {"run_id": run.id, **progress.counters()}))
         raise
     except (ClientError, BotoCoreError, StreamSyncError) as exc:
-        _save(ws, run, progress, "failed")
-        ws.audit(operator, "stream-sync.fail", {"run_id": run.id, "error": str(exc)})
+        _save(ws, run, progress, "failed", audit=(operator, "stream-sync.fail", {"run_id": run.id, "error": str(exc)}))
         if isinstance(exc, StreamSyncError):
             raise
         raise StreamSyncError(f"stream sync stopped: {exc}") from exc
@@ -427,8 +408,7 @@ def run_stream_sync(
                "state": state, "warnings": warnings}
     _save(ws, run, progress, state)
     with ws.transaction() as conn:
-        conn.execute("UPDATE runs SET summary = ?, finished_at = ? WHERE id = ?",
-                     (json.dumps(summary), utcnow(), run.id))
-    ws.audit(operator, f"stream-sync.{state}", summary)
+        runs.finish(conn, run.id, state, summary)
+        ws.audit(operator, f"stream-sync.{state}", summary)
     yield progress
     return summary

@@ -44,6 +44,7 @@ from ..tables import TableError, describe
 from ...kernel.keymap import Keymap
 from ...kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
 from ...kernel.transform import KeyNames, Put, transform
+from ...store import runs
 from ...store.workspace import Workspace, utcnow
 
 __all__ = [
@@ -170,12 +171,9 @@ def _key_json(key: dict) -> str:
     return orjson.dumps(key, option=orjson.OPT_SORT_KEYS, default=_b64).decode()
 
 
-def _load_key(text: str | None) -> dict | None:
-    """A wire key from :func:`_key_json` (``B`` values back to bytes)."""
-    if not text:
-        return None
-    key = json.loads(text)
-    if key is None:
+def _load_key(key: dict | None) -> dict | None:
+    """A wire key from its JSON form (:func:`_public_key`), ``B`` values back to bytes."""
+    if not key:
         return None
     return {k: ({"B": base64.b64decode(v["B"])} if "B" in v else v) for k, v in key.items()}
 
@@ -406,32 +404,23 @@ def _units(segments: int, sample: int | None) -> list[str]:
 
 def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sample: int | None,
               page_size: int, resume: bool, tables: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    conn = ws.connect()
     if resume:
-        row = conn.execute(
-            "SELECT id, keymap, params FROM runs WHERE kind = 'verify' AND state != 'complete'"
-            " ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
+        run = runs.latest(ws, "verify", unfinished=True)
+        if run is None:
             raise VerifyError("no interrupted verify run to resume (run `keyshift verify` without --resume)")
-        if row["keymap"] != keymap.version:
+        if run.keymap != keymap.version:
             raise VerifyError(
-                f"verify run {row['id']} used keymap {row['keymap']}, the workspace now builds"
+                f"verify run {run.id} used keymap {run.keymap}, the workspace now builds"
                 f" {keymap.version}; start a new run (without --resume)")
-        params = json.loads(row["params"])
-        with ws.transaction() as c:
-            c.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?", (row["id"],))
-        ws.audit(operator, "verify.resume", {"run_id": row["id"]})
-        return int(row["id"]), params
+        with ws.transaction() as conn:
+            runs.reopen(conn, run.id)
+            ws.audit(operator, "verify.resume", {"run_id": run.id})
+        return run.id, dict(run.params)
     params = {"segments": segments, "sample": sample, "page_size": page_size, **tables}
-    with ws.transaction() as c:
-        cur = c.execute(
-            "INSERT INTO runs(kind, state, operator, keymap, params, started_at)"
-            " VALUES ('verify', 'running', ?, ?, ?, ?)",
-            (operator, keymap.version, json.dumps(params), utcnow()))
-        run_id = int(cur.lastrowid)
-        c.executemany("INSERT INTO checkpoints(run_id, unit) VALUES (?, ?)",
-                      [(run_id, u) for u in _units(segments, sample)])
-    ws.audit(operator, "verify.start", {"run_id": run_id, "keymap": keymap.version, **params})
+    with ws.transaction() as conn:
+        run_id = runs.start(conn, "verify", operator=operator, keymap=keymap.version, params=params,
+                            units=_units(segments, sample))
+        ws.audit(operator, "verify.start", {"run_id": run_id, "keymap": keymap.version, **params})
     return run_id, params
 
 
@@ -450,10 +439,8 @@ def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, cou
             if n < MAX_OFFENDERS:
                 conn.execute("INSERT INTO offenders(run_id, kind, key, detail) VALUES (?, ?, ?, ?)",
                              (run_id, kind, _key_json(key), json.dumps(detail, ensure_ascii=True)))
-        conn.execute(
-            "UPDATE checkpoints SET position = ?, done = ?, counters = ? WHERE run_id = ? AND unit = ?",
-            (_key_json(last_key) if last_key else "null", int(last_key is None),
-             json.dumps(counters), run_id, unit))
+        runs.checkpoint(conn, run_id, unit, position=_public_key(last_key) if last_key else None,
+                        done=last_key is None, counters=counters)
 
 
 def _merge(counters: dict[str, Any], page: _PageResult) -> None:
@@ -468,15 +455,15 @@ def _merge(counters: dict[str, Any], page: _PageResult) -> None:
 
 
 def _checkpoints(ws: Workspace, run_id: int) -> dict[str, dict[str, Any]]:
-    rows = ws.connect().execute(
-        "SELECT unit, position, done, counters FROM checkpoints WHERE run_id = ?", (run_id,)).fetchall()
-    return {r["unit"]: {"position": r["position"], "done": bool(r["done"]),
-                        "counters": {**_empty_counters(), **json.loads(r["counters"])}} for r in rows}
+    run = runs.get(ws, run_id)
+    units = run.units if run is not None else {}
+    return {name: {"position": u.position, "done": u.done, "counters": {**_empty_counters(), **u.counters}}
+            for name, u in units.items()}
 
 
 def _set_state(ws: Workspace, run_id: int, state: str) -> None:
     with ws.transaction() as conn:
-        conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?", (state, utcnow(), run_id))
+        runs.set_state(conn, run_id, state)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -547,9 +534,8 @@ def run_verify(
     except BaseException:
         _set_state(ws, run_id, "failed")
         raise
-    summary = _finish(ws, run_id, keymap, params, time.perf_counter() - started, resumed=resume)
-    ws.audit(operator, "verify", {k: summary[k] for k in
-                                  ("run_id", "keymap", "equal", "compared", "missing", "extra", "different")})
+    summary = _finish(ws, run_id, keymap, params, time.perf_counter() - started, resumed=resume,
+                      operator=operator)
     return VerifyResult(run_id, summary)
 
 
@@ -676,7 +662,7 @@ def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int
 
 
 def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], seconds: float,
-            *, resumed: bool) -> dict[str, Any]:
+            *, resumed: bool, operator: str) -> dict[str, Any]:
     state = _checkpoints(ws, run_id)
     total = _empty_counters()
     scanned = {"source": 0, "target": 0}
@@ -699,7 +685,7 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
         else:
             offenders["extra"].append(key)
     equal = not (total["missing"] or total["extra"] or total["different"])
-    run = ws.connect().execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+    run = runs.get(ws, run_id)
     summary = {
         "run_id": run_id,
         "state": "complete",
@@ -722,13 +708,14 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
         "unsettled": total["unsettled"],
         "offenders": offenders,
         "resumed": resumed,
-        "started_at": run["started_at"],
+        "started_at": run.started_at if run is not None else None,
         "finished_at": utcnow(),
         "seconds": round(seconds, 3),
     }
     with ws.transaction() as conn:
-        conn.execute("UPDATE runs SET state = 'complete', summary = ?, finished_at = ? WHERE id = ?",
-                     (json.dumps(summary, ensure_ascii=True), summary["finished_at"], run_id))
+        runs.finish(conn, run_id, "complete", summary)
+        ws.audit(operator, "verify", {k: summary[k] for k in
+                                      ("run_id", "keymap", "equal", "compared", "missing", "extra", "different")})
     return summary
 
 
@@ -737,15 +724,7 @@ def verify_to_completion(ws: Workspace, spec: Any, ddb: Any, **kwargs: Any) -> V
     return run_to_completion(run_verify(ws, spec, ddb, **kwargs))
 
 
-def latest_verify(ws: Workspace) -> dict[str, Any] | None:
-    """The newest verify run: its ``verify --json`` document when complete, else its id, state,
-    keymap and start time (None when verify never ran). Reads only."""
-    row = ws.connect().execute(
-        "SELECT id, state, keymap, started_at, finished_at, summary FROM runs WHERE kind = 'verify'"
-        " ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    if row["state"] == "complete" and row["summary"]:
-        return json.loads(row["summary"])
-    return {"run_id": row["id"], "state": row["state"], "keymap": row["keymap"],
-            "started_at": row["started_at"], "finished_at": row["finished_at"]}
+def latest_verify(ws: Workspace) -> runs.Run | None:
+    """The newest verify run from the ledger (None: never run). Once complete, ``run.summary`` is
+    its ``verify --json`` report (``equal``, the counts, the first offenders)."""
+    return runs.latest(ws, "verify")
