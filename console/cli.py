@@ -441,19 +441,22 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
             allow_non_empty: bool, allow_unresolved: bool, deadline_s: float, via_import: str | None,
             as_json: bool) -> None:
     """Write transform(dump) into the new table: batched, parallel, throttled, resumable."""
-    from keyshift.core.resolve.keymap_build import build_keymap
-    from keyshift.core.plan.queries import latest_plan
+    from keyshift.core.migrate.preflight import restore_preflight
     from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
-    from keyshift.core.migrate.stream.source import restore_preflight
-    from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
+    from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
     obj.require_writable("restore")
     ws, spec = obj.workspace, obj.spec
-    plan_row = latest_plan(ws)
-    if plan_row is None or plan_row.state != "complete":
-        raise KeyshiftError("no complete plan in this workspace: run `keyshift plan` first")
-    build = build_keymap(ws, allow_unresolved=allow_unresolved)
     ddb = obj.aws.client("dynamodb")
+    pre = restore_preflight(ws, spec, ddb, obj.aws.client("dynamodbstreams"), resume=resume,
+                            allow_unresolved=allow_unresolved, allow_non_empty=allow_non_empty,
+                            create_table=create_table, via_import=bool(via_import))
+    pre.raise_if_blocked(_RESTORE_HINTS)
+    plan_row, build = pre.plan, pre.build
+    assert plan_row is not None and build is not None  # the preflight passed
+    # Said before the restore starts: what would keep stream sync from completing it later.
+    for warning in pre.warnings:
+        err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     s3 = obj.s3() if plan_row.dump_uri.startswith("s3://") or (via_import or "").startswith("s3://") else None
     if via_import:
         from keyshift.core.migrate.import_table import import_via_s3
@@ -463,7 +466,7 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
                                sort_key_type=new_table_schema(ddb, spec).sk_type,
                                operator=obj.operator)
         doc = {**result.to_dict(), "written": result.items_written, "retries": 0,
-               "skipped": result.skipped, "skipped_cases": build.open_cases}
+               "skipped": result.skipped, "skipped_cases": build.open_cases, "warnings": pre.warnings}
         if as_json:
             _emit_json(doc)
             return
@@ -472,25 +475,30 @@ def restore(obj: Context, create_table: bool, workers: int, rate: float | None, 
         return
     if create_table:
         create_target_table(ddb, spec, new_table_schema(ddb, spec))
-    elif not table_exists(ddb, spec.target.table):
-        raise KeyshiftError(f"target table {spec.target.table!r} does not exist (pass --create-table)")
-    elif not resume and not allow_non_empty and not is_empty(ddb, spec.target.table):
-        raise KeyshiftError(f"target table {spec.target.table!r} is not empty (pass --allow-non-empty or --resume)")
-    # Said before the restore starts: what would keep stream sync from completing it later.
-    warnings = restore_preflight(ws, spec, ddb, obj.aws.client("dynamodbstreams"))
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     gen = run_restore(ws, spec, build.keymap, ddb=obj.aws.writer_client(), s3=s3, **plan_to_restore_args(plan_row),
                       operator=obj.operator, workers=workers, rate=rate, resume=resume, deadline_s=deadline_s)
     summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_restore_bar)
     summary["skipped_cases"] = build.open_cases
-    summary["warnings"] = warnings
+    summary["warnings"] = pre.warnings
     if as_json:
         _emit_json(summary)
         return
+    reasons = ", ".join(f"{n:,} {k}" for k, n in summary.get("skip_reasons", {}).items())
     out.print(f"restored {summary['written']:,} items into {spec.target.table} with keymap {summary['keymap']}"
-              f" in {summary['seconds']} s: {summary['skipped']:,} skipped, {summary['dropped_by_decision']:,}"
-              f" dropped by decision, {summary['retries']:,} retries, {summary['throttles']:,} throttles")
+              f" in {summary['seconds']} s: {summary['skipped']:,} skipped{f' ({reasons})' if reasons else ''},"
+              f" {summary['dropped_by_decision']:,} dropped by decision, {summary['retries']:,} retries,"
+              f" {summary['throttles']:,} throttles")
+
+
+#: What the CLI adds to a restore blocker: the flag or command that resolves it.
+_RESTORE_HINTS = {
+    "no-plan": "keyshift plan --dump …",
+    "open-cases": "decide them: keyshift resolve list --open; or pass --allow-unresolved to skip their items",
+    "no-table": "pass --create-table",
+    "not-empty": "pass --allow-non-empty, or --resume to continue an interrupted restore",
+    "nothing-to-resume": "run without --resume",
+    "table-exists": "delete it, or restore into it without --create-table / --via-import",
+}
 
 
 def _restore_bar(p: Any) -> tuple[str, float | None, float, str]:

@@ -35,7 +35,6 @@ from textual.worker import get_current_worker
 
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.text.escape import visible
-from keyshift.core.resolve.keymap_build import UnresolvedError, build_keymap
 from keyshift.core.plan.queries import PlanRow, latest_plan
 from keyshift.core.migrate.restore import (
     RestoreCancelled,
@@ -46,9 +45,9 @@ from keyshift.core.migrate.restore import (
     run_restore,
 )
 from keyshift.core.migrate.restore_control import RestoreControl, read_control, write_control
-from keyshift.core.migrate.stream.source import restore_preflight
+from keyshift.core.migrate.preflight import restore_preflight
 from keyshift.core.store.runs import Run
-from keyshift.core.migrate.tables import create_target_table, is_empty, new_table_schema, table_exists
+from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
 from .confirm import ConfirmScreen
 from .widgets import format_eta, format_rate, visible_text
@@ -155,19 +154,22 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
         context.require_writable("restore")
         ws, spec = context.workspace, context.spec
         table = spec.target.table
-        plan = latest_plan(ws)
-        if plan is None or plan.state != "complete":
-            raise RestoreError("no complete plan in this workspace: plan a dump first (p on the overview)")
-        try:
-            build = build_keymap(ws)
-        except UnresolvedError as exc:
-            if not ask(ConfirmScreen("Skip the open cases?", f"{exc.message}.\n\nRestore anyway, leaving "
-                                     "their items out of the new table?", confirm_label="Skip them")):
-                post(RestoreFinished("declined"))
-                return None
-            build = build_keymap(ws, allow_unresolved=True)
-        args = plan_to_restore_args(plan)
         ddb = context.aws.client("dynamodb")
+        # The same checks as `keyshift restore`; the blockers an operator can lift here become questions.
+        pre = restore_preflight(ws, spec, ddb, context.aws.client("dynamodbstreams"), resume=resume)
+        askable = {"open-cases", "not-empty"} | (set() if resume else {"no-table"})
+        hard = [b for b in pre.blockers if b.code not in askable]
+        if hard:
+            raise RestoreError("; ".join(b.message for b in hard), title="Restore not started")
+        open_cases = pre.blocked("open-cases")
+        if open_cases is not None and not ask(ConfirmScreen(
+                "Skip the open cases?", f"{open_cases.message}.\n\nRestore anyway, leaving their items out of "
+                "the new table? (Or decide them first in the resolution queue.)", confirm_label="Skip them")):
+            post(RestoreFinished("declined"))
+            return None
+        plan, build = pre.plan, pre.build
+        assert plan is not None and build is not None
+        args = plan_to_restore_args(plan)
         s3 = context.s3() if args["dump_uri"].startswith("s3://") else None
         control = read_control(ws) or RestoreControl()
         workers, rate = control.workers or DEFAULT_WORKERS, control.rate
@@ -176,18 +178,16 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
                 f"{workers} workers, rate {format_rate(rate, 'items') if rate else 'not limited'}")
         if control.paused:
             what += ".\n\nThe control file says paused: the restore pauses at once (p resumes it)"
-        for warning in restore_preflight(ws, spec, ddb, context.aws.client("dynamodbstreams")):
-            what += f".\n\n⚠ {warning}"
-        exists = table_exists(ddb, table)
+        for warning in pre.warnings:
+            if not warning.startswith(f"{len(build.open_cases):,} case(s) are still open"):
+                what += f".\n\n⚠ {warning}"
+        exists = bool(pre.target_exists)
         if resume:
-            run = latest_restore(ws)
-            if not exists:
-                raise RestoreError(f"target table {table!r} does not exist: start a new restore (s)")
+            run = pre.resume_run
             question = ConfirmScreen(
                 "Resume the restore?",
                 f"Resume restore run {run.id if run else '?'} into {table}: lines its checkpoint holds are "
-                f"skipped, the rest are put again (puts are idempotent).\n\n{what}.\n\nMake sure no other "
-                "console or CLI is still running it.", confirm_label="Resume")
+                f"skipped, the rest are put again (puts are idempotent).\n\n{what}.", confirm_label="Resume")
         elif not exists:
             question = ConfirmScreen(
                 "Create the target table?",
@@ -195,7 +195,7 @@ def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
                 f"key {spec.target.partition_key}"
                 f"{' + ' + spec.source.sort_key if spec.source.sort_key else ''}) and write {what}?",
                 confirm_label="Create table and restore")
-        elif not is_empty(ddb, table):
+        elif pre.blocked("not-empty") is not None:
             question = ConfirmScreen(
                 "Restore into a non-empty table?",
                 f"Table {table} already holds items. Restoring writes {what} over them: items with the "

@@ -19,6 +19,8 @@ the workspace.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ class Run:
     finished_at: str | None
     heartbeat: float | None
     units: Mapping[str, Unit] = field(default_factory=dict)
+    owner: Mapping[str, Any] | None = None  # {"host", "pid"} of the process that runs it
 
     @property
     def finished(self) -> bool:
@@ -93,10 +96,18 @@ class Run:
         return self.state in FINAL_STATES
 
     def alive(self, now: float | None = None) -> bool:
-        """Running (or paused) with a heartbeat fresher than :data:`STALE_S`."""
+        """Running (or paused), and its process still there.
+
+        On the machine that runs it, the process itself is asked (a SIGKILLed run is known dead at
+        once, so it can be resumed at once); elsewhere, a heartbeat fresher than :data:`STALE_S`.
+        """
+        if self.state not in ("running", "paused"):
+            return False
+        owner = self.owner or {}
+        if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+            return _process_exists(owner["pid"])
         now = time.time() if now is None else now
-        return (self.state in ("running", "paused") and self.heartbeat is not None
-                and now - self.heartbeat < STALE_S)
+        return self.heartbeat is not None and now - self.heartbeat < STALE_S
 
     def unit(self, name: str) -> Unit | None:
         """One unit, or None when the run has none by that name."""
@@ -119,8 +130,26 @@ class Run:
                 "keymap": self.keymap, "params": dict(self.params),
                 "summary": dict(self.summary) if self.summary is not None else None,
                 "started_at": self.started_at, "finished_at": self.finished_at, "heartbeat": self.heartbeat,
+                "owner": dict(self.owner) if self.owner else None,
                 "units": {n: {"position": u.position, "done": u.done, "counters": dict(u.counters)}
                           for n, u in self.units.items()}}
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True
+
+
+def _owner() -> str:
+    """This process, as a run's owner."""
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
 
 
 # -- writes (inside the caller's transaction) -------------------------------------------------------
@@ -130,9 +159,9 @@ def start(conn: Any, kind: str, *, operator: str, keymap: str | None, params: Ma
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     cur = conn.execute(
-        "INSERT INTO runs(kind, state, operator, keymap, params, started_at, heartbeat)"
-        " VALUES (?, 'running', ?, ?, ?, ?, ?)",
-        (kind, operator, keymap, json.dumps(dict(params), default=str), utcnow(), time.time()))
+        "INSERT INTO runs(kind, state, operator, keymap, params, started_at, heartbeat, owner)"
+        " VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+        (kind, operator, keymap, json.dumps(dict(params), default=str), utcnow(), time.time(), _owner()))
     run_id = int(cur.lastrowid)
     conn.executemany("INSERT INTO checkpoints(run_id, unit) VALUES (?, ?)", [(run_id, u) for u in units])
     return run_id
@@ -140,8 +169,8 @@ def start(conn: Any, kind: str, *, operator: str, keymap: str | None, params: Ma
 
 def reopen(conn: Any, run_id: int) -> None:
     """Mark an interrupted run ``running`` again (a resume continues it under its own id)."""
-    conn.execute("UPDATE runs SET state = 'running', finished_at = NULL, heartbeat = ? WHERE id = ?",
-                 (time.time(), run_id))
+    conn.execute("UPDATE runs SET state = 'running', finished_at = NULL, heartbeat = ?, owner = ? WHERE id = ?",
+                 (time.time(), _owner(), run_id))
 
 
 def checkpoint(conn: Any, run_id: int, unit: str, *, position: Any = _KEEP, done: Any = _KEEP,
@@ -194,7 +223,7 @@ def finish(conn: Any, run_id: int, state: str, summary: Mapping[str, Any]) -> No
 
 
 # -- reads -----------------------------------------------------------------------------------------
-_COLUMNS = "id, kind, state, operator, keymap, params, summary, started_at, finished_at, heartbeat"
+_COLUMNS = "id, kind, state, operator, keymap, params, summary, started_at, finished_at, heartbeat, owner"
 
 
 def _run(conn: Any, row: Any) -> Run:
@@ -204,7 +233,8 @@ def _run(conn: Any, row: Any) -> Run:
             "SELECT unit, position, done, counters FROM checkpoints WHERE run_id = ? ORDER BY unit", (row[0],))
     }
     return Run(row[0], row[1], row[2], row[3], row[4], json.loads(row[5] or "{}"),
-               json.loads(row[6]) if row[6] else None, row[7], row[8], row[9], units)
+               json.loads(row[6]) if row[6] else None, row[7], row[8], row[9], units,
+               json.loads(row[10]) if row[10] else None)
 
 
 def latest(ws: Workspace | Any, kind: str, *, unfinished: bool = False, complete: bool = False) -> Run | None:

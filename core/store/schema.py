@@ -15,8 +15,8 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
 # (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new
-# key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat
-# (the run ledger, keyshift.core.store.runs).
+# key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat and an
+# owner process (the run ledger, keyshift.core.store.runs).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,6 +150,7 @@ MIGRATIONS: dict[int, str] = {
     """,
     5: """
     ALTER TABLE runs ADD COLUMN heartbeat REAL;  -- epoch seconds of the run's last write (stale: it died)
+    ALTER TABLE runs ADD COLUMN owner TEXT;      -- JSON {host, pid} of the process running it
     """,
 }
 

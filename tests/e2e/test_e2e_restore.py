@@ -84,7 +84,7 @@ def test_restore_writes_exactly_transform_of_the_dump(planned, boto_clients, cur
     desc = boto_clients.dynamodb.describe_table(TableName=spec.target.table)["Table"]
     assert desc["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     again = planned.run("restore", "--allow-unresolved", "--json")
-    assert again.returncode == 2 and "not empty" in again.message
+    assert again.returncode == 2 and "already holds items" in again.message and "--allow-non-empty" in again.message
     verified = planned.run("verify", "--json")
     assert verified.returncode == 0, verified.stdout
     report = verified.json()

@@ -1,5 +1,6 @@
 """The run ledger: one module writes runs and checkpoints; every reader gets a typed Run."""
 
+import dataclasses
 import time
 
 import pytest
@@ -37,7 +38,20 @@ def test_a_run_whose_heartbeat_went_stale_is_not_alive(tmp_path):
     with ws.transaction() as conn:
         run_id = runs.start(conn, "stream-sync", operator="a", keymap=None, params={})
     run = runs.get(ws, run_id)
-    assert run.alive() and not run.alive(now=time.time() + runs.STALE_S + 1)
+    assert run.alive()  # its process (this one) is here
+    elsewhere = dataclasses.replace(run, owner={"host": "another-machine", "pid": 1})
+    assert elsewhere.alive() and not elsewhere.alive(now=time.time() + runs.STALE_S + 1)
+    dead = dataclasses.replace(run, owner={**run.owner, "pid": _dead_pid()})
+    assert not dead.alive()  # on this machine, a killed process is known dead at once
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_resume_reopens_the_newest_unfinished_run(tmp_path):

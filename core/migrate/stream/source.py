@@ -2,7 +2,8 @@
 
 Design (a) (docs/design.md) holds only when the stream was enabled before the dump's point in
 time and that point is still inside the stream's 24-hour retention; :func:`replay_window_problems`
-says when it is not, and :func:`restore_preflight` says so before a restore starts.
+says when it is not, and :func:`keyshift.core.migrate.preflight.restore_preflight` says so before a
+restore starts.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...errors import KeyshiftError
 from ...store.workspace import Workspace
 
-__all__ = ["RETENTION_S", "StreamSyncError", "list_shards", "replay_window_problems", "restore_preflight",
-           "stream_arn", "window_check"]
+__all__ = ["RETENTION_S", "StreamSyncError", "list_shards", "replay_window_problems", "stream_arn", "window_check"]
 
 #: How long DynamoDB Streams keeps a record.
 RETENTION_S = 24 * 3600.0
@@ -108,20 +108,3 @@ def window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], list
     desc = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
     created = _epoch(desc.get("CreationRequestDateTime")) or _epoch(desc.get("StreamLabel"))
     return replay_window_problems(created, point_in_time, time.time()), []
-
-
-def restore_preflight(ws: Workspace, spec: Any, ddb: Any, streams: Any) -> list[str]:
-    """What would stop a replay from completing the restore about to start (empty: nothing known).
-
-    Said before hours of restore, not after: the source table has no stream (or cannot be read),
-    the stream began after the dump's point in time, or the dump is past the stream's retention.
-    Warnings only: a restore alone (no live source) needs none of this.
-    """
-    try:
-        arn = stream_arn(ddb, spec.source.table)
-        problems, _ = window_check(ws, streams, arn)
-    except StreamSyncError as exc:
-        return [exc.message]
-    except (ClientError, BotoCoreError) as exc:
-        return [f"cannot check the source table's stream: {exc}"]
-    return [f"stream sync will refuse to replay: {p}" for p in problems]

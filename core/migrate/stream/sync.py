@@ -44,7 +44,6 @@ from .source import (
     StreamSyncError,
     list_shards,
     replay_window_problems,
-    restore_preflight,
     stream_arn,
     window_check,
 )
@@ -62,7 +61,6 @@ __all__ = [
     "record_outcome",
     "reduce_outcomes",
     "replay_window_problems",
-    "restore_preflight",
     "run_stream_sync",
     "stream_arn",
     "sync_watermark",
