@@ -62,21 +62,28 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
     --restart, and whenever a restore has completed since the last replay started.
     """
-    from keyshift.core.resolve.keymap_build import build_keymap
+    from keyshift.core.migrate.preflight import stream_sync_preflight
     from keyshift.core.migrate.stream.sync import run_stream_sync
 
     obj.require_writable("stream-sync")
-    build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)
+    ddb = obj.aws.client("dynamodb")
+    pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved)
+    pre.raise_if_blocked(_HINTS)
+    for warning in pre.warnings:
+        err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
+    build = pre.build
+    assert build is not None  # the preflight passed
     cancel = threading.Event()
-    gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=obj.aws.client("dynamodb"),
+    gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=ddb,
                           streams=obj.aws.client("dynamodbstreams"), follow=follow, restart=restart,
                           accept_gap=accept_gap, workers=workers, operator=obj.operator, cancel=cancel)
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
+    summary["warnings"] = pre.warnings + summary["warnings"]
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=True, default=str))
         return
-    for warning in summary["warnings"]:
+    for warning in summary["warnings"][len(pre.warnings):]:
         err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     skipped = sum(summary["skipped"].values())
     out.print(f"stream-sync run {summary['run_id']} {summary['state']} ({summary['origin']}): "
@@ -84,6 +91,14 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
               f"{skipped:,} skipped, {summary['restarts']} restart(s); "
               f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
               f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+
+
+#: What the CLI adds to a stream-sync blocker.
+_HINTS = {
+    "no-plan": "keyshift plan --dump …",
+    "open-cases": "decide them: keyshift resolve list --open; or pass --allow-unresolved to skip their records",
+    "already-running": "stop it first with SIGINT/SIGTERM, or Escape in the console",
+}
 
 
 def _sync_bar(p: Any) -> tuple[str, float | None, float, str]:

@@ -52,13 +52,21 @@ def _key_text(key: Any) -> str:
 def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_size: int,
            live: bool | None, settle_timeout: float, as_json: bool) -> None:
     """Compare the new table with transform(old table) through the keymap; exit 1 on differences."""
+    from keyshift.core.migrate.preflight import verify_preflight
     from keyshift.core.migrate.verify.run import VerifyCancelled, run_verify
 
     obj.require_writable("verify")
+    ddb = obj.aws.client("dynamodb")
+    pre = verify_preflight(obj.workspace, obj.spec, ddb, resume=resume)
+    pre.raise_if_blocked({"no-plan": "keyshift plan --dump …", "nothing-to-resume": "run without --resume"})
+    if not as_json:
+        for warning in pre.warnings:
+            err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     cancel = threading.Event()
-    gen = run_verify(obj.workspace, obj.spec, obj.aws.client("dynamodb"), segments=segments,
+    gen = run_verify(obj.workspace, obj.spec, ddb, segments=segments,
                      sample=sample, resume=resume, operator=obj.operator, page_size=page_size,
-                     cancel=cancel, live=live, settle_timeout=settle_timeout)
+                     cancel=cancel, live=live, settle_timeout=settle_timeout,
+                     keymap=pre.build.keymap if pre.build is not None else None)
     try:
         result = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_verify_bar)
     except VerifyCancelled as exc:

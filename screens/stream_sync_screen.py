@@ -27,7 +27,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from keyshift.core.resolve.keymap_build import build_keymap
+from keyshift.core.migrate.preflight import stream_sync_preflight
+from keyshift.core.migrate.stream.source import StreamSyncError
 from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync, shard_positions
 from keyshift.core.store.runs import Run
 
@@ -89,9 +90,14 @@ def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event
     try:
         context.require_writable("stream-sync")
         ws, spec = context.workspace, context.spec
-        build = build_keymap(ws, allow_unresolved=True)
-        open_cases = (f"\n\n{len(build.open_cases):,} case(s) are still open: their items' records are skipped,"
-                      " as the restore skipped their items.") if build.open_cases else ""
+        ddb = context.aws.client("dynamodb")
+        # The same checks as `keyshift stream-sync`; open cases are asked about here, not refused.
+        pre = stream_sync_preflight(ws, spec, ddb, allow_unresolved=True)
+        if pre.blockers:
+            raise StreamSyncError("; ".join(b.message for b in pre.blockers), title="Stream sync not started")
+        build = pre.build
+        assert build is not None
+        open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
         how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
         question = ConfirmScreen(
             "Follow the stream?" if follow else "Replay the stream?",
@@ -102,7 +108,7 @@ def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event
         if not ask(question) or cancel.is_set():
             post(SyncFinished("declined"))
             return None
-        gen = run_stream_sync(ws, spec, build.keymap, ddb=context.aws.client("dynamodb"),
+        gen = run_stream_sync(ws, spec, build.keymap, ddb=ddb,
                               streams=context.aws.client("dynamodbstreams"), follow=follow,
                               operator=context.operator, cancel=cancel)
         post(SyncStarted(follow))

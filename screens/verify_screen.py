@@ -36,12 +36,14 @@ from keyshift.core.kernel.transform import KeyNames, Put, transform
 from keyshift.core.migrate.verify.run import (
     MAX_OFFENDERS,
     VerifyCancelled,
+    VerifyError,
     VerifyProgress,
     diff_attributes,
     latest_verify,
     run_verify,
 )
 
+from keyshift.core.migrate.preflight import verify_preflight
 from keyshift.core.store.runs import Run
 
 from .widgets import ProgressPanel, visible_text
@@ -164,8 +166,12 @@ def drive_verify(context: Context, *, resume: bool, cancel: threading.Event,
     """
     try:
         context.require_writable("verify")
-        gen = run_verify(context.workspace, context.spec, context.aws.client("dynamodb"), segments=SEGMENTS,
-                         resume=resume, operator=context.operator, cancel=cancel)
+        ws, spec, ddb = context.workspace, context.spec, context.aws.client("dynamodb")
+        pre = verify_preflight(ws, spec, ddb, resume=resume)  # the same checks as `keyshift verify`
+        if pre.blockers:
+            raise VerifyError("; ".join(b.message for b in pre.blockers), title="Verify not started")
+        gen = run_verify(ws, spec, ddb, segments=SEGMENTS, resume=resume, operator=context.operator,
+                         cancel=cancel, keymap=pre.build.keymap if pre.build is not None else None)
         post(VerifyStarted(resume))
         summary: dict[str, Any] = drive_in_worker(
             gen, cancel, lambda progress: post(VerifyProgressed(dataclasses.replace(

@@ -134,7 +134,7 @@ def test_verify_clean_then_reports_each_offender(setup):
     assert sample.returncode == (1 if doc["missing"] or doc["different"] else 0)
 
     unusable = s.run("verify", "--resume")  # nothing interrupted
-    assert unusable.returncode == 2 and "no interrupted verify run" in " ".join(unusable.stderr.split())
+    assert unusable.returncode == 2 and "no interrupted verify to resume" in " ".join(unusable.stderr.split())
 
 
 def test_resume_after_an_interrupted_run_gives_the_same_totals(setup):
