@@ -38,6 +38,7 @@ from ..kernel.items import for_botocore
 from ..spec import Spec
 from ..kernel.keymap import Keymap
 from ..kernel.transform import KeyNames, Put, transform
+from ..plan.queries import superseded_lines
 from ..store import runs
 from ..store.workspace import Workspace
 from .restore_control import CONTROL_FILE, RestoreControl, read_control, write_control
@@ -212,7 +213,7 @@ def run_restore(
     last_checkpoint = time.monotonic()
     control_mtime = 0.0
     reader = open_dump(dump_uri, fmt, s3=s3)
-    superseded = _superseded_lines(ws)
+    superseded = superseded_lines(ws.connect())  # the earlier copies of a repeated item
     segment = _Tally()  # lines read since the last batch was handed on (or settled)
 
     def settle(block: bool) -> None:
@@ -393,18 +394,6 @@ def _merge_reasons(pending: deque[_Pending], segment: _Tally) -> dict[str, int]:
         for k, n in tally.reasons.items():
             out[k] = out.get(k, 0) + n
     return out
-
-
-def _superseded_lines(ws: Workspace) -> set[tuple[str, int]]:
-    """(file, line) of dump lines repeating an item (same identifier and sort key) that a later
-    line repeats again: only the last one is written, so parallel batches cannot reorder them."""
-    rows = ws.connect().execute(
-        "SELECT f.uri, r.line FROM records r JOIN files f ON f.id = r.file_id JOIN"
-        " (SELECT ident, sort_key, max(seq) AS last FROM records GROUP BY ident, sort_key"
-        "  HAVING count(*) > 1) d ON d.ident = r.ident AND d.sort_key IS r.sort_key"
-        " WHERE r.seq != d.last"
-    )
-    return {(uri, line) for uri, line in rows}
 
 
 def _open_run(ws: Workspace, keymap: Keymap, operator: str, resume: bool,

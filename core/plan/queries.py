@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..store.workspace import Workspace
@@ -314,3 +315,99 @@ def identifiers_page(
         args.append(canonical)
     sql = f"{_IDENT_SQL} WHERE {' AND '.join(clauses)} ORDER BY raw LIMIT ?"
     return [_identifier_row(r) for r in ws.connect().execute(sql, (*args, limit))]
+
+
+# -- what later steps read of the plan (the plan's tables are written by the planner only) ------------
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """Slices of at most ``size`` values: SQLite's bound-parameter limit."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def settled_identifiers(conn: Any) -> Iterator[tuple[str, str]]:
+    """(raw, new id) of every identifier the rules (and reference data) settled: unchanged or fixed."""
+    yield from conn.execute("SELECT raw, new_id FROM identifiers WHERE status IN ('fixed', 'unchanged')")
+
+
+def has_reference(conn: Any) -> bool:
+    """Whether the plan matched reference data (its new ids then come from upstream)."""
+    return conn.execute("SELECT 1 FROM reference LIMIT 1").fetchone() is not None
+
+
+def settled_raws_with_new_id(conn: Any, new_id: str) -> set[str]:
+    """Raw identifiers the plan itself gives ``new_id`` (unchanged or fixed)."""
+    return {r[0] for r in conn.execute(
+        "SELECT raw FROM identifiers WHERE new_id = ? AND status IN ('fixed', 'unchanged')", (new_id,))}
+
+
+def identifier_rows(conn: Any, raws: Iterable[str]) -> list[Any]:
+    """(raw, new_id, canonical, status, id) of each of ``raws`` the plan knows."""
+    out: list[Any] = []
+    for chunk in _chunks(list(raws)):
+        out += conn.execute("SELECT raw, new_id, canonical, status, id FROM identifiers WHERE raw IN"
+                            f" ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return out
+
+
+def identifiers_on(conn: Any, key: str) -> list[Any]:
+    """(raw, new_id, canonical, status, id) of the identifiers the plan puts on ``key``: settled ones
+    with that new id, undecided ones with that canonical form."""
+    return conn.execute(
+        "SELECT raw, new_id, canonical, status, id FROM identifiers WHERE new_id = ? AND status IN"
+        " ('fixed', 'unchanged') UNION SELECT raw, new_id, canonical, status, id FROM identifiers"
+        " WHERE canonical = ? AND status NOT IN ('fixed', 'unchanged')", (key, key)).fetchall()
+
+
+def records_by_sort_key(conn: Any, idents: Iterable[int]) -> dict[str | None, dict[int, int]]:
+    """sort key -> identifier id -> how many records of those identifiers have that sort key."""
+    counts: dict[str | None, dict[int, int]] = {}
+    for chunk in _chunks(list(idents)):
+        for sort_key, ident, n in conn.execute(
+                f"SELECT sort_key, ident, count(*) FROM records WHERE ident IN ({','.join('?' * len(chunk))})"
+                " GROUP BY ident, sort_key", chunk):
+            counts.setdefault(sort_key, {})[ident] = n
+    return counts
+
+
+def superseded_lines(conn: Any) -> set[tuple[str, int]]:
+    """(file, line) of dump lines repeating an item (same identifier and sort key) that a later
+    line repeats again: a restore writes only the last one, so parallel batches cannot reorder them."""
+    rows = conn.execute(
+        "SELECT f.uri, r.line FROM records r JOIN files f ON f.id = r.file_id JOIN"
+        " (SELECT ident, sort_key, max(seq) AS last FROM records GROUP BY ident, sort_key"
+        "  HAVING count(*) > 1) d ON d.ident = r.ident AND d.sort_key IS r.sort_key"
+        " WHERE r.seq != d.last"
+    )
+    return {(uri, line) for uri, line in rows}
+
+
+def ambiguous_identifiers(conn: Any) -> list[tuple[int, str, list[str]]]:
+    """(id, canonical, reference ids) of every ambiguous identifier, by canonical form and raw."""
+    return [(r[0], r[1], json.loads(r[2])) for r in conn.execute(
+        "SELECT id, canonical, ref_ids FROM identifiers WHERE status = 'ambiguous' ORDER BY canonical, raw")]
+
+
+def identifiers_with_status(conn: Any, status: str) -> list[tuple[int, str, str]]:
+    """(id, raw, canonical) of every identifier with ``status``, by raw."""
+    return conn.execute("SELECT id, raw, canonical FROM identifiers WHERE status = ? ORDER BY raw",
+                        (status,)).fetchall()
+
+
+def suspicious_identifiers(conn: Any) -> list[tuple[int, str, str, list[str]]]:
+    """(id, raw, canonical, flags) of every identifier flagged suspicious, by raw."""
+    return [(r[0], r[1], r[2], json.loads(r[3])) for r in conn.execute(
+        "SELECT id, raw, canonical, suspicious FROM identifiers WHERE suspicious != '[]' ORDER BY raw")]
+
+
+def plan_conflicts(conn: Any) -> list[tuple[str, str | None, int, list[tuple[int, str, str]]]]:
+    """The plan's item conflicts: (canonical form, sort key, records, [(id, raw, key)…]) where key
+    is each member's new id, or its canonical form while undecided."""
+    out = []
+    for canonical, sort_key, n, raws in conn.execute(
+            "SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key").fetchall():
+        names = json.loads(raws)
+        members = conn.execute(
+            f"SELECT id, raw, coalesce(new_id, canonical) FROM identifiers WHERE raw IN ({','.join('?' * len(names))})"
+            " ORDER BY raw", names).fetchall()
+        out.append((canonical, sort_key, n, [tuple(m) for m in members]))
+    return out

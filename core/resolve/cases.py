@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import KeyshiftError
+from ..plan import queries
+from ..store.schema import clear_meta_flag, meta_flag
 from ..store.workspace import Workspace
 
 __all__ = ["KINDS", "STATUSES", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case",
@@ -119,23 +121,14 @@ def materialize_cases(conn: Any) -> int:
                  else f"{len(canonicals)} canonical forms share reference id(s)")
         add(case_id("ambiguous", *canonicals), "ambiguous", title, refs or canonicals, [g[0] for g in group])
     for kind, title in (("orphaned", "no reference match"), ("invalid", "canonical form unusable as a key")):
-        for ident, raw, canonical in conn.execute(
-            "SELECT id, raw, canonical FROM identifiers WHERE status = ? ORDER BY raw", (kind,)
-        ).fetchall():
+        for ident, raw, canonical in queries.identifiers_with_status(conn, kind):
             add(case_id(kind, raw), kind, title, [canonical] if kind == "orphaned" else [], [ident])
-    for canonical, sort_key, n, raws in conn.execute(
-        "SELECT canonical, sort_key, records, raws FROM conflicts ORDER BY canonical, sort_key"
-    ).fetchall():
-        names = json.loads(raws)
-        found = conn.execute(
-            f"SELECT id, coalesce(new_id, canonical) FROM identifiers WHERE raw IN ({','.join('?' * len(names))})"
-            " ORDER BY raw", names).fetchall()
+    for canonical, sort_key, n, members_on_key in queries.plan_conflicts(conn):
         add(case_id("conflict", canonical, sort_key), "conflict", f"{n} records on one new key",
-            names, [r[0] for r in found], sort_key, found[0][1] if found else canonical)
-    for ident, raw, canonical, flags in conn.execute(
-        "SELECT id, raw, canonical, suspicious FROM identifiers WHERE suspicious != '[]' ORDER BY raw"
-    ).fetchall():
-        add(case_id("suspicious", raw), "suspicious", "; ".join(json.loads(flags)), [canonical], [ident])
+            [m[1] for m in members_on_key], [m[0] for m in members_on_key], sort_key,
+            members_on_key[0][2] if members_on_key else canonical)
+    for ident, raw, canonical, flags in queries.suspicious_identifiers(conn):
+        add(case_id("suspicious", raw), "suspicious", "; ".join(flags), [canonical], [ident])
     conn.executemany("INSERT OR IGNORE INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.executemany("INSERT OR IGNORE INTO case_members(case_id, ident) VALUES (?, ?)", members)
@@ -145,15 +138,14 @@ def materialize_cases(conn: Any) -> int:
 
     overrides = overrides_in(conn)
     refresh_all(conn, overrides.by_raw, overrides.by_id)
-    conn.execute("DELETE FROM meta WHERE key = 'derive_cases'")
+    clear_meta_flag(conn, "derive_cases")
     return len(rows)
 
 
 def _ambiguous_groups(conn: Any) -> list[list[tuple[int, str, list[str]]]]:
     """Ambiguous identifiers grouped into one case per decision problem: identifiers sharing a
     canonical form, and canonical forms sharing a reference id (union-find over both)."""
-    rows = [(r[0], r[1], json.loads(r[2])) for r in conn.execute(
-        "SELECT id, canonical, ref_ids FROM identifiers WHERE status = 'ambiguous' ORDER BY canonical, raw")]
+    rows = queries.ambiguous_identifiers(conn)
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -230,13 +222,13 @@ def _ensure_derived(ws: Workspace) -> None:
     """Derive the cases again when a schema upgrade asked for it (the store cannot: it imports no
     domain code). Refused in read-only mode, like the upgrade itself."""
     conn = ws.connect()
-    if conn.execute("SELECT 1 FROM meta WHERE key = 'derive_cases'").fetchone() is None:
+    if not meta_flag(conn, "derive_cases"):
         return
     if ws.read_only:
         raise CaseError(f"workspace {ws.path} was upgraded and its cases must be derived again: open it once"
                         " without --read-only", title="Workspace needs a refresh")
     with ws.transaction() as tx:
-        if tx.execute("SELECT 1 FROM meta WHERE key = 'derive_cases'").fetchone() is not None:
+        if meta_flag(tx, "derive_cases"):
             materialize_cases(tx)
 
 
@@ -285,3 +277,48 @@ def progress(ws: Workspace) -> tuple[int, int]:
         " FROM cases c LEFT JOIN decisions d ON d.id = (SELECT max(id) FROM decisions WHERE case_id = c.id)"
     ).fetchone()
     return int(row[1]), int(row[0])
+
+
+# -- writing conflict cases (the conflicts module decides what; this module owns the tables) ----------
+def conflict_cases_touching(conn: Any, keys: list[str], idents: set[int]) -> dict[str, dict[str, Any]]:
+    """Conflict cases on one of the new ``keys`` or with a member among ``idents``:
+    id -> {"sort_key", "ord", "moot", "members" (set of identifier ids)}."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def take(rows: Iterable[Any]) -> None:
+        for cid, sort_key, ord_, moot in rows:
+            found[cid] = {"sort_key": sort_key, "ord": ord_, "moot": moot, "members": set()}
+
+    for chunk in queries._chunks(keys):
+        take(conn.execute("SELECT id, sort_key, ord, moot FROM cases WHERE kind = 'conflict' AND new_key IN"
+                          f" ({','.join('?' * len(chunk))})", chunk))
+    for chunk in queries._chunks(sorted(idents)):
+        take(conn.execute(
+            "SELECT id, sort_key, ord, moot FROM cases WHERE kind = 'conflict' AND id IN (SELECT case_id FROM"
+            f" case_members WHERE ident IN ({','.join('?' * len(chunk))}))", chunk))
+    for chunk in queries._chunks(list(found)):
+        for cid, ident in conn.execute(f"SELECT case_id, ident FROM case_members WHERE case_id IN"
+                                       f" ({','.join('?' * len(chunk))})", chunk):
+            found[cid]["members"].add(ident)
+    return found
+
+
+def save_conflict_case(conn: Any, cid: str, *, title: str, raws: list[str], sort_key: str | None,
+                       new_key: str, idents: Iterable[int]) -> bool:
+    """Create or update a live conflict case (members replaced); True when it is new."""
+    exists = conn.execute("SELECT 1 FROM cases WHERE id = ?", (cid,)).fetchone() is not None
+    if exists:
+        conn.execute("UPDATE cases SET new_key = ?, moot = NULL, title = ?, candidates = ? WHERE id = ?",
+                     (new_key, title, json.dumps(raws), cid))
+        conn.execute("DELETE FROM case_members WHERE case_id = ?", (cid,))
+    else:
+        ord_ = conn.execute("SELECT coalesce(max(ord), -1) + 1 FROM cases").fetchone()[0]
+        conn.execute("INSERT INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
+                     " VALUES (?, 'conflict', ?, ?, ?, ?, ?)", (cid, title, json.dumps(raws), sort_key, ord_, new_key))
+    conn.executemany("INSERT INTO case_members(case_id, ident) VALUES (?, ?)", [(cid, i) for i in sorted(idents)])
+    return not exists
+
+
+def set_moot(conn: Any, cid: str, reason: str) -> None:
+    """Mark a derived case moot: a decision took it away (``reason`` says how)."""
+    conn.execute("UPDATE cases SET moot = ? WHERE id = ?", (reason, cid))

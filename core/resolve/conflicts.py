@@ -22,11 +22,11 @@ other raws of that form, so the conflict is assumed until a person says otherwis
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from .cases import case_id
+from ..plan import queries
+from .cases import case_id, conflict_cases_touching, save_conflict_case, set_moot
 
 __all__ = ["MOOT_DIFFERENT_KEYS", "affected_ids", "effective_id", "refresh_conflicts", "refresh_all"]
 
@@ -45,13 +45,7 @@ def effective_id(row: Any, by_raw: dict[str, str | None]) -> str | None:
 
 
 def _rows_for(conn: Any, raws: Iterable[str]) -> list[Any]:
-    raws = list(raws)
-    out: list[Any] = []
-    for start in range(0, len(raws), 500):  # SQLite's bound-parameter limit
-        chunk = raws[start:start + 500]
-        out += conn.execute("SELECT raw, new_id, canonical, status, id FROM identifiers WHERE raw IN"
-                            f" ({','.join('?' * len(chunk))})", chunk).fetchall()
-    return out
+    return queries.identifier_rows(conn, raws)
 
 
 def affected_ids(conn: Any, raws: Iterable[str], before: dict[str, str | None],
@@ -69,11 +63,7 @@ def affected_ids(conn: Any, raws: Iterable[str], before: dict[str, str | None],
 def _holders(conn: Any, new_id: str, by_raw: dict[str, str | None],
              by_id: dict[str, set[str]]) -> dict[int, str]:
     """ident -> raw of every identifier landing on ``new_id`` now."""
-    rows = conn.execute(
-        "SELECT raw, new_id, canonical, status, id FROM identifiers WHERE new_id = ? AND status IN"
-        " ('fixed', 'unchanged') UNION SELECT raw, new_id, canonical, status, id FROM identifiers"
-        " WHERE canonical = ? AND status NOT IN ('fixed', 'unchanged')", (new_id, new_id)).fetchall()
-    rows += _rows_for(conn, by_id.get(new_id, ()))
+    rows = queries.identifiers_on(conn, new_id) + _rows_for(conn, by_id.get(new_id, ()))
     return {row[4]: row[0] for row in rows if effective_id(row, by_raw) == new_id}
 
 
@@ -81,14 +71,7 @@ def _live(conn: Any, new_id: str, holders: dict[int, str]) -> list[tuple[str, st
     """(new id, sort key, ident -> records) of every key two or more records of ``holders`` share."""
     if not holders:
         return []
-    counts: dict[str | None, dict[int, int]] = {}
-    idents = list(holders)
-    for start in range(0, len(idents), 500):
-        chunk = idents[start:start + 500]
-        for sort_key, ident, n in conn.execute(
-            "SELECT sort_key, ident, count(*) FROM records WHERE ident IN"
-            f" ({','.join('?' * len(chunk))}) GROUP BY ident, sort_key", chunk):
-            counts.setdefault(sort_key, {})[ident] = n
+    counts = queries.records_by_sort_key(conn, holders)
     return [(new_id, sort_key, members) for sort_key, members in sorted(counts.items(), key=lambda kv: kv[0] or "")
             if sum(members.values()) > 1]
 
@@ -105,75 +88,30 @@ def refresh_conflicts(conn: Any, ids: Iterable[str], by_raw: dict[str, str | Non
     holders = {new_id: _holders(conn, new_id, by_raw, by_id) for new_id in ids}
     groups = [g for new_id in ids for g in _live(conn, new_id, holders[new_id])]
     involved = {ident for h in holders.values() for ident in h} | {r[4] for r in _rows_for(conn, touched)}
-    existing = _existing(conn, ids, involved)
-    members_of: dict[str, set[int]] = {}
-    for cid, ident in _members(conn, list(existing)):
-        members_of.setdefault(cid, set()).add(ident)
+    existing = conflict_cases_touching(conn, ids, involved)
     counts = {"opened": 0, "moot": 0, "live": 0}
     assigned: set[str] = set()
-    next_ord = (conn.execute("SELECT coalesce(max(ord), -1) FROM cases").fetchone()[0]) + 1
     for new_id, sort_key, members in groups:
         idents = set(members)
         candidates = sorted((c for c, row in existing.items() if row["sort_key"] == sort_key
-                             and members_of.get(c, set()) & idents and c not in assigned),
+                             and row["members"] & idents and c not in assigned),
                             key=lambda c: existing[c]["ord"])
         primary = candidates[0] if candidates else case_id("conflict", new_id, sort_key)
         raws = sorted(holders[new_id][i] for i in idents)
-        title = f"{sum(members.values())} records on one new key"
-        if primary in existing or conn.execute("SELECT 1 FROM cases WHERE id = ?", (primary,)).fetchone():
-            conn.execute("UPDATE cases SET new_key = ?, moot = NULL, title = ?, candidates = ? WHERE id = ?",
-                         (new_id, title, json.dumps(raws), primary))
-            conn.execute("DELETE FROM case_members WHERE case_id = ?", (primary,))
-            counts["live"] += 1
-        else:
-            conn.execute("INSERT INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
-                         " VALUES (?, 'conflict', ?, ?, ?, ?, ?)",
-                         (primary, title, json.dumps(raws), sort_key, next_ord, new_id))
-            next_ord += 1
-            counts["opened"] += 1
-        conn.executemany("INSERT INTO case_members(case_id, ident) VALUES (?, ?)",
-                         [(primary, i) for i in sorted(idents)])
+        opened = save_conflict_case(conn, primary, title=f"{sum(members.values())} records on one new key",
+                                    raws=raws, sort_key=sort_key, new_key=new_id, idents=idents)
+        counts["opened" if opened else "live"] += 1
         assigned.add(primary)
         for other in candidates[1:]:  # two conflicts a decision merged onto one key: one case
             if other not in assigned and existing[other]["moot"] is None:
-                conn.execute("UPDATE cases SET moot = ? WHERE id = ?", (f"merged into conflict {primary}", other))
+                set_moot(conn, other, f"merged into conflict {primary}")
                 assigned.add(other)
                 counts["moot"] += 1
     for cid, row in existing.items():
         if cid not in assigned and row["moot"] is None:
-            conn.execute("UPDATE cases SET moot = ? WHERE id = ?", (MOOT_DIFFERENT_KEYS, cid))
+            set_moot(conn, cid, MOOT_DIFFERENT_KEYS)
             counts["moot"] += 1
     return counts
-
-
-def _existing(conn: Any, ids: list[str], idents: set[int]) -> dict[str, dict[str, Any]]:
-    """Conflict cases on one of ``ids`` or with a member among ``idents``."""
-    found: dict[str, dict[str, Any]] = {}
-
-    def take(rows: Iterable[Any]) -> None:
-        for cid, sort_key, ord_, moot in rows:
-            found[cid] = {"sort_key": sort_key, "ord": ord_, "moot": moot}
-
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        take(conn.execute("SELECT id, sort_key, ord, moot FROM cases WHERE kind = 'conflict' AND new_key IN"
-                          f" ({','.join('?' * len(chunk))})", chunk))
-    members = sorted(idents)
-    for start in range(0, len(members), 500):
-        chunk = members[start:start + 500]
-        take(conn.execute(
-            "SELECT id, sort_key, ord, moot FROM cases WHERE kind = 'conflict' AND id IN (SELECT case_id FROM"
-            f" case_members WHERE ident IN ({','.join('?' * len(chunk))}))", chunk))
-    return found
-
-
-def _members(conn: Any, case_ids: list[str]) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for start in range(0, len(case_ids), 500):
-        chunk = case_ids[start:start + 500]
-        out += conn.execute(f"SELECT case_id, ident FROM case_members WHERE case_id IN"
-                            f" ({','.join('?' * len(chunk))})", chunk).fetchall()
-    return out
 
 
 def refresh_all(conn: Any, by_raw: dict[str, str | None], by_id: dict[str, set[str]]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from typing import Any
 from ..store.workspace import Workspace, utcnow
 from .cases import Case, CaseError
 from .new_ids import new_id_problem
+from ..plan.queries import settled_raws_with_new_id
 
 __all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments",
            "latest_decision_id"]
@@ -157,8 +158,7 @@ def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
     conn = ws.connect()
     found: list[str] = []
     for new_id in sorted({v for v in assigned.values() if v is not None}):
-        base = {r[0] for r in conn.execute(
-            "SELECT raw FROM identifiers WHERE new_id = ? AND status IN ('fixed', 'unchanged')", (new_id,))}
+        base = settled_raws_with_new_id(conn, new_id)
         for raw in sorted(overrides.holders(new_id, base) - members):
             found.append(f"{new_id!r} is already the new id of {json.dumps(raw)}")
     return found

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..plan.queries import has_reference, settled_identifiers
 from .cases import list_cases
 from ..errors import KeyshiftError
 from ..kernel.keymap import FORMAT, Keymap, KeymapEntry, keymap_from_document
@@ -54,13 +55,9 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
         )
     entries: dict[str, KeymapEntry] = {}
     conn = ws.connect()
-    for raw, new_id, status in conn.execute(
-        "SELECT raw, new_id, status FROM identifiers WHERE status IN ('fixed', 'unchanged')"
-    ):
-        entries[raw] = KeymapEntry(new_id, "rule")
-    ref = conn.execute("SELECT count(*) FROM reference").fetchone()[0]
-    if ref:
-        entries = {raw: KeymapEntry(e.new_id, "reference") for raw, e in entries.items()}
+    source = "reference" if has_reference(conn) else "rule"
+    for raw, new_id in settled_identifiers(conn):
+        entries[raw] = KeymapEntry(new_id, source)
     unresolved: dict[str, str] = {}
     winners: dict[tuple[str, str | None], str] = {}
     from .decisions import assignments

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-__all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION", "utcnow"]
+__all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION", "clear_meta_flag", "meta_flag", "utcnow"]
 
 # Version 1: plans, their files, records, quarantined lines, identifiers, reference data,
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
@@ -174,3 +174,13 @@ SCHEMA_VERSION = max(MIGRATIONS)
 def utcnow() -> str:
     """Now, UTC, ISO 8601 with seconds: the one timestamp format in the workspace."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def meta_flag(conn: object, name: str) -> bool:
+    """Whether the flag ``name`` is set in ``meta`` (e.g. ``derive_cases`` after an upgrade)."""
+    return conn.execute("SELECT 1 FROM meta WHERE key = ?", (name,)).fetchone() is not None  # type: ignore[attr-defined]
+
+
+def clear_meta_flag(conn: object, name: str) -> None:
+    """Clear the flag ``name`` (inside the caller's transaction)."""
+    conn.execute("DELETE FROM meta WHERE key = ?", (name,))  # type: ignore[attr-defined]
