@@ -89,8 +89,13 @@ def test_headers_name_sources_version_and_license(name: str) -> None:
 
 
 def test_data_files_are_package_data() -> None:
-    pyproject = (DATA_DIR.parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    # The repository declares them, and the installed package (editable or not) carries them.
+    pyproject = (pathlib.Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
     assert '"keyshift.core.text" = ["data/*.txt"]' in pyproject
+    from importlib.resources import files
+
+    shipped = files("keyshift.core.text") / "data"
+    assert (shipped / "scripts.txt").is_file() and (shipped / "confusables.txt").is_file()
 
 
 # -- Script and Script_Extensions agree with unicodedata2 -----------------------------------------
