@@ -15,7 +15,8 @@ import dataclasses
 import logging
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App
@@ -36,7 +37,7 @@ from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
 from keyshift.screens.restore_screen import RestoreScreen
-from keyshift.screens.run_kinds import RUN_KINDS
+from keyshift.screens.run_kinds import RUN_KINDS, RunKind
 from keyshift.screens.runs import RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted, drive_run
 from keyshift.screens.stream_sync_screen import StreamSyncScreen
 from keyshift.screens.verify_screen import VerifyScreen
@@ -74,15 +75,18 @@ class KeyshiftApp(App[None]):
     #: Actions that change the workspace or AWS: greyed out in read-only (audit) mode.
     MUTATING_ACTIONS: ClassVar[frozenset[str]] = MUTATING_ACTIONS
 
-    def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None) -> None:
+    def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None,
+                 run_kinds: Mapping[str, RunKind] = RUN_KINDS) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
-        the workspace path in the header (tests use it for stable snapshots)."""
+        the workspace path in the header (tests use it for stable snapshots); ``run_kinds``: how
+        each kind of run is prepared (tests replace one with a scripted run)."""
         super().__init__()
         self.context = context
         self.page_size = page_size
+        self._run_kinds = dict(run_kinds)
         #: One slot per kind of run: running (from start until it reports how it ended), its
         #: newest progress and how the last one ended. Screens read them through :meth:`slot`.
-        self._slots = {kind: RunSlot(kind) for kind in RUN_KINDS}
+        self._slots = {kind: RunSlot(kind) for kind in self._run_kinds}
         self._decisions_seen: int | None = None  # the newest decision id the screens reflect
         self._poll_worker: Worker | None = None
         self._poll_timer: Timer | None = None
@@ -167,7 +171,7 @@ class KeyshiftApp(App[None]):
 
     def action_cancel_work(self) -> None:
         """The console-wide Escape: cancel the running queries and a running plan, never a long run."""
-        stopped = [self.cancel_run(kind) for kind, spec in RUN_KINDS.items() if not spec.long]
+        stopped = [self.cancel_run(kind) for kind, spec in self._run_kinds.items() if not spec.long]
         cancelled = [self.cancel_work(group) for group in self._query_groups()]
         if any(stopped) or any(cancelled):
             self.notify("cancelling…", timeout=2)
@@ -180,7 +184,8 @@ class KeyshiftApp(App[None]):
     def cancel_work(self, group: str) -> bool:
         """Cancel the running workers of ``group`` (a query: a page, a preview); True when one ran.
 
-        Runs are never cancelled this way (:meth:`cancel_run` stops them through their event).
+        A run's kind as ``group`` stops that run through its cancel event (:meth:`cancel_run`),
+        never by cancelling its worker: its thread ends cleanly and reports how it ended.
         """
         if group in self._slots:
             return self.cancel_run(group)
@@ -227,7 +232,7 @@ class KeyshiftApp(App[None]):
         pressed at once still reaches the run (which then stops at its first step). Progress and
         the outcome come back as :class:`RunProgressed` and :class:`RunFinished`.
         """
-        slot, spec = self.slot(kind), RUN_KINDS[kind]
+        slot, spec = self.slot(kind), self._run_kinds[kind]
         if slot.running:
             return None
         cancel = slot.open(options)

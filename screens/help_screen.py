@@ -33,18 +33,21 @@ class HelpRow:
     label: str
     description: str
     enabled: bool = True
+    #: Where the key works (``overview``, ``everywhere``, ``palette``); empty for a screen's own.
     note: str = ""
 
 
 def screen_rows(screen: Screen[object]) -> list[HelpRow]:
-    """The bindings ``screen`` itself defines, in its order, as they stand now.
+    """The bindings ``screen`` itself defines, in its order, as they stand now (a user keymap
+    applied, greyed out where ``check_action`` refuses them).
 
     The App's keys and the focused widget's (a table's cursor keys) are left out: the first come
-    from the action table, the second are the widget's own business.
+    from the action table, the second are the widget's own business. So are Textual's generic
+    screen keys (Tab, copy): every console binding has an id, theirs have none.
     """
     rows = []
     for active in screen.active_bindings.values():
-        if active.node is not screen:
+        if active.node is not screen or not active.binding.id:
             continue
         binding = active.binding
         rows.append(HelpRow(screen.app.get_key_display(binding), binding.action, binding.description,
@@ -53,21 +56,16 @@ def screen_rows(screen: Screen[object]) -> list[HelpRow]:
 
 
 def console_rows(app: App[object], actions: tuple[ConsoleAction, ...] = ACTIONS) -> list[HelpRow]:
-    """One row per console-level action of the table: its key(s), or the palette when it has none."""
+    """One row per console-level action of the table: its key(s) and where they work (the palette's
+    key for an action that has none)."""
     rows = []
     for action in actions:
         keys = [key.strip() for key in action.key.split(",")] if action.key else []
         shown = " ".join(app.get_key_display(Binding(key, action.action, key_display=action.key_display))
                          for key in keys) or app.get_key_display(Binding(app.COMMAND_PALETTE_BINDING, ""))
-        if not keys:
-            note = "command palette"
-        elif action.scope == "overview":
-            note = "on the overview; anywhere by name in the command palette"
-        else:
-            note = "everywhere"
+        # Where the key works (every table action is in the palette too, by name).
+        note = "palette" if not keys else "overview" if action.scope == "overview" else "everywhere"
         enabled = bool(app.check_action(action.action, ()))
-        if action.mutates:
-            note += "; changes the workspace"
         rows.append(HelpRow(shown, f"app.{action.action}", action.title, action.description, enabled, note))
     return rows
 
@@ -105,23 +103,25 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text(f"Keys of {self.help_title}", style="bold"), classes="help-heading")
             yield Static(_table(self.screen_help) if self.screen_help else Text("none of its own", style="dim"),
                          id="help-screen")
-            yield Static(Text("The console: screens, steps and keys that work everywhere", style="bold"),
-                         classes="help-heading")
+            yield Static(Text("The console: its screens and steps (every one by name in the command palette, "
+                              "Ctrl+P) and the keys that work everywhere", style="bold"), classes="help-heading")
             yield Static(_table(self.console_help), id="help-console")
-            yield Static(Text("Ctrl+P opens the command palette: every screen and step by name. "
-                              "Greyed-out keys cannot run now (read-only mode, nothing to resume…).",
-                              style="dim"), classes="help-heading")
+            yield Static(Text("Dimmed keys cannot run now (read-only mode, nothing to resume…). Escape closes "
+                              "this help.", style="dim"), classes="help-heading")
 
 
 def _table(rows: list[HelpRow]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True, style="bold")
     table.add_column(no_wrap=True)
+    notes = any(row.note for row in rows)
+    if notes:
+        table.add_column(no_wrap=True, style="dim")
     table.add_column(ratio=1)
     for row in rows:
-        style = "" if row.enabled else "dim"
-        detail = Text(row.description)
-        if row.note:
-            detail.append(f"  ({row.note})", style="dim")
-        table.add_row(Text(row.key, style=style), Text(row.label, style=style), detail)
+        style = "" if row.enabled else "dim"  # refused now (read-only mode, nothing to resume…)
+        cells = [Text(row.key, style=style), Text(row.label, style=style)]
+        if notes:
+            cells.append(Text(row.note))
+        table.add_row(*cells, Text(row.description, style=style))
     return table
