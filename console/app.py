@@ -1,9 +1,12 @@
 """The keyshift console: the App, its bindings, its workers and the one place errors are shown.
 
 The App takes everything it needs through the constructor (a :class:`Context`), so the CLI and the
-tests build it the same way with :func:`make_app`. Every blocking call (SQLite, S3, planning) runs
-in an App-owned thread worker; a failed worker, whatever screen started it, ends up in
-:meth:`KeyshiftApp._worker_state_changed`, which shows one error modal.
+tests build it the same way with :func:`make_app`. It implements the screens' host protocol
+(:class:`~keyshift.screens.host.ConsoleHost`) and hands itself to every screen it builds. Every
+blocking call (SQLite, S3, planning) runs in an App-owned thread worker; a failed worker, whatever
+screen started it, ends up in :meth:`KeyshiftApp._worker_state_changed`, which shows one error
+modal. Runs (plan, restore, verify, stream sync) each have one :class:`~keyshift.screens.runs.RunSlot`,
+one generic worker and one message handler.
 """
 
 from __future__ import annotations
@@ -11,51 +14,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.message import Message
-from textual.message_pump import MessagePump
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.migrate.restore import RestoreProgress
-from keyshift.core.migrate.stream.sync import SyncProgress
-from keyshift.core.migrate.verify.run import VerifyProgress
+from keyshift.core.resolve.decisions import latest_decision_id
+from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
+from keyshift.screens.help_screen import HelpScreen
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
 from keyshift.screens.overview import OverviewScreen
-from keyshift.screens.plan_dialog import PlanDialog, drive_plan
-from keyshift.core.resolve.decisions import latest_decision_id
+from keyshift.screens.plan_dialog import PlanDialog
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
-from keyshift.screens.restore_screen import (
-    RestoreFinished,
-    RestoreProgressed,
-    RestoreScreen,
-    RestoreStarted,
-    drive_restore,
-)
-from keyshift.screens.stream_sync_screen import (
-    StreamSyncScreen,
-    SyncFinished,
-    SyncProgressed,
-    SyncStarted,
-    drive_stream_sync,
-)
-from keyshift.screens.verify_screen import (
-    VerifyFinished,
-    VerifyProgressed,
-    VerifyScreen,
-    VerifyStarted,
-    drive_verify,
-)
+from keyshift.screens.restore_screen import RestoreScreen
+from keyshift.screens.run_kinds import RUN_KINDS, RunKind
+from keyshift.screens.runs import RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted, drive_run
+from keyshift.screens.stream_sync_screen import StreamSyncScreen
+from keyshift.screens.verify_screen import VerifyScreen
 from keyshift.screens.widgets import WorkspaceChanged
 
 from .commands import KeyshiftCommands
@@ -67,11 +52,8 @@ log = logging.getLogger(__name__)
 
 #: How often the console looks for decisions recorded by another console or the CLI.
 POLL_SECONDS = 1.0
-#: Worker groups stopped through a cancel event, never by cancelling the worker: their thread ends
-#: cleanly (a cancelled plan, a resumable checkpoint) and always reports how it ended.
-_EVENT_GROUPS = frozenset({"plan", "restore", "verify", "stream-sync"})
-#: Long runs that only their own screen's Escape cancels (not the global Escape of other screens).
-_LONG_RUNS = frozenset({"restore", "verify", "stream-sync"})
+#: The background poll's worker group: never the operator's work, so Escape leaves it alone.
+_POLL_GROUP = "decisions-poll"
 
 
 @dataclass
@@ -88,39 +70,23 @@ class KeyshiftApp(App[None]):
     CSS_PATH: ClassVar[list[str]] = ["app.tcss"]
     TITLE = "keyshift"
     COMMANDS = App.COMMANDS | {KeyshiftCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
-        Binding("escape", "cancel_work", "Cancel", id="app.cancel", show=False,
-                tooltip="Cancel running work (a plan, a query)"),
-    ]
+    #: Quit, help and cancel: the action table's keys that work on every screen.
+    BINDINGS: ClassVar[list[BindingType]] = app_bindings()
     #: Actions that change the workspace or AWS: greyed out in read-only (audit) mode.
-    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset({
-        "plan", "decide", "undo_decision", "bulk_resolve",
-        "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
-        "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume", "sync_once", "sync_follow",
-    })
+    MUTATING_ACTIONS: ClassVar[frozenset[str]] = MUTATING_ACTIONS
 
-    def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None) -> None:
+    def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None,
+                 run_kinds: Mapping[str, RunKind] = RUN_KINDS) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
-        the workspace path in the header (tests use it for stable snapshots)."""
+        the workspace path in the header (tests use it for stable snapshots); ``run_kinds``: how
+        each kind of run is prepared (tests replace one with a scripted run)."""
         super().__init__()
         self.context = context
         self.page_size = page_size
-        self._cancel_events: dict[threading.Event, str] = {}  # cancel event -> worker group
-        #: This console's restore: running (from start until it reports how it ended), its newest
-        #: progress and how the last one ended. The restore screen and the overview read these.
-        self.restore_running = False
-        self.restore_live: RestoreProgress | None = None
-        self.restore_outcome: RestoreFinished | None = None
-        #: The same for this console's verify.
-        self.verify_running = False
-        self.verify_live: VerifyProgress | None = None
-        self.verify_outcome: VerifyFinished | None = None
-        #: The same for this console's stream sync (``sync_follow``: it runs until stopped).
-        self.sync_running = False
-        self.sync_follow = False
-        self.sync_live: SyncProgress | None = None
-        self.sync_outcome: SyncFinished | None = None
+        self._run_kinds = dict(run_kinds)
+        #: One slot per kind of run: running (from start until it reports how it ended), its
+        #: newest progress and how the last one ended. Screens read them through :meth:`slot`.
+        self._slots = {kind: RunSlot(kind) for kind in self._run_kinds}
         self._decisions_seen: int | None = None  # the newest decision id the screens reflect
         self._poll_worker: Worker | None = None
         self._poll_timer: Timer | None = None
@@ -133,7 +99,7 @@ class KeyshiftApp(App[None]):
         return self.context.read_only
 
     def get_default_screen(self) -> Screen:
-        return OverviewScreen()
+        return OverviewScreen(self)
 
     def on_mount(self) -> None:
         self._poll_timer = self.set_interval(POLL_SECONDS, self._poll_decisions)
@@ -143,7 +109,7 @@ class KeyshiftApp(App[None]):
             return None  # shown greyed out: the operator sees it exists but is refused here
         return True
 
-    # -- navigation -------------------------------------------------------------------------
+    # -- navigation (the action table's actions: keys, palette and help come from it) ---------
     def action_overview(self) -> None:
         """Back to the overview (the bottom screen)."""
         while len(self.screen_stack) > 1 and not isinstance(self.screen, OverviewScreen):
@@ -152,18 +118,18 @@ class KeyshiftApp(App[None]):
     def action_open_browser(self) -> None:
         """Open the dump browser."""
         if not isinstance(self.screen, DumpBrowserScreen):
-            self.push_screen(DumpBrowserScreen(page_size=self.page_size))
+            self.push_screen(DumpBrowserScreen(self))
 
     def action_open_preview(self, raw: str | None = None) -> None:
         """Open the normalization preview, standalone (``raw`` None) or for one raw identifier."""
         if raw is None and isinstance(self.screen, NormalizePreviewScreen):
             return
-        self.push_screen(NormalizePreviewScreen(raw))
+        self.push_screen(NormalizePreviewScreen(self, raw))
 
     def action_open_queue(self) -> None:
         """Open the resolution queue (readable in read-only mode; deciding is refused there)."""
         if not isinstance(self.screen, ResolveQueueScreen):
-            self.push_screen(ResolveQueueScreen())
+            self.push_screen(ResolveQueueScreen(self))
 
     def action_open_restore(self) -> None:
         """Open the restore screen (step 3; readable in read-only mode, starting is refused)."""
@@ -180,10 +146,10 @@ class KeyshiftApp(App[None]):
         if not isinstance(self.screen, StreamSyncScreen):
             self._push_installed("stream-sync", StreamSyncScreen)
 
-    def _push_installed(self, name: str, factory: Callable[[], Screen]) -> None:
+    def _push_installed(self, name: str, factory: Callable[[KeyshiftApp], Screen]) -> None:
         """Push the screen installed as ``name`` (built on first use, kept when closed)."""
         if not self.is_screen_installed(name):
-            self.install_screen(factory(), name)
+            self.install_screen(factory(self), name)
         if self.get_screen(name) in self.screen_stack:  # under a modal: back to it
             while self.screen is not self.get_screen(name):
                 self.pop_screen()
@@ -196,32 +162,36 @@ class KeyshiftApp(App[None]):
             self.notify("planning changes the workspace: refused in read-only mode", severity="warning")
             return
         if not isinstance(self.screen, PlanDialog):
-            self.push_screen(PlanDialog())
+            self.push_screen(PlanDialog(self))
+
+    def action_help(self) -> None:
+        """Show every key of the current screen and of the console (F1, ``?``)."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen.of(self.screen))
 
     def action_cancel_work(self) -> None:
-        """Cancel every running worker and any running plan."""
-        if self.cancel_work():
+        """The console-wide Escape: cancel the running queries and a running plan, never a long run."""
+        stopped = [self.cancel_run(kind) for kind, spec in self._run_kinds.items() if not spec.long]
+        cancelled = [self.cancel_work(group) for group in self._query_groups()]
+        if any(stopped) or any(cancelled):
             self.notify("cancelling…", timeout=2)
 
-    def cancel_work(self, group: str | None = None) -> bool:
-        """Cancel running work (of ``group``, or all but a restore or verify); True when something ran.
+    def _query_groups(self) -> set[str]:
+        """The groups of the running workers that are neither a run nor the background poll."""
+        return {w.group for w in self.workers
+                if not w.is_finished and w.group not in self._slots and w.group != _POLL_GROUP}
 
-        A plan, a restore and a verify are stopped through their cancel event, never by cancelling
-        their worker: the thread then ends cleanly (``PlanCancelled``, a resumable checkpoint) and
-        the screens always hear how it ended. A restore or verify is cancelled only by name (its
-        screen's Escape): an Escape elsewhere must not stop a run of hours.
+    def cancel_work(self, group: str) -> bool:
+        """Cancel the running workers of ``group`` (a query: a page, a preview); True when one ran.
+
+        A run's kind as ``group`` stops that run through its cancel event (:meth:`cancel_run`),
+        never by cancelling its worker: its thread ends cleanly and reports how it ended.
         """
-        def wanted(worker_group: str) -> bool:
-            return worker_group == group if group is not None else worker_group not in _LONG_RUNS
-
-        running = [w for w in self.workers if not w.is_finished and wanted(w.group)
-                   and w.group != "decisions-poll"]  # the background poll is not the operator's work
-        for event, event_group in list(self._cancel_events.items()):
-            if wanted(event_group):
-                event.set()
+        if group in self._slots:
+            return self.cancel_run(group)
+        running = [w for w in self.workers if not w.is_finished and w.group == group]
         for worker in running:
-            if worker.group not in _EVENT_GROUPS:
-                worker.cancel()
+            worker.cancel()
         return bool(running)
 
     # -- workers ----------------------------------------------------------------------------
@@ -246,124 +216,57 @@ class KeyshiftApp(App[None]):
         if workspace is not None:
             workspace.close()
 
-    def start_plan(self, dump_uri: str, fmt: str, reply_to: MessagePump) -> Worker:
-        """Plan ``dump_uri`` in the background; progress and the outcome go to ``reply_to``.
-
-        The cancel event is registered before the thread starts, so Escape pressed at once still
-        reaches the plan (which stops at its next batch and keeps a ``cancelled`` plan).
-        """
-        cancel = threading.Event()
-        self._cancel_events[cancel] = "plan"
-        return self._plan_worker(dump_uri, fmt, cancel, reply_to)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="plan", description="plan a dump")
-    def _plan_worker(self, dump_uri: str, fmt: str, cancel: threading.Event, reply_to: MessagePump) -> Any:
-        try:
-            return drive_plan(self.context, dump_uri, fmt, cancel, reply_to)
-        finally:
-            self._cancel_events.pop(cancel, None)
-            self._close_thread_connection()
-
     def ask(self, question: ModalScreen[bool]) -> bool:
         """From a thread worker: show ``question`` and wait for the operator's answer."""
         return bool(self.call_from_thread(self.push_screen_wait, question))
 
-    def start_restore(self, *, resume: bool) -> Worker | None:
-        """Check, confirm and run a restore in the background (None: one runs already).
+    # -- runs: one slot per kind, one worker, one handler -------------------------------------
+    def slot(self, kind: str) -> RunSlot:
+        """This console's run of ``kind`` (KeyError for an unknown kind)."""
+        return self._slots[kind]
 
-        Progress and the outcome come to the App (:class:`RestoreProgressed`,
-        :class:`RestoreFinished`), which keeps them and forwards them to every screen.
+    def start_run(self, kind: str, **options: Any) -> Worker | None:
+        """Prepare (check, confirm) and run a ``kind`` run in the background; None: one runs already.
+
+        The slot is marked running and its cancel event made before the thread starts, so Escape
+        pressed at once still reaches the run (which then stops at its first step). Progress and
+        the outcome come back as :class:`RunProgressed` and :class:`RunFinished`.
         """
-        if self.restore_running:
+        slot, spec = self.slot(kind), self._run_kinds[kind]
+        if slot.running:
             return None
-        cancel = threading.Event()
-        self._cancel_events[cancel] = "restore"
-        self.restore_running, self.restore_live, self.restore_outcome = True, None, None
+        cancel = slot.open(options)
+        request = RunRequest(kind, self.context, dict(options), cancel, self.ask)
         self.refresh_bindings()
-        return self._restore_worker(resume, cancel)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="restore", description="restore")
-    def _restore_worker(self, resume: bool, cancel: threading.Event) -> Any:
-        try:
-            return drive_restore(self.context, resume=resume, cancel=cancel, ask=self.ask,
-                                 post=self.post_message)
-        finally:
-            self._cancel_events.pop(cancel, None)
-            self._close_thread_connection()
+        def run() -> Any:
+            try:
+                return drive_run(spec.prepare, request, self.post_message, spec.cancelled)
+            finally:
+                self._close_thread_connection()
 
-    def start_verify(self, *, resume: bool) -> Worker | None:
-        """Run a verify in the background (None: one runs already); reports like a restore."""
-        if self.verify_running:
-            return None
-        cancel = threading.Event()
-        self._cancel_events[cancel] = "verify"
-        self.verify_running, self.verify_live, self.verify_outcome = True, None, None
-        self.refresh_bindings()
-        return self._verify_worker(resume, cancel)
+        # Never superseded (a second start is refused above) and never cancelled as a worker: the
+        # cancel event stops the run cleanly, and the run always reports how it ended.
+        return self.run_worker(run, group=kind, description=spec.description, thread=True,
+                               exclusive=True, exit_on_error=False)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="verify", description="verify")
-    def _verify_worker(self, resume: bool, cancel: threading.Event) -> Any:
-        try:
-            return drive_verify(self.context, resume=resume, cancel=cancel, post=self.post_message)
-        finally:
-            self._cancel_events.pop(cancel, None)
-            self._close_thread_connection()
+    def cancel_run(self, kind: str) -> bool:
+        """Stop this console's ``kind`` run at its next step, keeping its checkpoint; False: none runs."""
+        return self.slot(kind).stop()
 
-    def start_stream_sync(self, *, follow: bool) -> Worker | None:
-        """Confirm and run a stream-sync in the background (None: one runs already); reports like a restore."""
-        if self.sync_running:
-            return None
-        cancel = threading.Event()
-        self._cancel_events[cancel] = "stream-sync"
-        self.sync_running, self.sync_follow, self.sync_live, self.sync_outcome = True, follow, None, None
-        self.refresh_bindings()
-        return self._sync_worker(follow, cancel)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="stream-sync", description="stream sync")
-    def _sync_worker(self, follow: bool, cancel: threading.Event) -> Any:
-        try:
-            return drive_stream_sync(self.context, follow=follow, cancel=cancel, ask=self.ask,
-                                     post=self.post_message)
-        finally:
-            self._cancel_events.pop(cancel, None)
-            self._close_thread_connection()
-
-    @on(SyncStarted)
-    @on(SyncProgressed)
-    @on(SyncFinished)
-    def _sync_news(self, message: Message) -> None:
-        if isinstance(message, SyncProgressed):
-            self.sync_live = message.progress
-        elif isinstance(message, SyncFinished):
-            self.sync_running, self.sync_outcome = False, message
+    @on(RunStarted)
+    @on(RunProgressed)
+    @on(RunFinished)
+    def _run_news(self, message: RunStarted | RunProgressed | RunFinished) -> None:
+        self.slot(message.kind).apply(message)
+        if isinstance(message, RunFinished):
+            self.refresh_bindings()
             if message.outcome == "declined":
                 self.notify("nothing started", timeout=3)
-        self._forward(message)
-
-    @on(RestoreStarted)
-    @on(RestoreProgressed)
-    @on(RestoreFinished)
-    def _restore_news(self, message: Message) -> None:
-        if isinstance(message, RestoreProgressed):
-            self.restore_live = message.progress
-        elif isinstance(message, RestoreFinished):
-            self.restore_running, self.restore_outcome = False, message
-            if message.outcome == "declined":
-                self.notify("nothing started", timeout=3)
-        self._forward(message)
-
-    @on(VerifyStarted)
-    @on(VerifyProgressed)
-    @on(VerifyFinished)
-    def _verify_news(self, message: Message) -> None:
-        if isinstance(message, VerifyProgressed):
-            self.verify_live = message.progress
-        elif isinstance(message, VerifyFinished):
-            self.verify_running, self.verify_outcome = False, message
         self._forward(message)
 
     def _forward(self, message: Message) -> None:
-        """Post a copy of a run's ``message`` to every screen of the stack."""
+        """Post a copy of a run's ``message`` to every screen of the stack (a message is handled once)."""
         for screen in self.screen_stack:
             screen.post_message(dataclasses.replace(message))  # type: ignore[type-var]
 
@@ -391,7 +294,7 @@ class KeyshiftApp(App[None]):
                 mark, error = None, getattr(exc, "message", str(exc))
             self.post_message(DecisionsPolled(mark, error))
 
-        self._poll_worker = self.run_blocking(poll, group="decisions-poll", description="poll decisions")
+        self._poll_worker = self.run_blocking(poll, group=_POLL_GROUP, description="poll decisions")
 
     @on(DecisionsPolled)
     def _decisions_polled(self, message: DecisionsPolled) -> None:

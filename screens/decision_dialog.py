@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -36,10 +36,8 @@ from keyshift.core.text.normalize import DEFAULT_RULES
 from keyshift.core.text.escape import escape, unescape
 
 from .confirm import ConfirmScreen
+from .host import ConsoleHost
 from .widgets import ProgressPanel, visible_text
-
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
 
 __all__ = ["ACTION_HELP", "ACTION_LABELS", "BulkDialog", "DecisionDialog", "DecisionRequest", "member_label"]
 
@@ -285,18 +283,15 @@ class BulkDialog(ModalScreen[bool]):
         Binding("escape", "close", "Close", id="bulk.close", tooltip="Close (not while applying)"),
     ]
 
-    def __init__(self, kind: str | None = None) -> None:
+    def __init__(self, host: ConsoleHost, kind: str | None = None) -> None:
         """``kind``: the kind to start with (the queue's filter), when it can be decided in bulk."""
         super().__init__()
+        self.host = host
         self.kind = kind if kind in BULK_ACTIONS else next(iter(BULK_ACTIONS))
         self.preview: BulkPreview | None = None
         self.applying = False
         self.applied = 0
         self._token = 0
-
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="bulk-dialog", classes="dialog") as box:
@@ -351,7 +346,7 @@ class BulkDialog(ModalScreen[bool]):
     def _preview(self) -> None:
         """Preview the current choice in a thread; Apply waits for it."""
         self._token += 1
-        token, context = self._token, self.keyshift.context
+        token, context = self._token, self.host.context
         kind, condition, action = self.choice()
         self.preview = None
         self.query_one("#bulk-condition-help", Static).update(Text(CONDITIONS[condition][0], style="dim"))
@@ -362,7 +357,7 @@ class BulkDialog(ModalScreen[bool]):
             preview = preview_bulk(context.workspace, kind=kind, condition=condition, action=action)
             self.post_message(BulkPreviewed(token, preview))
 
-        self.keyshift.run_blocking(load, group="bulk-preview", description="preview a bulk decision")
+        self.host.run_blocking(load, group="bulk-preview", description="preview a bulk decision")
 
     @on(BulkPreviewed)
     def _previewed(self, message: BulkPreviewed) -> None:
@@ -403,7 +398,7 @@ class BulkDialog(ModalScreen[bool]):
         panel = self.query_one("#bulk-progress", ProgressPanel)
         panel.display = True
         panel.show(phase="applying", done=0, fraction=0.0, rate=0.0, eta=None)
-        context = self.keyshift.context
+        context = self.host.context
 
         def work() -> None:
             context.require_writable("resolve bulk")
@@ -421,7 +416,7 @@ class BulkDialog(ModalScreen[bool]):
                 raise  # the App's error modal shows it
             self.post_message(BulkFinished(result))
 
-        self.keyshift.run_blocking(work, group="bulk-apply", description="apply a bulk decision")
+        self.host.run_blocking(work, group="bulk-apply", description="apply a bulk decision")
 
     @on(BulkProgressed)
     def _progressed(self, message: BulkProgressed) -> None:
@@ -449,7 +444,7 @@ class BulkDialog(ModalScreen[bool]):
             if len(result.refused) > 5:
                 outcome.append(f"\n  … and {len(result.refused) - 5:,} more")
             self.query_one("#bulk-outcome", Static).update(outcome)
-        self.keyshift.decisions_changed()  # even a failed apply may have recorded some
+        self.host.decisions_changed()  # even a failed apply may have recorded some
         self._preview()  # what is still open
 
     def _set_applying(self, applying: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -25,10 +25,9 @@ from keyshift.core.text.escape import unescape
 from keyshift.core.text.normalize import Normalizer
 from keyshift.core.plan.queries import RECORD_FILTERS, PlanRow, RecordRow, latest_plan, records_page
 
+from .host import ConsoleHost
+from .normalize_preview import NormalizePreviewScreen
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
-
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
 
 __all__ = ["DumpBrowserScreen", "PageLoaded", "PageRequest"]
 
@@ -96,9 +95,10 @@ class DumpBrowserScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, *, page_size: int = 100) -> None:
+    def __init__(self, host: ConsoleHost) -> None:
         super().__init__()
-        self.page_size = page_size
+        self.host = host
+        self.page_size = host.page_size
         self.plan: PlanRow | None = None
         self.rows: list[RecordRow] = []
         self.first_index: int | None = 0  # 0-based position of the page in the filtered set; None: unknown
@@ -106,10 +106,6 @@ class DumpBrowserScreen(Screen[None]):
         self._token = 0
         self._worker: Worker | None = None
         self._queued = 0  # page moves asked for while a fetch was running (+ next, - prev)
-
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -136,7 +132,7 @@ class DumpBrowserScreen(Screen[None]):
         if isinstance(self.focused, Input):
             self.query_one("#records", DataTable).focus()
             return
-        self.keyshift.cancel_work("browser")
+        self.host.cancel_work("browser")
         self.dismiss()
 
     def action_page(self, move: str) -> None:
@@ -202,7 +198,7 @@ class DumpBrowserScreen(Screen[None]):
             request = self._request(move, before_seq=2**62, offset=None)
         else:
             request = self._request("first")
-        context, plan, size = self.keyshift.context, self.plan, self.page_size
+        context, plan, size = self.host.context, self.plan, self.page_size
 
         def load() -> None:
             ws = context.workspace
@@ -215,7 +211,7 @@ class DumpBrowserScreen(Screen[None]):
             if not get_current_worker().is_cancelled:
                 self.post_message(PageLoaded(request, page, has_more, current_plan, search))
 
-        self._worker = self.keyshift.run_blocking(load, group="browser", description=f"records page ({move})")
+        self._worker = self.host.run_blocking(load, group="browser", description=f"records page ({move})")
 
     def _request(self, move: str, *, after_seq: int = 0, before_seq: int | None = None,
                  offset: int | None = 0) -> PageRequest:
@@ -332,7 +328,7 @@ class DumpBrowserScreen(Screen[None]):
         if row.raw is None:
             self.notify(f"line {row.line} has no identifier: {row.reason}", severity="warning")
             return
-        self.keyshift.action_open_preview(row.raw)
+        self.app.push_screen(NormalizePreviewScreen(self.host, row.raw))
 
 
 def _normalized_search(typed: str, plan: PlanRow | None) -> str | None:

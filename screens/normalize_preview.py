@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.highlighter import JSONHighlighter
 from rich.table import Table
@@ -28,11 +28,8 @@ from keyshift.core.kernel.items import utf8_len
 from keyshift.core.text.normalize import DEFAULT_RULES, Normalized, Normalizer
 from keyshift.core.plan.queries import IdentifierRow, get_identifier, identifiers_page, latest_plan
 
+from .host import ConsoleHost, HostContext
 from .widgets import STATUS_STYLES, visible_text
-
-if TYPE_CHECKING:
-    from keyshift.console.context import Context
-    from keyshift.console.app import KeyshiftApp
 
 __all__ = ["NormalizePreviewScreen", "PreviewLoaded", "escape_invisible"]
 
@@ -62,16 +59,13 @@ class NormalizePreviewScreen(Screen[None]):
                 tooltip="Type or paste an identifier (escapes like Acme\\u200b accepted)"),
     ]
 
-    def __init__(self, raw: str | None = None) -> None:
+    def __init__(self, host: ConsoleHost, raw: str | None = None) -> None:
         """``raw``: the identifier to show (from the browser), or None to start with an empty input."""
         super().__init__()
+        self.host = host
         self.initial = raw
         self.raw: str | None = raw
         self._token = 0
-
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,7 +102,7 @@ class NormalizePreviewScreen(Screen[None]):
         self._load(self.initial or "")
 
     def action_back(self) -> None:
-        self.keyshift.cancel_work("preview")
+        self.host.cancel_work("preview")
         self.dismiss()
 
     def action_edit(self) -> None:
@@ -136,7 +130,7 @@ class NormalizePreviewScreen(Screen[None]):
     # -- loading -------------------------------------------------------------------------------
     def _load(self, raw: str) -> None:
         self._token += 1
-        token, context = self._token, self.keyshift.context
+        token, context = self._token, self.host.context
         self.raw = raw
 
         def load() -> None:
@@ -144,7 +138,7 @@ class NormalizePreviewScreen(Screen[None]):
             if not get_current_worker().is_cancelled:
                 self.post_message(message)
 
-        self.keyshift.run_blocking(load, group="preview", description="normalization preview")
+        self.host.run_blocking(load, group="preview", description="normalization preview")
 
     @on(PreviewLoaded)
     def _loaded(self, message: PreviewLoaded) -> None:
@@ -173,7 +167,7 @@ def escape_invisible(value: str) -> str:
     return "".join(ch if ch == "\\" or escape(ch) == ch else escape(ch) for ch in value)
 
 
-def _explain(context: Context, token: int, raw: str) -> PreviewLoaded:
+def _explain(context: HostContext, token: int, raw: str) -> PreviewLoaded:
     """Runs in a thread: the rules to use, what they do to ``raw``, and the plan's record of it."""
     ws, plan, rules_source = None, None, "default rules: no plan, no spec"
     rules: tuple[str, ...] = DEFAULT_RULES

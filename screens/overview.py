@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.style import Style
@@ -25,19 +25,15 @@ from keyshift.core.store.runs import Run
 from keyshift.core.migrate.stream.sync import latest_stream_sync, watermark
 from keyshift.core.migrate.verify.run import latest_verify
 
+from .actions import PLAN_DUMP, STEPS, overview_bindings
+from .host import ConsoleHost
 from .resolve_queue import DecisionsChanged
-from .restore_screen import RestoreFinished, RestoreProgressed, RestoreStarted, restore_label
-from .stream_sync_screen import SyncFinished, SyncStarted
-from .verify_screen import VerifyFinished, VerifyStarted, report_of, verify_mark
+from .restore_screen import restore_label
+from .runs import RESTORE, RunFinished, RunProgressed, RunStarted
+from .verify_screen import report_of, verify_mark
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
-
-__all__ = ["OverviewScreen", "STEPS"]
-
-#: The migration's steps, in order. Later issues give steps 2-6 their state.
-STEPS = ("Plan", "Resolve", "Restore", "Stream-sync", "Verify", "Cut over")
+__all__ = ["OverviewScreen", "sync_mark"]
 
 _PLAN_MARKS = {
     "complete": ("✔", "green", "complete"),
@@ -71,28 +67,16 @@ class OverviewLoaded(Message, bubble=False):
 class OverviewScreen(Screen[None]):
     """The default screen: where the migration stands and what to do next."""
 
+    #: The console's screens and steps (from the action table), then this screen's own key.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("b", "app.open_browser", "Browse dump", id="overview.browse",
-                tooltip="Page through every planned record, filter by status, search identifiers"),
-        Binding("n", "app.open_preview", "Normalization", id="overview.preview",
-                tooltip="Type or paste any identifier and see what the rules do to it"),
-        Binding("c", "app.open_queue", "Resolve", id="overview.resolve",
-                tooltip="Open the resolution queue: decide what the rules could not"),
-        Binding("p", "app.plan", "Plan a dump", id="overview.plan",
-                tooltip="Read a dump and classify every record (changes the workspace)"),
-        Binding("3", "app.open_restore", "Restore", id="overview.restore",
-                tooltip="Step 3: write transform(dump) into the new table, watch and steer it"),
-        Binding("4", "app.open_stream_sync", "Sync", id="overview.stream_sync",
-                tooltip="Step 4: replay the old table's stream into the new table, watch its lag"),
-        Binding("5", "app.open_verify", "Verify", id="overview.verify",
-                tooltip="Step 5: diff the new table against transform(old table), item by item"),
+        *overview_bindings(),
         Binding("r", "reload", "Refresh", id="overview.refresh",
                 tooltip="Re-read the workspace (another console or the CLI may have changed it)"),
     ]
 
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
+    def __init__(self, host: ConsoleHost) -> None:
+        super().__init__()
+        self.host = host
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,25 +101,21 @@ class OverviewScreen(Screen[None]):
 
     @on(WorkspaceChanged)
     @on(DecisionsChanged)
-    @on(RestoreStarted)
-    @on(RestoreFinished)
-    @on(VerifyStarted)
-    @on(VerifyFinished)
-    @on(SyncStarted)
-    @on(SyncFinished)
+    @on(RunStarted)
+    @on(RunFinished)
     def _workspace_changed(self) -> None:
-        self.action_reload()
+        self.action_reload()  # a run of any kind began or ended: its step changed
 
     _shown: OverviewLoaded | None = None  # what the steps show, re-drawn on restore progress
 
-    @on(RestoreProgressed)
-    def _restore_progressed(self) -> None:
-        if self._shown is not None:
+    @on(RunProgressed)
+    def _run_progressed(self, message: RunProgressed) -> None:
+        if message.kind == RESTORE and self._shown is not None:
             self._draw_steps(self._shown)
 
     def action_reload(self) -> None:
         """Re-read the plan and the per-status counts (in a thread: counting may take a moment)."""
-        context = self.keyshift.context
+        context = self.host.context
 
         def load() -> None:
             try:
@@ -156,7 +136,7 @@ class OverviewScreen(Screen[None]):
             self.post_message(OverviewLoaded(plan, counts, resolved=resolved, restore=restore, verify=verify,
                                              sync=sync))
 
-        self.keyshift.run_blocking(load, group="overview", description="read the plan")
+        self.host.run_blocking(load, group="overview", description="read the plan")
 
     @on(OverviewLoaded)
     def _loaded(self, message: OverviewLoaded) -> None:
@@ -178,16 +158,16 @@ class OverviewScreen(Screen[None]):
 
     def _draw_steps(self, message: OverviewLoaded) -> None:
         self._shown = message
-        app = self.keyshift
-        live = app.restore_live if app.restore_running else None
+        restore = self.host.slot(RESTORE)
+        live = restore.progress if restore.running else None
         self.query_one("#steps", Static).update(
             self._steps(message.plan, message.resolved, message.restore, message.verify, live, message.sync))
 
     # -- rendering ----------------------------------------------------------------------------
     @staticmethod
-    def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None, restore: dict[str, Any] | None,
-               verify: dict[str, Any] | None, live: Any = None, sync: dict[str, Any] | None = None) -> Group:
-        name_width = max(len(f"{number} {name}") for number, name in enumerate(STEPS, 1))
+    def _steps(plan: PlanRow | None, resolved: tuple[int, int] | None, restore: Run | None,
+               verify: dict[str, Any] | None, live: Any = None, sync: Run | None = None) -> Group:
+        name_width = max(len(f"{step.number} {step.name}") for step in STEPS)
 
         def grid() -> Table:  # fixed widths: the grids above and below the Resolve count line up
             table = Table.grid(padding=(0, 1))
@@ -198,7 +178,8 @@ class OverviewScreen(Screen[None]):
 
         parts: list[Table | Text] = []
         table = grid()
-        for number, name in enumerate(STEPS, 1):
+        for step in STEPS:
+            number = step.number
             mark, style, label = _NOT_STARTED
             if number == 1 and plan is not None:
                 mark, style, label = _PLAN_MARKS.get(plan.state, ("?", "red", plan.state))
@@ -213,10 +194,10 @@ class OverviewScreen(Screen[None]):
                 mark, style, label = verify_mark(verify)
                 label, _, rest = label.partition(" — ")  # the column is narrow: "resumable" below
                 detail = rest or None
-            step = Text(f"{number} {name}", style="bold" if number == 1 else "")
-            if number in _LINKS:  # a link: a click opens the step's screen, like its key
-                step.stylize(Style(underline=True) + Style.on(click=_LINKS[number]))
-            table.add_row(Text(mark, style=style), step, Text(label, style=style))
+            name = Text(f"{number} {step.name}", style="bold" if number == 1 else "")
+            if step.link is not None:  # a link: a click opens the step's screen, like its key
+                name.stylize(Style(underline=True) + Style.on(click=step.link))
+            table.add_row(Text(mark, style=style), name, Text(label, style=style))
             if number == 2 and resolved is not None and resolved[1]:
                 detail = f"{resolved[0]:,} of {resolved[1]:,} decided"
             if detail:
@@ -293,8 +274,6 @@ class OverviewScreen(Screen[None]):
         return grid
 
 
-#: Steps whose name is a link to their screen.
-_LINKS = {2: "app.open_queue", 3: "app.open_restore", 4: "app.open_stream_sync", 5: "app.open_verify"}
 _RESTORE_MARKS = {"complete": "✔", "running": "◐", "paused": "◐"}
 
 
@@ -374,11 +353,11 @@ def _next_step(plan: PlanRow | None, counts: dict[str, dict[str, int]] | None) -
     """One line telling the operator what to do next."""
     text = Text("next: ", style="bold")
     if plan is None:
-        return text.append("plan a dump (p)")
+        return text.append(f"plan a dump ({PLAN_DUMP.key})")
     if plan.state == "running":
         return text.append("wait for the running plan")
     if plan.state != "complete":
-        return text.append(f"the last plan {plan.state}: plan the dump again (p)")
+        return text.append(f"the last plan {plan.state}: plan the dump again ({PLAN_DUMP.key})")
     summary = plan.summary or {}
     open_items = [f"{counts[s]['identifiers']:,} {s}" for s in ("ambiguous", "orphaned", "invalid")
                   if counts and counts.get(s, {}).get("identifiers")]

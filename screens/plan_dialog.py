@@ -1,16 +1,16 @@
 """Planning a dump from the console: a dump URI and format in, live progress, Escape cancels.
 
-:func:`drive_plan` runs in the App's ``plan`` thread worker: it drives
-:func:`keyshift.core.plan.planner.run_plan` and posts :class:`PlanProgressed` (replaceable, so a fast plan
-cannot flood the queue) and one :class:`PlanFinished` to the dialog.
+:func:`prepare_plan` runs in the App's ``plan`` run worker (``host.start_run("plan", …)``,
+:mod:`.runs`) and hands :func:`keyshift.core.plan.planner.run_plan` to the run's driver; the App keeps
+the run's progress and outcome in its ``plan`` slot and forwards the run's messages (progress
+replaceable, so a fast plan cannot flood the queue) to every screen, this dialog among them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -18,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.message_pump import MessagePump
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
@@ -29,24 +28,11 @@ from keyshift.core.plan.planner import PlanCancelled, PlanProgress, PlanResult, 
 from keyshift.core.plan.queries import PlanRow, latest_plan
 
 from .confirm import ConfirmScreen
+from .host import ConsoleHost
+from .runs import PLAN, Launch, RunFinished, RunProgressed, RunRequest
 from .widgets import ProgressPanel
-from .worker_drive import drive_in_worker
 
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
-    from keyshift.console.context import Context
-
-__all__ = ["PlanDialog", "PlanProgressed", "PlanFinished", "drive_plan"]
-
-
-@dataclass
-class PlanProgressed(Message, bubble=False):
-    """Where the running plan is (a snapshot: the generator keeps mutating its own object)."""
-
-    progress: PlanProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, PlanProgressed)
+__all__ = ["PlanDialog", "prepare_plan"]
 
 
 @dataclass
@@ -56,42 +42,26 @@ class CurrentPlan(Message, bubble=False):
     plan: PlanRow | None
 
 
-@dataclass
-class PlanFinished(Message, bubble=False):
-    """The plan ended: ``outcome`` is ``complete``, ``cancelled`` or ``failed``."""
+def prepare_plan(request: RunRequest) -> Launch:
+    """The :class:`Launch` that plans ``options["dump_uri"]`` (format ``options["fmt"]``), in the
+    worker thread. A plan cancelled before it began raises :class:`PlanCancelled` (and creates no
+    workspace); the dialog asks before a plan replaces a complete one."""
+    context = request.context
+    if request.cancel.is_set():
+        raise PlanCancelled("cancelled before it started")
+    context.require_writable("plan")
+    spec = context.spec  # a missing spec is said before any workspace is created
+    ws = context.create_workspace()
+    dump_uri, fmt = str(request.options["dump_uri"]), str(request.options.get("fmt", "auto"))
+    reference_in_s3 = bool(spec.reference and spec.reference.uri.startswith("s3://"))
+    needs_s3 = dump_uri.startswith("s3://") or reference_in_s3
+    gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=context.s3() if needs_s3 else None,
+                   operator=context.operator, cancel=request.cancel)
 
-    outcome: str
-    summary: dict[str, Any] | None = None
-    error: str = ""
+    def result(plan: PlanResult) -> tuple[str, dict[str, Any] | None]:
+        return "complete", plan.summary
 
-
-def drive_plan(context: Context, dump_uri: str, fmt: str, cancel: threading.Event,
-               reply_to: MessagePump) -> PlanResult | None:
-    """Run a plan to its end in the calling (worker) thread, reporting to ``reply_to``.
-
-    Returns the result, or None when cancelled. Errors are re-raised after the dialog is told, so
-    the App's error modal shows them.
-    """
-    try:
-        if cancel.is_set():
-            raise PlanCancelled("cancelled before it started")
-        context.require_writable("plan")
-        spec = context.spec  # a missing spec is said before any workspace is created
-        ws = context.create_workspace()
-        reference_in_s3 = bool(spec.reference and spec.reference.uri.startswith("s3://"))
-        needs_s3 = dump_uri.startswith("s3://") or reference_in_s3
-        gen = run_plan(ws, spec, dump_uri, fmt=fmt, s3=context.s3() if needs_s3 else None,
-                       operator=context.operator, cancel=cancel)
-        result: PlanResult = drive_in_worker(
-            gen, cancel, lambda progress: reply_to.post_message(PlanProgressed(dataclasses.replace(progress))))
-    except PlanCancelled:
-        reply_to.post_message(PlanFinished("cancelled"))
-        return None
-    except BaseException as exc:
-        reply_to.post_message(PlanFinished("failed", error=getattr(exc, "message", str(exc))))
-        raise
-    reply_to.post_message(PlanFinished("complete", summary=result.summary))
-    return result
+    return Launch(gen, details={"dump_uri": dump_uri}, snapshot=dataclasses.replace, result=result)
 
 
 class PlanDialog(ModalScreen[None]):
@@ -102,16 +72,13 @@ class PlanDialog(ModalScreen[None]):
                 tooltip="Cancel the running plan (the workspace keeps a cancelled plan), or close"),
     ]
 
-    def __init__(self, dump_uri: str = "") -> None:
+    def __init__(self, host: ConsoleHost, dump_uri: str = "") -> None:
         """``dump_uri`` prefills the dump field (else the latest plan's dump does)."""
         super().__init__()
+        self.host = host
         self.dump_uri = dump_uri
-        self.running = False
+        self.running = False  # a plan started here runs (the dialog stays open until it ends)
         self.current: PlanRow | None = None  # the workspace's latest plan, read on mount
-
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="plan-dialog", classes="dialog") as box:
@@ -122,7 +89,7 @@ class PlanDialog(ModalScreen[None]):
             yield Select([(f, f) for f in ("auto", *FORMATS)], value="auto", allow_blank=False,
                          id="dump-format")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Plan", id="plan-start", variant="primary", disabled=self.keyshift.read_only)
+                yield Button("Plan", id="plan-start", variant="primary", disabled=self.host.read_only)
                 yield Button("Close", id="plan-close")
             yield ProgressPanel(id="plan-progress")
             yield Static("", id="plan-outcome")
@@ -130,12 +97,12 @@ class PlanDialog(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#dump-uri", Input).focus()
-        if self.keyshift.read_only:
+        if self.host.read_only:
             self._outcome(Text("read-only mode: planning is refused", style="yellow"))
         self._read_current()
 
     def _read_current(self) -> None:
-        context = self.keyshift.context
+        context = self.host.context
 
         def load() -> None:
             try:
@@ -144,7 +111,7 @@ class PlanDialog(ModalScreen[None]):
                 current = None  # planning here creates it
             self.post_message(CurrentPlan(current))
 
-        self.keyshift.run_blocking(load, group="plan-dialog", description="read the latest plan")
+        self.host.run_blocking(load, group="plan-dialog", description="read the latest plan")
 
     @on(CurrentPlan)
     def _current_plan(self, message: CurrentPlan) -> None:
@@ -159,7 +126,7 @@ class PlanDialog(ModalScreen[None]):
     @on(Button.Pressed, "#plan-start")
     def _start(self) -> None:
         """Start planning the entered dump, after a confirmation when it replaces a complete plan."""
-        if self.running or self.keyshift.read_only:
+        if self.running or self.host.read_only:
             return
         uri = self.query_one("#dump-uri", Input).value.strip()
         if not uri:
@@ -183,7 +150,9 @@ class PlanDialog(ModalScreen[None]):
         self._set_running(True)
         self.query_one(ProgressPanel).show(phase="starting", done=0, fraction=None, rate=0.0, eta=None)
         self._outcome(Text(""))
-        self.keyshift.start_plan(uri, fmt, self)
+        if self.host.start_run(PLAN, dump_uri=uri, fmt=fmt) is None:  # the plan slot is busy
+            self._set_running(False)
+            self._outcome(Text("a plan is still running", style="yellow"))
 
     @on(Button.Pressed, "#plan-close")
     def _close(self) -> None:
@@ -192,19 +161,23 @@ class PlanDialog(ModalScreen[None]):
     def action_cancel(self) -> None:
         """Cancel the running plan, or close the dialog when nothing runs."""
         if self.running:
-            self.keyshift.cancel_work("plan")
+            self.host.cancel_run(PLAN)
             self._outcome(Text("cancelling…", style="yellow"))
         else:
             self.dismiss()
 
-    @on(PlanProgressed)
-    def _progressed(self, message: PlanProgressed) -> None:
-        p = message.progress
+    @on(RunProgressed)
+    def _progressed(self, message: RunProgressed) -> None:
+        if message.kind != PLAN or not self.running:
+            return
+        p: PlanProgress = message.progress
         self.query_one(ProgressPanel).show(phase=p.phase, done=p.lines, fraction=p.fraction, rate=p.rate,
                                            eta=p.eta)
 
-    @on(PlanFinished)
-    def _finished(self, message: PlanFinished) -> None:
+    @on(RunFinished)
+    def _finished(self, message: RunFinished) -> None:
+        if message.kind != PLAN or not self.running:
+            return
         self._set_running(False)
         panel = self.query_one(ProgressPanel)
         panel.finish(message.outcome)
@@ -218,13 +191,15 @@ class PlanDialog(ModalScreen[None]):
                 f"quarantined ({recon}) in {s.get('seconds', 0):.1f} s", style="green"))
         elif message.outcome == "cancelled":
             self._outcome(Text("cancelled: plan again to get a complete plan", style="yellow"))
+        elif message.outcome == "refused":
+            self._outcome(Text(f"not started: {message.error}", style="red"))
         else:
             self._outcome(Text(f"failed: {message.error}", style="red"))
-        self.keyshift.workspace_changed()
+        self.host.workspace_changed()
 
     def _set_running(self, running: bool) -> None:
         self.running = running
-        self.query_one("#plan-start", Button).disabled = running or self.keyshift.read_only
+        self.query_one("#plan-start", Button).disabled = running or self.host.read_only
         self.query_one("#dump-uri", Input).disabled = running
         self.query_one("#dump-format", Select).disabled = running
         self.query_one("#plan-close", Button).label = "Cancel" if running else "Close"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -37,10 +37,8 @@ from keyshift.core.plan.queries import latest_plan
 
 from .confirm import ConfirmScreen
 from .decision_dialog import ACTION_LABELS, BulkDialog, DecisionDialog, DecisionRequest
+from .host import ConsoleHost
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
-
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
 
 __all__ = [
     "ACTION_KEYS",
@@ -124,8 +122,9 @@ class ResolveQueueScreen(Screen[None]):
     #: blocks the UI for seconds, and open cases come first anyway (filter by kind to see others).
     row_limit: ClassVar[int] = 1000
 
-    def __init__(self) -> None:
+    def __init__(self, host: ConsoleHost) -> None:
         super().__init__()
+        self.host = host
         self.cases: list[Case] = []  # every case of the plan, as last loaded
         self.rules: tuple[str, ...] = ()  # the plan's normalization rules (typed new ids must pass them)
         self.shown: list[Case] = []  # the cases in the table (after the kind filter and row limit)
@@ -134,11 +133,7 @@ class ResolveQueueScreen(Screen[None]):
         self.loaded = False
         self._token = 0
         self._next_index: int | None = None  # after our own decision: stay at this row (the next case)
-        self._binding_state: tuple[str, bool] | None = None  # what the enabled decision keys depend on
-
-    @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
+        self._binding_state: tuple[str, str] | None = None  # what the enabled decision keys depend on
 
     @property
     def current(self) -> Case | None:
@@ -171,7 +166,7 @@ class ResolveQueueScreen(Screen[None]):
     def reload(self) -> None:
         """Re-read every case (in a thread) and show them, keeping the selection."""
         self._token += 1
-        token, context = self._token, self.keyshift.context
+        token, context = self._token, self.host.context
 
         def load() -> None:
             ws = context.workspace
@@ -183,7 +178,7 @@ class ResolveQueueScreen(Screen[None]):
             if not get_current_worker().is_cancelled:
                 self.post_message(QueueLoaded(token, cases, mark, planned, rules))
 
-        self.keyshift.run_blocking(load, group="queue", description="read the cases")
+        self.host.run_blocking(load, group="queue", description="read the cases")
 
     @on(DecisionsChanged)
     @on(WorkspaceChanged)
@@ -194,7 +189,7 @@ class ResolveQueueScreen(Screen[None]):
     def _loaded(self, message: QueueLoaded) -> None:
         if message.token != self._token:
             return
-        self.keyshift.saw_decisions(message.mark)
+        self.host.saw_decisions(message.mark)
         self.cases, self.planned, self.loaded = message.cases, message.planned, True
         self.rules = message.rules
         self._fill()
@@ -226,7 +221,7 @@ class ResolveQueueScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action not in ("decide", "undo_decision", "bulk_resolve"):
             return True
-        if action in self.keyshift.MUTATING_ACTIONS and self.keyshift.read_only:
+        if action in self.host.MUTATING_ACTIONS and self.host.read_only:
             return None  # greyed out: audit mode changes nothing
         if action == "bulk_resolve":
             return True
@@ -240,7 +235,7 @@ class ResolveQueueScreen(Screen[None]):
         return True if parameters and parameters[0] in ACTIONS[case.kind] else None
 
     def action_back(self) -> None:
-        self.keyshift.cancel_work("queue")
+        self.host.cancel_work("queue")
         self.dismiss()
 
     def action_kind(self, kind: str) -> None:
@@ -269,7 +264,7 @@ class ResolveQueueScreen(Screen[None]):
         """Decide many open cases at once (the dialog previews before anything is applied)."""
         if self.check_action("bulk_resolve", ()) is not True:
             return
-        self.app.push_screen(BulkDialog(self.kind))  # it tells every screen when it applied decisions
+        self.app.push_screen(BulkDialog(self.host, self.kind))  # it tells every screen when it applied decisions
 
     def _asked(self, case: Case, request: DecisionRequest | None) -> None:
         if request is None:
@@ -291,7 +286,7 @@ class ResolveQueueScreen(Screen[None]):
 
     def _record(self, case: Case, request: DecisionRequest) -> None:
         """Record ``request`` in a thread; a refusal (CaseError) goes to the App's error modal."""
-        context, case_id = self.keyshift.context, case.id
+        context, case_id = self.host.context, case.id
 
         def work() -> None:
             context.require_writable(f"resolve {request.action}")
@@ -306,7 +301,7 @@ class ResolveQueueScreen(Screen[None]):
             self.post_message(DecisionRecorded(case_id, decision.action, decision.id))
 
         # One group per case: deciding the next case quickly never supersedes this one.
-        self.keyshift.run_blocking(work, group=f"decide:{case_id}", description=f"{request.action} {case_id}")
+        self.host.run_blocking(work, group=f"decide:{case_id}", description=f"{request.action} {case_id}")
 
     @on(DecisionRecorded)
     def _recorded(self, message: DecisionRecorded) -> None:

@@ -1,12 +1,12 @@
 """The restore screen: start, watch and steer the write of transform(dump) into the new table.
 
-:func:`drive_restore` runs in the App's ``restore`` thread worker (:meth:`KeyshiftApp.start_restore`):
-it checks the plan, the keymap and the target table, asks the operator (a :class:`ConfirmScreen`
-awaited from the worker; a non-empty table needs its name typed, a missing one is offered to be
-created), then drives :func:`keyshift.core.migrate.restore.run_restore` and posts
-:class:`RestoreProgressed` (replaceable) and one :class:`RestoreFinished` to the App, which keeps
-the newest progress and forwards both to every screen. The screen can therefore be closed and
-opened again while a restore runs.
+:func:`prepare_restore` runs in the App's ``restore`` run worker (``host.start_run("restore")``,
+:mod:`.runs`): it checks the plan, the keymap and the target table and asks the operator (a
+:class:`ConfirmScreen` awaited from the worker; a non-empty table needs its name typed, a missing
+one is offered to be created); the run's driver then drives
+:func:`keyshift.core.migrate.restore.run_restore`. The App keeps the run's newest progress and outcome
+in its ``restore`` slot and forwards the run's messages to every screen, so the screen can be closed
+and opened again while a restore runs.
 
 ``p``, ``+``/``-``, ``l`` and ``w`` write the workspace's control file (:func:`write_control`),
 which any running restore polls every second, this console's or the CLI's alike. Escape cancels
@@ -16,10 +16,9 @@ this console's run (it stops at its next batch with a resumable checkpoint); ``r
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -37,7 +36,6 @@ from keyshift.core.errors import KeyshiftError
 from keyshift.core.text.escape import visible
 from keyshift.core.plan.queries import PlanRow, latest_plan
 from keyshift.core.migrate.restore import (
-    RestoreCancelled,
     RestoreError,
     RestoreProgress,
     latest_restore,
@@ -50,21 +48,15 @@ from keyshift.core.store.runs import Run
 from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
 from .confirm import ConfirmScreen
+from .host import ConsoleHost
+from .runs import RESTORE, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import format_eta, format_rate, visible_text
-from .worker_drive import drive_in_worker
-
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
-    from keyshift.console.context import Context
 
 __all__ = [
     "DEFAULT_WORKERS",
     "NumberDialog",
-    "RestoreFinished",
-    "RestoreProgressed",
     "RestoreScreen",
-    "RestoreStarted",
-    "drive_restore",
+    "prepare_restore",
     "restore_label",
 ]
 
@@ -81,35 +73,6 @@ _RUN_STATES = {
     "cancelled": ("yellow", "cancelled — resumable"),
     "failed": ("red", "failed — resumable"),
 }
-
-
-@dataclass
-class RestoreStarted(Message, bubble=False):
-    """The operator confirmed and the restore began writing into ``table``."""
-
-    table: str
-    total_lines: int | None
-    resume: bool
-
-
-@dataclass
-class RestoreProgressed(Message, bubble=False):
-    """Where the running restore is (a snapshot: the generator keeps mutating its own object)."""
-
-    progress: RestoreProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RestoreProgressed)
-
-
-@dataclass
-class RestoreFinished(Message, bubble=False):
-    """The run ended: ``complete``, ``cancelled``, ``failed``; or never began: ``declined`` by the
-    operator, ``refused`` by a check (no plan, no table to resume into, AWS unreachable)."""
-
-    outcome: str
-    summary: dict[str, Any] | None = None
-    error: str = ""
 
 
 @dataclass
@@ -139,90 +102,73 @@ def restore_label(run: Run | None) -> tuple[str, str]:
     return _RUN_STATES.get(run.state, ("red", run.state))
 
 
-# -- the worker --------------------------------------------------------------------------------
-def drive_restore(context: Context, *, resume: bool, cancel: threading.Event,
-                  ask: Callable[[ModalScreen[bool]], bool],
-                  post: Callable[[Message], object]) -> dict[str, Any] | None:
-    """Check, confirm and run a restore in the calling (worker) thread, reporting through ``post``.
+# -- the run -----------------------------------------------------------------------------------
+def prepare_restore(request: RunRequest) -> Launch | None:
+    """Check and confirm a restore in the worker thread; the :class:`Launch` that writes it, or None
+    when the operator declined.
 
-    ``ask`` shows a confirmation and waits for the answer. Returns the summary, or None when the
-    operator declined or cancelled. Errors are re-raised after :class:`RestoreFinished` is posted,
-    so the App's error modal shows them.
+    The same checks as ``keyshift restore``; the blockers an operator can lift here (open cases, a
+    non-empty table, a missing one) become questions. Options: ``resume``.
     """
-    started = False
-    try:
-        context.require_writable("restore")
-        ws, spec = context.workspace, context.spec
-        table = spec.target.table
-        ddb = context.aws.client("dynamodb")
-        # The same checks as `keyshift restore`; the blockers an operator can lift here become questions.
-        pre = restore_preflight(ws, spec, ddb, context.aws.client("dynamodbstreams"), resume=resume)
-        askable = {"open-cases", "not-empty"} | (set() if resume else {"no-table"})
-        hard = [b for b in pre.blockers if b.code not in askable]
-        if hard:
-            raise RestoreError("; ".join(b.message for b in hard), title="Restore not started")
-        open_cases = pre.blocked("open-cases")
-        if open_cases is not None and not ask(ConfirmScreen(
-                "Skip the open cases?", f"{open_cases.message}.\n\nRestore anyway, leaving their items out of "
-                "the new table? (Or decide them first in the resolution queue.)", confirm_label="Skip them")):
-            post(RestoreFinished("declined"))
-            return None
-        plan, build = pre.plan, pre.build
-        assert plan is not None and build is not None
-        args = plan_to_restore_args(plan)
-        s3 = context.s3() if args["dump_uri"].startswith("s3://") else None
-        control = read_control(ws) or RestoreControl()
-        workers, rate = control.workers or DEFAULT_WORKERS, control.rate
-        lines = f"{args['total_lines']:,}" if args["total_lines"] is not None else "all"
-        what = (f"transform({args['dump_uri']}): {lines} lines, keymap {build.keymap.version}, "
-                f"{workers} workers, rate {format_rate(rate, 'items') if rate else 'not limited'}")
-        if control.paused:
-            what += ".\n\nThe control file says paused: the restore pauses at once (p resumes it)"
-        for warning in pre.warnings:
-            if not warning.startswith(f"{len(build.open_cases):,} case(s) are still open"):
-                what += f".\n\n⚠ {warning}"
-        exists = bool(pre.target_exists)
-        if resume:
-            run = pre.resume_run
-            question = ConfirmScreen(
-                "Resume the restore?",
-                f"Resume restore run {run.id if run else '?'} into {table}: lines its checkpoint holds are "
-                f"skipped, the rest are put again (puts are idempotent).\n\n{what}.", confirm_label="Resume")
-        elif not exists:
-            question = ConfirmScreen(
-                "Create the target table?",
-                f"Table {table} does not exist. Create it (on-demand billing, a NEW_AND_OLD_IMAGES stream, "
-                f"key {spec.target.partition_key}"
-                f"{' + ' + spec.source.sort_key if spec.source.sort_key else ''}) and write {what}?",
-                confirm_label="Create table and restore")
-        elif pre.blocked("not-empty") is not None:
-            question = ConfirmScreen(
-                "Restore into a non-empty table?",
-                f"Table {table} already holds items. Restoring writes {what} over them: items with the "
-                "same key are replaced, every other item stays.", confirm_label="Restore",
-                type_to_confirm=table)
-        else:
-            question = ConfirmScreen("Start the restore?", f"Write {what} into {table}.",
-                                     confirm_label="Restore")
-        if not ask(question) or cancel.is_set():
-            post(RestoreFinished("declined"))
-            return None
-        if not exists and not resume:
-            create_target_table(ddb, spec, new_table_schema(ddb, spec))
-        post(RestoreStarted(table, args["total_lines"], resume))
-        started = True
-        gen = run_restore(ws, spec, build.keymap, ddb=context.aws.writer_client(), s3=s3, **args,
-                          operator=context.operator, workers=workers, rate=rate, resume=resume, cancel=cancel)
-        summary: dict[str, Any] = drive_in_worker(gen, cancel, lambda progress: post(RestoreProgressed(
-            dataclasses.replace(progress, errors=list(progress.errors)))))
-    except RestoreCancelled:
-        post(RestoreFinished("cancelled"))
+    context, resume = request.context, bool(request.options.get("resume"))
+    context.require_writable("restore")
+    ws, spec = context.workspace, context.spec
+    table = spec.target.table
+    ddb = context.aws.client("dynamodb")
+    pre = restore_preflight(ws, spec, ddb, context.aws.client("dynamodbstreams"), resume=resume)
+    askable = {"open-cases", "not-empty"} | (set() if resume else {"no-table"})
+    hard = [b for b in pre.blockers if b.code not in askable]
+    if hard:
+        raise RestoreError("; ".join(b.message for b in hard), title="Restore not started")
+    open_cases = pre.blocked("open-cases")
+    if open_cases is not None and not request.ask(ConfirmScreen(
+            "Skip the open cases?", f"{open_cases.message}.\n\nRestore anyway, leaving their items out of "
+            "the new table? (Or decide them first in the resolution queue.)", confirm_label="Skip them")):
         return None
-    except BaseException as exc:
-        post(RestoreFinished("failed" if started else "refused", error=getattr(exc, "message", str(exc))))
-        raise
-    post(RestoreFinished("complete", summary=summary))
-    return summary
+    plan, build = pre.plan, pre.build
+    assert plan is not None and build is not None
+    args = plan_to_restore_args(plan)
+    s3 = context.s3() if args["dump_uri"].startswith("s3://") else None
+    control = read_control(ws) or RestoreControl()
+    workers, rate = control.workers or DEFAULT_WORKERS, control.rate
+    lines = f"{args['total_lines']:,}" if args["total_lines"] is not None else "all"
+    what = (f"transform({args['dump_uri']}): {lines} lines, keymap {build.keymap.version}, "
+            f"{workers} workers, rate {format_rate(rate, 'items') if rate else 'not limited'}")
+    if control.paused:
+        what += ".\n\nThe control file says paused: the restore pauses at once (p resumes it)"
+    for warning in pre.warnings:
+        if not warning.startswith(f"{len(build.open_cases):,} case(s) are still open"):
+            what += f".\n\n⚠ {warning}"
+    exists = bool(pre.target_exists)
+    if resume:
+        run = pre.resume_run
+        question = ConfirmScreen(
+            "Resume the restore?",
+            f"Resume restore run {run.id if run else '?'} into {table}: lines its checkpoint holds are "
+            f"skipped, the rest are put again (puts are idempotent).\n\n{what}.", confirm_label="Resume")
+    elif not exists:
+        question = ConfirmScreen(
+            "Create the target table?",
+            f"Table {table} does not exist. Create it (on-demand billing, a NEW_AND_OLD_IMAGES stream, "
+            f"key {spec.target.partition_key}"
+            f"{' + ' + spec.source.sort_key if spec.source.sort_key else ''}) and write {what}?",
+            confirm_label="Create table and restore")
+    elif pre.blocked("not-empty") is not None:
+        question = ConfirmScreen(
+            "Restore into a non-empty table?",
+            f"Table {table} already holds items. Restoring writes {what} over them: items with the "
+            "same key are replaced, every other item stays.", confirm_label="Restore",
+            type_to_confirm=table)
+    else:
+        question = ConfirmScreen("Start the restore?", f"Write {what} into {table}.", confirm_label="Restore")
+    if not request.confirm(question):
+        return None
+    if not exists and not resume:
+        create_target_table(ddb, spec, new_table_schema(ddb, spec))
+    gen = run_restore(ws, spec, build.keymap, ddb=context.aws.writer_client(), s3=s3, **args,
+                      operator=context.operator, workers=workers, rate=rate, resume=resume, cancel=request.cancel)
+    return Launch(gen, details={"table": table, "total_lines": args["total_lines"]},
+                  snapshot=lambda p: dataclasses.replace(p, errors=list(p.errors)))
 
 
 # -- a small number dialog -----------------------------------------------------------------------
@@ -303,16 +249,24 @@ class RestoreScreen(Screen[None]):
                 tooltip="Set how many parallel writers the running restore uses"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, host: ConsoleHost) -> None:
         super().__init__()
+        self.host = host
         self.run: Run | None = None  # the latest run in the workspace
         self.control: RestoreControl | None = None
         self.plan: PlanRow | None = None
         self.loaded = False
 
     @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
+    def slot(self) -> RunSlot:
+        """This console's restore (running, its newest progress, how the last one ended)."""
+        return self.host.slot(RESTORE)
+
+    @property
+    def live(self) -> RestoreProgress | None:
+        """The running (or last) restore's newest progress."""
+        progress: RestoreProgress | None = self.slot.progress
+        return progress
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -342,7 +296,7 @@ class RestoreScreen(Screen[None]):
     # -- reading ---------------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read the latest run, the control file and the plan (in a thread)."""
-        context = self.keyshift.context
+        context = self.host.context
 
         def load() -> None:
             ws = context.workspace
@@ -354,10 +308,10 @@ class RestoreScreen(Screen[None]):
             if not get_current_worker().is_cancelled:
                 self.post_message(info)
 
-        self.keyshift.run_blocking(load, group="restore-info", description="read the latest restore")
+        self.host.run_blocking(load, group="restore-info", description="read the latest restore")
 
     def _refresh_if_idle(self) -> None:
-        if self.is_current and not self.keyshift.restore_running:
+        if self.is_current and not self.slot.running:
             self.reload()
 
     @on(RestoreInfo)
@@ -374,22 +328,24 @@ class RestoreScreen(Screen[None]):
             self.refresh_bindings()
 
     # -- live state --------------------------------------------------------------------------------
-    @on(RestoreStarted)
-    @on(RestoreProgressed)
-    @on(RestoreFinished)
-    def _news(self, message: Message) -> None:
+    @on(RunStarted)
+    @on(RunProgressed)
+    @on(RunFinished)
+    def _news(self, message: RunStarted | RunProgressed | RunFinished) -> None:
+        if message.kind != RESTORE:
+            return
         self._render_live()
-        if isinstance(message, (RestoreStarted, RestoreFinished)):
+        if not isinstance(message, RunProgressed):
             self.refresh_bindings()
             self.reload()
 
     def _render_live(self) -> None:
         """Show the App's view of this console's run, else the latest run of the workspace."""
-        app = self.keyshift
-        live, outcome = app.restore_live, app.restore_outcome
+        slot = self.slot
+        running, live = slot.running, self.live
         bar = self.query_one("#restore-bar", ProgressBar)
         total_lines = (self.plan.summary or {}).get("lines") if self.plan else None
-        if live is None and not app.restore_running and self.run is not None:
+        if live is None and not running and self.run is not None:
             # A finished run's summary, or an unfinished run's last checkpoint counters.
             done = self.run.totals
             if done:
@@ -399,39 +355,37 @@ class RestoreScreen(Screen[None]):
             if total:
                 bar.update(total=total, progress=min(_done(live), total))
             else:
-                bar.update(total=None if app.restore_running else 100,
-                           progress=0 if app.restore_running else 100)
-            self.query_one("#restore-stats", Static).update(_stats(live, total, app.restore_running))
+                bar.update(total=None if running else 100, progress=0 if running else 100)
+            self.query_one("#restore-stats", Static).update(_stats(live, total, running))
         else:
-            bar.update(total=None if app.restore_running else 100, progress=0)
+            bar.update(total=None if running else 100, progress=0)
             self.query_one("#restore-stats", Static).update("")
-        self.query_one("#restore-state", Static).update(self._state_line(live, outcome))
-        errors = list(live.errors[-5:]) if live is not None and app.restore_live is not None else []
-        if outcome is not None and outcome.outcome == "failed" and outcome.error:
-            errors.append(outcome.error)
+        self.query_one("#restore-state", Static).update(self._state_line(live))
+        errors = list(live.errors[-5:]) if live is not None and slot.progress is not None else []
+        if slot.outcome == "failed" and slot.error:
+            errors.append(slot.error)
         self.query_one("#restore-errors", Static).update(
             Group(Text("last errors", style="bold red"), *(visible_text(e) for e in errors[-5:]))
             if errors else "")
 
-    def _state_line(self, live: RestoreProgress | None, outcome: RestoreFinished | None) -> Text:
-        app = self.keyshift
-        if app.restore_running:
-            if live is None or app.restore_live is None:
+    def _state_line(self, live: RestoreProgress | None) -> Text:
+        slot = self.slot
+        if slot.running:
+            if live is None or slot.progress is None:
                 return Text("starting… (checking the plan, the keymap and the table)", style="yellow")
             if live.paused:
                 return Text("⏸ PAUSED — p resumes", style="bold yellow")
             return Text("◐ running — Escape cancels (resumable), p pauses", style="yellow")
-        if outcome is not None:
-            if outcome.outcome == "complete" and outcome.summary is not None:
-                s = outcome.summary
-                return Text(f"✔ complete: {s['written']:,} items written into {s['table']} in "
-                            f"{s['seconds']:.1f} s", style="green")
-            if outcome.outcome == "cancelled":
-                return Text("✘ cancelled — resumable (r resumes from the checkpoint)", style="yellow")
-            if outcome.outcome == "failed":
-                return Text("✘ failed — resumable once the cause is fixed (r)", style="red")
-            if outcome.outcome == "refused":
-                return Text(f"✘ not started: {visible(outcome.error)}", style="red")
+        if slot.outcome == "complete" and slot.summary is not None:
+            s = slot.summary
+            return Text(f"✔ complete: {s['written']:,} items written into {s['table']} in "
+                        f"{s['seconds']:.1f} s", style="green")
+        if slot.outcome == "cancelled":
+            return Text("✘ cancelled — resumable (r resumes from the checkpoint)", style="yellow")
+        if slot.outcome == "failed":
+            return Text("✘ failed — resumable once the cause is fixed (r)", style="red")
+        if slot.outcome == "refused":
+            return Text(f"✘ not started: {visible(slot.error)}", style="red")
         if not self.loaded:
             return Text("reading the workspace…", style="dim")
         if self.run is None:
@@ -448,20 +402,20 @@ class RestoreScreen(Screen[None]):
 
     # -- actions -----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.keyshift
-        if action in app.MUTATING_ACTIONS and app.read_only:
+        host = self.host
+        if action in host.MUTATING_ACTIONS and host.read_only:
             return None  # greyed out: audit mode changes nothing
+        running = self.slot.running
         if action == "restore_start":
-            return None if app.restore_running else True
+            return None if running else True
         if action == "restore_resume":
             resumable = self.run is not None and self.run.state != "complete"
-            return True if resumable and not app.restore_running else None
+            return True if resumable and not running else None
         return True
 
     def action_back_or_cancel(self) -> None:
-        """Cancel this console's running restore, or go back when none runs."""
-        if self.keyshift.restore_running:
-            self.keyshift.cancel_work("restore")
+        """Cancel this console's running restore (only it), or go back when none runs."""
+        if self.host.cancel_run(RESTORE):
             self.query_one("#restore-state", Static).update(
                 Text("cancelling… (stops at the next batch; the checkpoint is kept)", style="yellow"))
         else:
@@ -470,12 +424,12 @@ class RestoreScreen(Screen[None]):
     def action_restore_start(self) -> None:
         """Start a new restore (the worker checks the table and asks first)."""
         if self.check_action("restore_start", ()) is True:
-            self.keyshift.start_restore(resume=False)
+            self.host.start_run(RESTORE, resume=False)
 
     def action_restore_resume(self) -> None:
         """Resume the interrupted restore from its checkpoint."""
         if self.check_action("restore_resume", ()) is True:
-            self.keyshift.start_restore(resume=True)
+            self.host.start_run(RESTORE, resume=True)
 
     def action_restore_pause(self) -> None:
         """Toggle ``paused`` in the control file."""
@@ -494,8 +448,8 @@ class RestoreScreen(Screen[None]):
         self._step_rate(1 / RATE_STEP)
 
     def _step_rate(self, factor: float) -> None:
-        live = self.keyshift.restore_live
-        observed = live.rate if live is not None and self.keyshift.restore_running else 0.0
+        live = self.live
+        observed = live.rate if live is not None and self.slot.running else 0.0
         if not (self.control and self.control.rate) and not (factor < 1 and observed):
             self.notify("no rate limit set: l sets one" if factor > 1 else
                         "no rate limit and no observed rate yet: l sets one", timeout=3)
@@ -531,7 +485,7 @@ class RestoreScreen(Screen[None]):
 
     def action_restore_set_workers(self) -> None:
         """Set the number of parallel writers."""
-        live = self.keyshift.restore_live
+        live = self.live
         current = (self.control.workers if self.control else None) or (live.workers if live else DEFAULT_WORKERS)
         dialog = NumberDialog("Workers", "Parallel BatchWriteItem writers (1-64). A running restore picks "
                               "it up within a second.", current, minimum=1, maximum=64)
@@ -549,7 +503,7 @@ class RestoreScreen(Screen[None]):
 
     def _write_control(self, change: Callable[[RestoreControl], str]) -> None:
         """Read the control file, apply ``change``, write it back and audit it (in a thread)."""
-        context = self.keyshift.context
+        context = self.host.context
 
         def work() -> None:
             context.require_writable("restore control")
@@ -560,7 +514,7 @@ class RestoreScreen(Screen[None]):
             ws.audit(context.operator, "restore.control", dataclasses.asdict(control))
             self.post_message(ControlWritten(control, note))
 
-        self.keyshift.run_blocking(work, group="restore-control", description="write the restore control")
+        self.host.run_blocking(work, group="restore-control", description="write the restore control")
 
     @on(ControlWritten)
     def _control_written(self, message: ControlWritten) -> None:
@@ -570,7 +524,7 @@ class RestoreScreen(Screen[None]):
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def _from_summary(summary: dict[str, Any], total_lines: int | None) -> RestoreProgress:
+def _from_summary(summary: Mapping[str, Any], total_lines: int | None) -> RestoreProgress:
     """A finished run's summary in the shape of progress (one renderer for both)."""
     progress = RestoreProgress(total_lines=total_lines, elapsed=float(summary.get("seconds", 0.0)))
     for name in ("lines", "written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles"):

@@ -1,9 +1,10 @@
 """The stream-sync screen (step 4): replay the old table's stream into the new table, and watch it.
 
-:func:`drive_stream_sync` runs in the App's ``stream-sync`` thread worker
-(:meth:`KeyshiftApp.start_stream_sync`): it drives :func:`keyshift.core.migrate.stream.sync.run_stream_sync`
-and posts :class:`SyncProgressed` (replaceable) and one :class:`SyncFinished` to the App, which
-forwards them to every screen. ``s`` catches up once and stops; ``f`` follows until Escape. When
+:func:`prepare_stream_sync` runs in the App's ``stream-sync`` run worker
+(``host.start_run("stream-sync", follow=…)``, :mod:`.runs`): it checks and asks, then hands
+:func:`keyshift.core.migrate.stream.sync.run_stream_sync` to the run's driver; the App keeps the run's
+progress and outcome in its ``stream-sync`` slot and forwards the run's messages to every screen.
+``s`` catches up once and stops; ``f`` follows until Escape. When
 idle the screen shows the latest run in the workspace (:func:`latest_stream_sync`), whoever ran it
 (a ``keyshift stream-sync --follow`` elsewhere shows as following, with its lag).
 """
@@ -11,10 +12,8 @@ idle the screen shows the latest run in the workspace (:func:`latest_stream_sync
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -33,43 +32,15 @@ from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, 
 from keyshift.core.store.runs import Run
 
 from .confirm import ConfirmScreen
+from .host import ConsoleHost
+from .overview import sync_mark
+from .runs import STREAM_SYNC, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import visible_text
-from .worker_drive import drive_in_worker
 
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
-    from keyshift.console.context import Context
-
-__all__ = ["StreamSyncScreen", "SyncFinished", "SyncProgressed", "SyncStarted", "drive_stream_sync"]
+__all__ = ["StreamSyncScreen", "prepare_stream_sync"]
 
 #: How often the idle screen re-reads the latest run (a follower elsewhere moves on).
 REFRESH_SECONDS = 2.0
-
-
-@dataclass
-class SyncStarted(Message, bubble=False):
-    """A replay began (``follow``: it runs until stopped)."""
-
-    follow: bool
-
-
-@dataclass
-class SyncProgressed(Message, bubble=False):
-    """Where the running replay is (a snapshot)."""
-
-    progress: SyncProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SyncProgressed)
-
-
-@dataclass
-class SyncFinished(Message, bubble=False):
-    """The replay ended: ``complete``, ``stopped``, ``failed`` or ``declined``."""
-
-    outcome: str
-    summary: dict[str, Any] | None = None
-    error: str = ""
 
 
 @dataclass
@@ -79,47 +50,38 @@ class SyncInfo(Message, bubble=False):
     run: Run | None
 
 
-# -- the worker ----------------------------------------------------------------------------------
-def drive_stream_sync(context: Context, *, follow: bool, cancel: threading.Event,
-                      ask: Callable[[ConfirmScreen], bool], post: Callable[[Message], object]) -> dict[str, Any] | None:
-    """Confirm, then run a replay to its end in the calling (worker) thread, reporting through ``post``.
+# -- the run -----------------------------------------------------------------------------------
+def prepare_stream_sync(request: RunRequest) -> Launch | None:
+    """Check and confirm a replay in the worker thread; the :class:`Launch` that runs it, or None
+    when the operator declined.
 
-    Returns the summary (None when declined). Errors are re-raised after :class:`SyncFinished` is
-    posted, so the App's error modal shows them.
+    The same checks as ``keyshift stream-sync``; open cases are asked about here, not refused.
+    Options: ``follow`` (run until stopped rather than until caught up).
     """
-    try:
-        context.require_writable("stream-sync")
-        ws, spec = context.workspace, context.spec
-        ddb = context.aws.client("dynamodb")
-        # The same checks as `keyshift stream-sync`; open cases are asked about here, not refused.
-        pre = stream_sync_preflight(ws, spec, ddb, allow_unresolved=True)
-        if pre.blockers:
-            raise StreamSyncError("; ".join(b.message for b in pre.blockers), title="Stream sync not started")
-        build = pre.build
-        assert build is not None
-        open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
-        how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
-        question = ConfirmScreen(
-            "Follow the stream?" if follow else "Replay the stream?",
-            f"Replay {spec.source.table}'s stream into {spec.target.table} through keymap "
-            f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
-            f"the trim horizon (the first time, and after a restore completed).{open_cases}",
-            confirm_label="Follow" if follow else "Replay")
-        if not ask(question) or cancel.is_set():
-            post(SyncFinished("declined"))
-            return None
-        gen = run_stream_sync(ws, spec, build.keymap, ddb=ddb,
-                              streams=context.aws.client("dynamodbstreams"), follow=follow,
-                              operator=context.operator, cancel=cancel)
-        post(SyncStarted(follow))
-        summary: dict[str, Any] = drive_in_worker(
-            gen, cancel, lambda progress: post(SyncProgressed(dataclasses.replace(
-                progress, skipped=dict(progress.skipped)))))
-    except BaseException as exc:
-        post(SyncFinished("failed", error=getattr(exc, "message", str(exc))))
-        raise
-    post(SyncFinished(summary["state"], summary=summary))
-    return summary
+    context, follow = request.context, bool(request.options.get("follow"))
+    context.require_writable("stream-sync")
+    ws, spec = context.workspace, context.spec
+    ddb = context.aws.client("dynamodb")
+    pre = stream_sync_preflight(ws, spec, ddb, allow_unresolved=True)
+    if pre.blockers:
+        raise StreamSyncError("; ".join(b.message for b in pre.blockers), title="Stream sync not started")
+    build = pre.build
+    assert build is not None
+    open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
+    how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
+    question = ConfirmScreen(
+        "Follow the stream?" if follow else "Replay the stream?",
+        f"Replay {spec.source.table}'s stream into {spec.target.table} through keymap "
+        f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
+        f"the trim horizon (the first time, and after a restore completed).{open_cases}",
+        confirm_label="Follow" if follow else "Replay")
+    if not request.confirm(question):
+        return None
+    gen = run_stream_sync(ws, spec, build.keymap, ddb=ddb, streams=context.aws.client("dynamodbstreams"),
+                          follow=follow, operator=context.operator, cancel=request.cancel)
+    # A stopped replay returns its summary too: its state says how it ended (complete, stopped).
+    return Launch(gen, snapshot=lambda p: dataclasses.replace(p, skipped=dict(p.skipped)),
+                  result=lambda summary: (summary["state"], summary))
 
 
 # -- the screen ----------------------------------------------------------------------------------
@@ -135,14 +97,16 @@ class StreamSyncScreen(Screen[None]):
                 tooltip="Replay the stream and keep following it until Escape"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, host: ConsoleHost) -> None:
         super().__init__()
+        self.host = host
         self.run_info: Run | None = None
         self.loaded = False
 
     @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
+    def slot(self) -> RunSlot:
+        """This console's replay (running, its newest progress, how the last one ended)."""
+        return self.host.slot(STREAM_SYNC)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -159,53 +123,55 @@ class StreamSyncScreen(Screen[None]):
         self.reload()
 
     def _refresh_idle(self) -> None:
-        if not self.keyshift.sync_running and self.is_current:
+        if not self.slot.running and self.is_current:
             self.reload()
 
     def reload(self) -> None:
         """Re-read the latest stream-sync run (in a thread)."""
-        context = self.keyshift.context
+        context = self.host.context
 
         def load() -> None:
             run = latest_stream_sync(context.workspace)
             if not get_current_worker().is_cancelled:
                 self.post_message(SyncInfo(run))
 
-        self.keyshift.run_blocking(load, group="sync-info", description="read the latest stream sync")
+        self.host.run_blocking(load, group="sync-info", description="read the latest stream sync")
 
     @on(SyncInfo)
     def _info(self, message: SyncInfo) -> None:
         self.run_info, self.loaded = message.run, True
         self._show_state()
 
-    @on(SyncStarted)
-    @on(SyncProgressed)
-    @on(SyncFinished)
-    def _news(self, message: Message) -> None:
+    @on(RunStarted)
+    @on(RunProgressed)
+    @on(RunFinished)
+    def _news(self, message: RunStarted | RunProgressed | RunFinished) -> None:
+        if message.kind != STREAM_SYNC:
+            return
         self._show_state()
-        if isinstance(message, (SyncStarted, SyncFinished)):
+        if not isinstance(message, RunProgressed):
             self.refresh_bindings()
             self.reload()
 
     def _show_state(self) -> None:
-        from .overview import sync_mark  # the overview imports this module's messages
-
-        app = self.keyshift
+        slot = self.slot
         state = self.query_one("#sync-state", Static)
         report = self.query_one("#sync-report", Static)
-        live, outcome = app.sync_live, app.sync_outcome
-        if app.sync_running:
+        live: SyncProgress | None = slot.progress
+        if slot.running:
             if live is None:
                 state.update(Text("◐ starting…", style="yellow"))
                 return
             lag = "catching up" if live.lag_seconds is None else f"caught up {live.lag_seconds:.0f} s ago"
-            state.update(Text(f"◐ {'following' if app.sync_follow else 'replaying'} — {lag} — Escape stops it "
-                              "(the checkpoint is kept)", style="yellow"))
+            how = "following" if slot.options.get("follow") else "replaying"
+            state.update(Text(f"◐ {how} — {lag} — Escape stops it (the checkpoint is kept)", style="yellow"))
             report.update(_counts(live.records, live.puts, live.deletes, live.skipped, live.shards,
                                   live.shards_done, live.restarts, live.retries, live.throttles))
             return
-        if outcome is not None and outcome.outcome == "failed":
-            state.update(Text(f"✘ failed: {outcome.error}", style="red"))
+        if slot.outcome == "failed":
+            state.update(Text(f"✘ failed: {slot.error}", style="red"))
+        elif slot.outcome == "refused":
+            state.update(Text(f"✘ not started: {slot.error}", style="red"))
         elif not self.loaded:
             state.update(Text("reading the workspace…", style="dim"))
         elif self.run_info is None:
@@ -219,17 +185,16 @@ class StreamSyncScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.keyshift
-        if action in app.MUTATING_ACTIONS and app.read_only:
+        host = self.host
+        if action in host.MUTATING_ACTIONS and host.read_only:
             return None
         if action in ("sync_once", "sync_follow"):
-            return None if app.sync_running else True
+            return None if self.slot.running else True
         return True
 
     def action_back_or_stop(self) -> None:
-        """Stop this console's replay, or go back when none runs."""
-        if self.keyshift.sync_running:
-            self.keyshift.cancel_work("stream-sync")
+        """Stop this console's replay (only it), or go back when none runs."""
+        if self.host.cancel_run(STREAM_SYNC):
             self.query_one("#sync-state", Static).update(Text("stopping…", style="yellow"))
         else:
             self.dismiss()
@@ -237,12 +202,12 @@ class StreamSyncScreen(Screen[None]):
     def action_sync_once(self) -> None:
         """Replay until caught up, then stop."""
         if self.check_action("sync_once", ()) is True:
-            self.keyshift.start_stream_sync(follow=False)
+            self.host.start_run(STREAM_SYNC, follow=False)
 
     def action_sync_follow(self) -> None:
         """Replay and keep following until Escape."""
         if self.check_action("sync_follow", ()) is True:
-            self.keyshift.start_stream_sync(follow=True)
+            self.host.start_run(STREAM_SYNC, follow=True)
 
 
 # -- rendering -----------------------------------------------------------------------------------

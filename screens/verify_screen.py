@@ -1,9 +1,10 @@
 """The verify screen: diff the new table against transform(old table), read the report, open offenders.
 
-:func:`drive_verify` runs in the App's ``verify`` thread worker (:meth:`KeyshiftApp.start_verify`):
-it drives :func:`keyshift.core.migrate.verify.run.run_verify` and posts :class:`VerifyProgressed` (replaceable)
-and one :class:`VerifyFinished` to the App, which forwards them to every screen. When idle the
-screen shows the latest stored report (:func:`latest_verify`): the counts and the first offenders
+:func:`prepare_verify` runs in the App's ``verify`` run worker (``host.start_run("verify")``,
+:mod:`.runs`): it makes the same checks as ``keyshift verify`` and hands
+:func:`keyshift.core.migrate.verify.run.run_verify` to the run's driver; the App keeps the run's
+progress and outcome in its ``verify`` slot and forwards the run's messages to every screen.
+When idle the screen shows the latest stored report (:func:`latest_verify`): the counts and the first offenders
 of each kind in a table. Enter on an offender reads both sides in a thread (:func:`fetch_offender`):
 the expected item, transform(old item) through the current keymap, and the actual new item, side
 by side with the differing attributes marked.
@@ -14,10 +15,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -35,7 +34,6 @@ from keyshift.core.resolve.keymap_build import build_keymap
 from keyshift.core.kernel.transform import KeyNames, Put, transform
 from keyshift.core.migrate.verify.run import (
     MAX_OFFENDERS,
-    VerifyCancelled,
     VerifyError,
     VerifyProgress,
     diff_attributes,
@@ -46,20 +44,14 @@ from keyshift.core.migrate.verify.run import (
 from keyshift.core.migrate.preflight import verify_preflight
 from keyshift.core.store.runs import Run
 
+from .host import ConsoleHost, HostContext
+from .runs import VERIFY, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import ProgressPanel, visible_text
-from .worker_drive import drive_in_worker
-
-if TYPE_CHECKING:
-    from keyshift.console.app import KeyshiftApp
-    from keyshift.console.context import Context
 
 __all__ = [
     "Offender",
-    "VerifyFinished",
-    "VerifyProgressed",
     "VerifyScreen",
-    "VerifyStarted",
-    "drive_verify",
+    "prepare_verify",
     "fetch_offender",
     "report_of",
     "verify_mark",
@@ -71,32 +63,6 @@ _KIND_STYLES = {"missing": "red", "extra": "magenta", "different": "yellow"}
 _HINT = Text("Enter on an offender reads both items now: the expected one, transform(old item) through "
              "the keymap, and the new table's, side by side with the differing attributes marked.",
              style="dim")
-
-
-@dataclass
-class VerifyStarted(Message, bubble=False):
-    """A verify run began (``resume``: it continues the interrupted one)."""
-
-    resume: bool
-
-
-@dataclass
-class VerifyProgressed(Message, bubble=False):
-    """Where the running verify is (a snapshot)."""
-
-    progress: VerifyProgress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, VerifyProgressed)
-
-
-@dataclass
-class VerifyFinished(Message, bubble=False):
-    """The run ended: ``complete``, ``cancelled`` or ``failed``."""
-
-    outcome: str
-    summary: dict[str, Any] | None = None
-    error: str = ""
 
 
 @dataclass
@@ -156,34 +122,20 @@ def verify_mark(report: dict[str, Any] | None) -> tuple[str, str, str]:
     return "✘", "red", f"{state} — resumable"
 
 
-# -- workers -------------------------------------------------------------------------------------
-def drive_verify(context: Context, *, resume: bool, cancel: threading.Event,
-                 post: Callable[[Message], object]) -> dict[str, Any] | None:
-    """Run a verify to its end in the calling (worker) thread, reporting through ``post``.
-
-    Returns the report, or None when cancelled. Errors are re-raised after :class:`VerifyFinished`
-    is posted, so the App's error modal shows them.
-    """
-    try:
-        context.require_writable("verify")
-        ws, spec, ddb = context.workspace, context.spec, context.aws.client("dynamodb")
-        pre = verify_preflight(ws, spec, ddb, resume=resume)  # the same checks as `keyshift verify`
-        if pre.blockers:
-            raise VerifyError("; ".join(b.message for b in pre.blockers), title="Verify not started")
-        gen = run_verify(ws, spec, ddb, segments=SEGMENTS, resume=resume, operator=context.operator,
-                         cancel=cancel, keymap=pre.build.keymap if pre.build is not None else None)
-        post(VerifyStarted(resume))
-        summary: dict[str, Any] = drive_in_worker(
-            gen, cancel, lambda progress: post(VerifyProgressed(dataclasses.replace(
-                progress, segments=dict(progress.segments))))).summary
-    except VerifyCancelled:
-        post(VerifyFinished("cancelled"))
-        return None
-    except BaseException as exc:
-        post(VerifyFinished("failed", error=getattr(exc, "message", str(exc))))
-        raise
-    post(VerifyFinished("complete", summary=summary))
-    return summary
+# -- the run -------------------------------------------------------------------------------------
+def prepare_verify(request: RunRequest) -> Launch:
+    """The same checks as ``keyshift verify``, in the worker thread; the :class:`Launch` that scans
+    both tables (nothing to confirm: a verify writes nothing to AWS). Options: ``resume``."""
+    context, resume = request.context, bool(request.options.get("resume"))
+    context.require_writable("verify")
+    ws, spec, ddb = context.workspace, context.spec, context.aws.client("dynamodb")
+    pre = verify_preflight(ws, spec, ddb, resume=resume)
+    if pre.blockers:
+        raise VerifyError("; ".join(b.message for b in pre.blockers), title="Verify not started")
+    gen = run_verify(ws, spec, ddb, segments=SEGMENTS, resume=resume, operator=context.operator,
+                     cancel=request.cancel, keymap=pre.build.keymap if pre.build is not None else None)
+    return Launch(gen, snapshot=lambda p: dataclasses.replace(p, segments=dict(p.segments)),
+                  result=lambda report: ("complete", report.summary))
 
 
 def _wire_key(key: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +144,7 @@ def _wire_key(key: dict[str, Any]) -> dict[str, Any]:
             for k, v in key.items()}
 
 
-def fetch_offender(context: Context, offender: Offender, report_keymap: str | None) -> OffenderLoaded:
+def fetch_offender(context: HostContext, offender: Offender, report_keymap: str | None) -> OffenderLoaded:
     """Read both sides of ``offender`` now (consistent reads): the new item and transform(old item).
 
     The old item is the report's source key when it has one, else every raw identifier that could
@@ -252,15 +204,17 @@ class VerifyScreen(Screen[None]):
                 tooltip="Continue the interrupted verify run from its checkpoints"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, host: ConsoleHost) -> None:
         super().__init__()
+        self.host = host
         self.report: dict[str, Any] | None = None
         self.offenders: list[Offender] = []
         self.loaded = False
 
     @property
-    def keyshift(self) -> KeyshiftApp:
-        return cast("KeyshiftApp", self.app)
+    def slot(self) -> RunSlot:
+        """This console's verify (running, its newest progress, how the last one ended)."""
+        return self.host.slot(VERIFY)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -295,14 +249,14 @@ class VerifyScreen(Screen[None]):
 
     def reload(self) -> None:
         """Re-read the latest verify run (in a thread)."""
-        context = self.keyshift.context
+        context = self.host.context
 
         def load() -> None:
             report = report_of(latest_verify(context.workspace))
             if not get_current_worker().is_cancelled:
                 self.post_message(VerifyInfo(report))
 
-        self.keyshift.run_blocking(load, group="verify-info", description="read the latest verify")
+        self.host.run_blocking(load, group="verify-info", description="read the latest verify")
 
     @on(VerifyInfo)
     def _info(self, message: VerifyInfo) -> None:
@@ -330,25 +284,27 @@ class VerifyScreen(Screen[None]):
         self.query_one("#actual-item", Static).update("")
 
     # -- live state ------------------------------------------------------------------------------
-    @on(VerifyStarted)
-    @on(VerifyProgressed)
-    @on(VerifyFinished)
-    def _news(self, message: Message) -> None:
+    @on(RunStarted)
+    @on(RunProgressed)
+    @on(RunFinished)
+    def _news(self, message: RunStarted | RunProgressed | RunFinished) -> None:
+        if message.kind != VERIFY:
+            return
         self._render_live()
-        if isinstance(message, (VerifyStarted, VerifyFinished)):
+        if not isinstance(message, RunProgressed):
             self.refresh_bindings()
             self.reload()
 
     def _render_live(self) -> None:
-        app = self.keyshift
-        live, outcome = app.verify_live, app.verify_outcome
+        slot = self.slot
+        live: VerifyProgress | None = slot.progress
         panel = self.query_one(ProgressPanel)
-        panel.display = app.verify_running or live is not None
+        panel.display = slot.running or live is not None
         if live is not None:
-            panel.show(phase=f"scanning {live.phase} table" if app.verify_running else live.phase,
+            panel.show(phase=f"scanning {live.phase} table" if slot.running else live.phase,
                        done=live.done, fraction=live.fraction, rate=live.rate, eta=live.eta)
         state = self.query_one("#verify-state", Static)
-        if app.verify_running:
+        if slot.running:
             text = Text("◐ running — Escape cancels (resumable)", style="yellow")
             if live is not None:
                 text.append(f"   so far: missing {live.missing:,} · extra {live.extra:,} · "
@@ -356,39 +312,41 @@ class VerifyScreen(Screen[None]):
                             or live.different else "")
             state.update(text)
             return
-        if outcome is not None and outcome.outcome == "cancelled":
+        if slot.outcome == "cancelled":
             panel.finish("cancelled")
             state.update(Text("✘ cancelled — resumable (r continues it)", style="yellow"))
-        elif outcome is not None and outcome.outcome == "failed":
+        elif slot.outcome == "failed":
             panel.finish("failed")
-            state.update(Text(f"✘ failed: {outcome.error} — r resumes once fixed", style="red"))
+            state.update(Text(f"✘ failed: {slot.error} — r resumes once fixed", style="red"))
+        elif slot.outcome == "refused":
+            state.update(Text(f"✘ not started: {visible(slot.error)}", style="red"))
         elif not self.loaded:
             state.update(Text("reading the workspace…", style="dim"))
         elif self.report is None:
             state.update(Text("No verify yet. Press s to scan both tables and diff every item through "
                               "the keymap (nothing in AWS is written)."))
         else:
-            if outcome is not None and outcome.outcome == "complete":
+            if slot.outcome == "complete":
                 panel.finish("complete")
             mark, style, label = verify_mark(self.report)
             state.update(Text(f"{mark} latest run #{self.report['run_id']}: {label}", style=style))
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.keyshift
-        if action in app.MUTATING_ACTIONS and app.read_only:
+        host = self.host
+        if action in host.MUTATING_ACTIONS and host.read_only:
             return None
+        running = self.slot.running
         if action == "verify_start":
-            return None if app.verify_running else True
+            return None if running else True
         if action == "verify_resume":
             resumable = self.report is not None and self.report.get("state", "complete") != "complete"
-            return True if resumable and not app.verify_running else None
+            return True if resumable and not running else None
         return True
 
     def action_back_or_cancel(self) -> None:
-        """Cancel this console's running verify, or go back when none runs."""
-        if self.keyshift.verify_running:
-            self.keyshift.cancel_work("verify")
+        """Cancel this console's running verify (only it), or go back when none runs."""
+        if self.host.cancel_run(VERIFY):
             self.query_one("#verify-state", Static).update(Text("cancelling…", style="yellow"))
         else:
             self.dismiss()
@@ -396,12 +354,12 @@ class VerifyScreen(Screen[None]):
     def action_verify_start(self) -> None:
         """Start a new verify run."""
         if self.check_action("verify_start", ()) is True:
-            self.keyshift.start_verify(resume=False)
+            self.host.start_run(VERIFY, resume=False)
 
     def action_verify_resume(self) -> None:
         """Continue the interrupted verify run."""
         if self.check_action("verify_resume", ()) is True:
-            self.keyshift.start_verify(resume=True)
+            self.host.start_run(VERIFY, resume=True)
 
     @on(DataTable.RowSelected, "#offenders")
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -410,7 +368,7 @@ class VerifyScreen(Screen[None]):
 
     def show_offender(self, offender: Offender) -> None:
         """Read both sides of ``offender`` (in a thread) and show them side by side."""
-        context = self.keyshift.context
+        context = self.host.context
         keymap = (self.report or {}).get("keymap")
         self.query_one("#expected-item", Static).update(Text("reading…", style="dim"))
         self.query_one("#actual-item", Static).update(Text("reading…", style="dim"))
@@ -420,7 +378,7 @@ class VerifyScreen(Screen[None]):
             if not get_current_worker().is_cancelled:
                 self.post_message(loaded)
 
-        self.keyshift.run_blocking(load, group="verify-offender", description="read an offender's items")
+        self.host.run_blocking(load, group="verify-offender", description="read an offender's items")
 
     @on(OffenderLoaded)
     def _offender_loaded(self, message: OffenderLoaded) -> None:

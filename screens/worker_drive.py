@@ -9,7 +9,7 @@ the screens.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from textual.worker import get_current_worker
@@ -19,7 +19,7 @@ from keyshift.core.progress import run_to_completion
 __all__ = ["drive_in_worker"]
 
 
-def drive_in_worker(gen: Generator[Any, Any, Any], cancel: threading.Event,
+def drive_in_worker(gen: Iterator[Any], cancel: threading.Event,
                     on_progress: Callable[[Any], object]) -> Any:
     """Run ``gen`` to its return value in the calling thread worker; ``on_progress`` gets each item.
 

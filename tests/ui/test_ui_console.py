@@ -346,9 +346,13 @@ async def test_read_only_disables_planning(planned):
 
 async def test_every_binding_has_an_id_and_a_tooltip():
     from keyshift.console.app import KeyshiftApp
+    from keyshift.screens.help_screen import HelpScreen
+    from keyshift.screens.restore_screen import RestoreScreen
+    from keyshift.screens.stream_sync_screen import StreamSyncScreen
+    from keyshift.screens.verify_screen import VerifyScreen
 
     for owner in (KeyshiftApp, OverviewScreen, DumpBrowserScreen, NormalizePreviewScreen, PlanDialog,
-                  ErrorModal, ConfirmScreen):
+                  ErrorModal, ConfirmScreen, HelpScreen, RestoreScreen, StreamSyncScreen, VerifyScreen):
         for binding in owner.BINDINGS:
             assert binding.id and binding.tooltip, (owner.__name__, binding.key)
 

@@ -159,9 +159,9 @@ async def test_restore_from_the_console_creates_the_table_and_writes_every_item(
         await pilot.press("s")
         question = await _confirm(pilot)
         assert question.confirm_title == "Create the target table?"
-        await wait_until(pilot, lambda: app.restore_outcome is not None, timeout=20)
-        assert app.restore_outcome.outcome == "complete", app.restore_outcome
-        assert app.restore_outcome.summary["written"] == ITEMS
+        await wait_until(pilot, lambda: app.slot("restore").outcome is not None, timeout=20)
+        assert app.slot("restore").outcome == "complete", app.slot("restore")
+        assert app.slot("restore").summary["written"] == ITEMS
         await settle(pilot)
         assert _count(world, TARGET) == ITEMS
         state = shown(screen, "#restore-state")
@@ -175,8 +175,8 @@ async def test_restore_from_the_console_creates_the_table_and_writes_every_item(
         assert app.screen.type_to_confirm == TARGET
         assert app.screen.query_one("#confirm-yes").disabled
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.restore_running)
-        assert app.restore_outcome.outcome == "declined"
+        await wait_until(pilot, lambda: not app.slot("restore").running)
+        assert app.slot("restore").outcome == "declined"
 
         await pilot.press("escape")  # back to the overview: step 3 shows the run
         await settle(pilot)
@@ -208,7 +208,7 @@ async def _start_restore(pilot) -> RestoreScreen:
     screen = await _open(pilot, "3", RestoreScreen)
     await pilot.press("s")
     await _confirm(pilot)
-    await wait_until(pilot, lambda: pilot.app.restore_live is not None, timeout=10)
+    await wait_until(pilot, lambda: pilot.app.slot("restore").progress is not None, timeout=10)
     return screen
 
 
@@ -222,15 +222,15 @@ async def test_pause_and_resume_write_the_control_file_and_the_run_obeys(world):
         screen = await _start_restore(pilot)
         await pilot.press("p")
         await wait_until(pilot, lambda: _control(world).paused)
-        await wait_until(pilot, lambda: app.restore_live.paused, timeout=10)
+        await wait_until(pilot, lambda: app.slot("restore").progress.paused, timeout=10)
         # The status line follows on the next progress refresh, not in the same instant.
         await wait_until(pilot, lambda: "PAUSED" in shown(screen, "#restore-state"), timeout=10)
-        assert app.restore_running and app.restore_live.written < ITEMS
+        assert app.slot("restore").running and app.slot("restore").progress.written < ITEMS
         await _set_number(pilot, "l", "0")  # no limit: the rest goes fast
         await wait_until(pilot, lambda: _control(world).rate is None)
         await pilot.press("p")
-        await wait_until(pilot, lambda: app.restore_outcome is not None, timeout=20)
-        assert app.restore_outcome.outcome == "complete"
+        await wait_until(pilot, lambda: app.slot("restore").outcome is not None, timeout=20)
+        assert app.slot("restore").outcome == "complete"
         assert _control(world) is None  # a finished run leaves no control file behind
 
         # The rate keys and dialogs write the same file (no restore needs to run).
@@ -251,8 +251,8 @@ async def test_cancel_leaves_a_resumable_run_that_r_resumes(world):
     async with app.run_test(size=SIZE) as pilot:
         screen = await _start_restore(pilot)
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.restore_outcome is not None, timeout=10)
-        assert app.restore_outcome.outcome == "cancelled"
+        await wait_until(pilot, lambda: app.slot("restore").outcome is not None, timeout=10)
+        assert app.slot("restore").outcome == "cancelled"
         await settle(pilot)
         assert "cancelled — resumable" in shown(screen, "#restore-state")
         assert screen.check_action("restore_resume", ()) is True
@@ -261,9 +261,9 @@ async def test_cancel_leaves_a_resumable_run_that_r_resumes(world):
         await pilot.press("r")
         question = await _confirm(pilot)
         assert question.confirm_title == "Resume the restore?"
-        await wait_until(pilot, lambda: app.restore_outcome is not None, timeout=20)
-        assert app.restore_outcome.outcome == "complete"
-        assert app.restore_outcome.summary["resumed"] is True
+        await wait_until(pilot, lambda: app.slot("restore").outcome is not None, timeout=20)
+        assert app.slot("restore").outcome == "complete"
+        assert app.slot("restore").summary["resumed"] is True
         assert _count(world, TARGET) == ITEMS
 
 
@@ -277,13 +277,14 @@ async def test_read_only_greys_out_starting_and_steering(finished):
         await pilot.press("s")
         await pilot.press("p")
         await settle(pilot)
-        assert not app.restore_running and read_control(Workspace(finished / "ws", read_only=True)) is None
+        assert not app.slot("restore").running
+        assert read_control(Workspace(finished / "ws", read_only=True)) is None
         await pilot.press("escape")
         screen = await _open(pilot, "5", VerifyScreen)
         assert screen.active_bindings["s"].enabled is False
         await pilot.press("s")
         await settle(pilot)
-        assert not app.verify_running
+        assert not app.slot("verify").running
 
 
 # -- verify -------------------------------------------------------------------------------------
@@ -295,8 +296,8 @@ async def test_verify_says_equal_then_finds_the_deleted_item(world):
         screen = await _open(pilot, "5", VerifyScreen)
         assert "No verify yet" in shown(screen, "#verify-state")
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.verify_outcome is not None, timeout=20)
-        assert app.verify_outcome.outcome == "complete", app.verify_outcome
+        await wait_until(pilot, lambda: app.slot("verify").outcome is not None, timeout=20)
+        assert app.slot("verify").outcome == "complete", app.slot("verify")
         await settle(pilot)
         assert "equal" in shown(screen, "#verify-state")
         assert re.search(rf"compared {ITEMS}\s+missing 0\s+extra 0\s+different 0", shown(screen, "#verify-report"))
@@ -305,7 +306,7 @@ async def test_verify_says_equal_then_finds_the_deleted_item(world):
         world.aws.client("dynamodb").delete_item(TableName=TARGET,
                                                  Key={"customer": {"S": "CUST-007"}, "order": {"N": "47"}})
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.verify_outcome is not None, timeout=20)
+        await wait_until(pilot, lambda: app.slot("verify").outcome is not None, timeout=20)
         await settle(pilot)
         assert "1 difference" in shown(screen, "#verify-state")
         assert re.search(r"missing 1\s+extra 0\s+different 0", shown(screen, "#verify-report"))

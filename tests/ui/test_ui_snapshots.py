@@ -40,7 +40,7 @@ def test_read_only_plan_dialog_snapshot(planned, snap_compare):
         await settle(pilot)
         from keyshift.screens.plan_dialog import PlanDialog
 
-        pilot.app.push_screen(PlanDialog("s3://acme-exports/customers/2024-05-01/"))
+        pilot.app.push_screen(PlanDialog(pilot.app, "s3://acme-exports/customers/2024-05-01/"))
         await settle(pilot)
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False

@@ -91,8 +91,8 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
 
         await pilot.press("s")
         await _confirm(pilot)
-        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
-        assert app.sync_outcome.outcome == "complete", app.sync_outcome
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
+        assert app.slot("stream-sync").outcome == "complete", app.slot("stream-sync")
         await wait_until(pilot, lambda: "caught up" in shown(screen, "#sync-state"), timeout=10)
         assert "2 read · 1 puts · 1 deletes" in shown(screen, "#sync-report")
         assert "trim-horizon" in shown(screen, "#sync-report")
@@ -102,14 +102,15 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
 
         await pilot.press("f")
         await _confirm(pilot)
-        await wait_until(pilot, lambda: app.sync_running and app.sync_live is not None
-                         and app.sync_live.caught_up, timeout=20)
+        sync = app.slot("stream-sync")  # the same slot object for the App's lifetime
+        await wait_until(pilot, lambda: sync.running and sync.progress is not None and sync.progress.caught_up,
+                         timeout=20)
         ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "CUST-003"}, "order": {"N": "9003"}})
-        await wait_until(pilot, lambda: app.sync_live.puts == 1, timeout=20)
+        await wait_until(pilot, lambda: sync.progress.puts == 1, timeout=20)
         assert "following" in shown(screen, "#sync-state")
         await pilot.press("escape")  # stops the follower, keeps its checkpoint
-        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
-        assert app.sync_outcome.outcome == "stopped"
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
+        assert app.slot("stream-sync").outcome == "stopped"
         await pilot.press("escape")
         await settle(pilot)
         assert re.search(r"4 Stream-sync\s+stopped", shown(app.screen, "#steps"))
@@ -129,7 +130,7 @@ async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_en
         assert screen.check_action("sync_once", ()) is None and screen.check_action("sync_follow", ()) is None
         await pilot.press("s")
         await settle(pilot)
-        assert not app.sync_running and isinstance(app.screen, StreamSyncScreen)
+        assert not app.slot("stream-sync").running and isinstance(app.screen, StreamSyncScreen)
 
 
 async def test_open_cases_are_named_in_the_confirmation_and_their_records_skipped(tmp_path, aws_env):
@@ -165,6 +166,6 @@ async def test_open_cases_are_named_in_the_confirmation_and_their_records_skippe
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), timeout=10)
         assert "1 case(s) are still open" in app.screen.message
         await pilot.click("#confirm-yes")
-        await wait_until(pilot, lambda: app.sync_outcome is not None, timeout=20)
-        assert app.sync_outcome.outcome == "complete", app.sync_outcome
-        assert app.sync_outcome.summary["skipped"] == {"unresolved": 2}
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
+        assert app.slot("stream-sync").outcome == "complete", app.slot("stream-sync")
+        assert app.slot("stream-sync").summary["skipped"] == {"unresolved": 2}
