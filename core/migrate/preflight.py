@@ -93,6 +93,15 @@ def _keymap(ws: Workspace, pre: Preflight, allow_unresolved: bool, what: str) ->
             pre.blockers.append(Blocker("open-cases", message))
 
 
+def _resume(ws: Workspace, pre: Preflight, kind: str, keymap: str) -> None:
+    """The run a resume would continue, or the blocker that says why none can be."""
+    pre.resume_run, problem = runs.resumable(ws, kind, keymap)
+    if problem is not None:
+        code = ("nothing-to-resume" if pre.resume_run is None else
+                "keymap-changed" if pre.resume_run.keymap != keymap else "already-running")
+        pre.blockers.append(Blocker(code, problem))
+
+
 def _plan(ws: Workspace, pre: Preflight) -> bool:
     pre.plan = latest_plan(ws)
     if pre.plan is None or pre.plan.state != "complete":
@@ -128,18 +137,8 @@ def restore_preflight(ws: Workspace, spec: Any, ddb: Any, streams: Any, *, resum
         return pre
     _keymap(ws, pre, allow_unresolved, "their items will not be written")
     table = spec.target.table
-    if resume:
-        pre.resume_run = runs.latest(ws, "restore", unfinished=True)
-        if pre.resume_run is None:
-            pre.blockers.append(Blocker("nothing-to-resume", "there is no interrupted restore to resume"))
-        elif pre.build is not None and pre.resume_run.keymap != pre.build.keymap.version:
-            pre.blockers.append(Blocker(
-                "keymap-changed", f"the interrupted restore (run {pre.resume_run.id}) used keymap"
-                f" {pre.resume_run.keymap}, the workspace now builds {pre.build.keymap.version}: resuming would"
-                " mix two mappings; start a new restore instead"))
-        elif pre.resume_run.alive():
-            pre.blockers.append(Blocker(
-                "already-running", f"restore run {pre.resume_run.id} is still running (its heartbeat is fresh)"))
+    if resume and pre.build is not None:
+        _resume(ws, pre, "restore", pre.build.keymap.version)
     desc = describe(ddb, table)
     pre.target_exists = desc is not None
     if via_import:
@@ -206,8 +205,6 @@ def verify_preflight(ws: Workspace, spec: Any, ddb: Any, *, resume: bool = False
             pre.blockers.append(Blocker("no-table", f"{role} table {table!r} does not exist"))
         elif role == "target":
             pre.target_exists = True
-    if resume:
-        pre.resume_run = runs.latest(ws, "verify", unfinished=True)
-        if pre.resume_run is None:
-            pre.blockers.append(Blocker("nothing-to-resume", "there is no interrupted verify to resume"))
+    if resume and pre.build is not None:
+        _resume(ws, pre, "verify", pre.build.keymap.version)
     return pre

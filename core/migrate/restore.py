@@ -400,14 +400,9 @@ def _open_run(ws: Workspace, keymap: Keymap, operator: str, resume: bool,
               params: dict[str, Any]) -> tuple[int, dict[str, int], _Tally]:
     """(run id, lines settled per file, their counts) — a new run, or the interrupted one to resume."""
     if resume:
-        run = runs.latest(ws, "restore", unfinished=True)
-        if run is None:
-            raise RestoreError("nothing to resume: no interrupted restore in this workspace")
-        if run.keymap != keymap.version:
-            raise RestoreError(
-                f"the interrupted restore used keymap {run.keymap}, the workspace now builds {keymap.version};"
-                " resuming would mix two mappings: start a new restore instead"
-            )
+        run, problem = runs.resumable(ws, "restore", keymap.version)
+        if problem is not None or run is None:
+            raise RestoreError(problem or "nothing to resume")
         done = {name: int(unit.position or 0) for name, unit in run.units.items() if not name.startswith("_")}
         counters = dict(run.counters)
         tally = _Tally({k: int(counters.get(k, 0)) for k in _LINE_COUNTERS}, counters.get("skip_reasons"))

@@ -43,6 +43,7 @@ __all__ = [
     "get",
     "latest",
     "reopen",
+    "resumable",
     "set_params",
     "set_state",
     "start",
@@ -248,6 +249,21 @@ def latest(ws: Workspace | Any, kind: str, *, unfinished: bool = False, complete
         where += " AND state = 'complete'"
     row = conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE {where} ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
     return _run(conn, row) if row is not None else None
+
+
+def resumable(ws: Workspace | Any, kind: str, keymap: str) -> tuple[Run | None, str | None]:
+    """The newest unfinished run of ``kind`` and why it cannot be resumed under ``keymap`` (None:
+    it can). Restore and verify resume only with the keymap they started with, and never a run
+    whose process is still alive."""
+    run = latest(ws, kind, unfinished=True)
+    if run is None:
+        return None, f"there is no interrupted {kind} to resume"
+    if run.keymap != keymap:
+        return run, (f"the interrupted {kind} (run {run.id}) used keymap {run.keymap}, the workspace now"
+                     f" builds {keymap}: resuming would mix two mappings; start a new {kind} instead")
+    if run.alive():
+        return run, f"{kind} run {run.id} is still running (its process is alive)"
+    return run, None
 
 
 def get(ws: Workspace | Any, run_id: int) -> Run | None:

@@ -405,13 +405,9 @@ def _units(segments: int, sample: int | None) -> list[str]:
 def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sample: int | None,
               page_size: int, resume: bool, tables: dict[str, str]) -> tuple[int, dict[str, Any]]:
     if resume:
-        run = runs.latest(ws, "verify", unfinished=True)
-        if run is None:
-            raise VerifyError("no interrupted verify run to resume (run `keyshift verify` without --resume)")
-        if run.keymap != keymap.version:
-            raise VerifyError(
-                f"verify run {run.id} used keymap {run.keymap}, the workspace now builds"
-                f" {keymap.version}; start a new run (without --resume)")
+        run, problem = runs.resumable(ws, "verify", keymap.version)
+        if problem is not None or run is None:
+            raise VerifyError(problem or "nothing to resume")
         with ws.transaction() as conn:
             runs.reopen(conn, run.id)
             ws.audit(operator, "verify.resume", {"run_id": run.id})
