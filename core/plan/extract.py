@@ -9,6 +9,7 @@ yield the same :class:`Batch` sequence, so the planner's result does not depend 
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import subprocess
@@ -139,10 +140,22 @@ def _send(out: Any, message: tuple) -> None:
     out.flush()
 
 
+#: Set to a directory, it makes every extraction child cProfile itself and write
+#: ``extract-<pid>.prof`` there before it reports its end (bench/plan_bench.py --profile).
+PROFILE_ENV = "KEYSHIFT_PROFILE_DIR"
+
+
 def _child_main() -> None:
     """Child process body: read args from stdin, send ('info',), ('batch',)…, ('end',) or ('error',)."""
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the message pipe
+    profile_dir = os.environ.get(PROFILE_ENV)
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         args = pickle.load(sys.stdin.buffer)
         s3 = None
@@ -158,6 +171,10 @@ def _child_main() -> None:
         _send(out, ("info", ext.info))
         for batch in ext:
             _send(out, ("batch", batch))
+        if profiler is not None:
+            # Before "end": the parent kills a child that is still running after it.
+            profiler.disable()
+            profiler.dump_stats(os.path.join(profile_dir, f"extract-{os.getpid()}.prof"))
         _send(out, ("end", ext.info))
     except BrokenPipeError:  # the parent stopped listening (cancelled): just go
         return
