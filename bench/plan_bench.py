@@ -5,6 +5,11 @@
     python bench/plan_bench.py --orders 200000 --repeat 5   # only the realistic orders dump
     python bench/plan_bench.py --records 1000000        # only the light dump, one size
     python bench/plan_bench.py --orders 200000 --profile    # + cProfile of the parent and children
+    python bench/plan_bench.py --baseline /tmp/old          # + an older tree's plan, interleaved
+
+``--baseline`` takes a directory holding ``keyshift/core``, ``keyshift/console`` and
+``keyshift/screens`` of another checkout (``git archive <commit>`` unpacked, three symlinks), put
+first on ``PYTHONPATH`` for the plan and its children: before and after in the same run.
 
 Two dump shapes, each a native Export-to-S3 layout in a local directory (gzipped data files with
 ``manifest-summary.json`` and ``manifest-files.json``, counts and MD5s), built once and cached in
@@ -274,9 +279,31 @@ def ensure_dump(shape: str, records: int) -> Path:
     return root
 
 
-def measure(shape: str, records: int, repeat: int, profile: bool) -> dict:
+def _plan_run(root: Path, env: dict[str, str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="keyshift-bench-") as tmp:
+        spec = Path(tmp) / "keyshift.toml"
+        spec.write_text(SPEC)
+        r = run_measured(plan_argv(spec, Path(tmp) / ".keyshift", root), env)
+        if r["code"]:
+            raise SystemExit(f"keyshift plan failed ({r['code']}):\n{r['stderr']}")
+        summary = json.loads(r["stdout"])
+    if not summary["reconciled"]:
+        raise SystemExit(f"plan does not reconcile: {summary}")
+    return {"records": summary["records"], "quarantined": summary["quarantined"],
+            "lines": summary["lines"], "seconds": summary["seconds"], "wall": r["wall"],
+            "rss_kib": r["rss_kib"], "parent_kib": r["parent_kib"], "child_kib": r["child_kib"],
+            "identifiers": summary["identifiers"]}
+
+
+def measure(shape: str, records: int, repeat: int, profile: bool, baseline: Path | None = None) -> dict:
     root = ensure_dump(shape, records)
     env = _env()
+    bases = None
+    if baseline is not None:
+        # Another keyshift tree (for example ``git archive`` of an older commit laid out as
+        # keyshift/{core,console,screens}) found first on PYTHONPATH, children included.
+        base_env = {**env, "PYTHONPATH": str(baseline)}
+        bases = []
     bares, plans = [], []
     for _ in range(repeat):  # interleaved: a slow moment of the shared VM hits both alike
         r = run_measured([sys.executable, __file__, "--_bare", str(root)], env)
@@ -285,19 +312,9 @@ def measure(shape: str, records: int, repeat: int, profile: bool) -> dict:
         doc = json.loads(r["stdout"])
         bares.append({"lines": doc["lines"], "seconds": doc["seconds"], "wall": r["wall"],
                       "rss_kib": r["rss_kib"]})
-        with tempfile.TemporaryDirectory(prefix="keyshift-bench-") as tmp:
-            spec = Path(tmp) / "keyshift.toml"
-            spec.write_text(SPEC)
-            r = run_measured(plan_argv(spec, Path(tmp) / ".keyshift", root), env)
-            if r["code"]:
-                raise SystemExit(f"keyshift plan failed ({r['code']}):\n{r['stderr']}")
-            summary = json.loads(r["stdout"])
-        if not summary["reconciled"]:
-            raise SystemExit(f"plan does not reconcile: {summary}")
-        plans.append({"records": summary["records"], "quarantined": summary["quarantined"],
-                      "lines": summary["lines"], "seconds": summary["seconds"], "wall": r["wall"],
-                      "rss_kib": r["rss_kib"], "parent_kib": r["parent_kib"],
-                      "child_kib": r["child_kib"], "identifiers": summary["identifiers"]})
+        plans.append(_plan_run(root, env))
+        if bases is not None:
+            bases.append(_plan_run(root, base_env))
     med = statistics.median
     bare_rates = [b["lines"] / b["seconds"] for b in bares]
     plan_rates = [p["lines"] / p["seconds"] for p in plans]
@@ -314,6 +331,15 @@ def measure(shape: str, records: int, repeat: int, profile: bool) -> dict:
         "identifiers": plans[0]["identifiers"], "quarantined": plans[0]["quarantined"],
     }
     result["ratio"] = result["plan_rate"] / result["bare_rate"]
+    if bases is not None:
+        if [b["identifiers"] for b in bases] != [p["identifiers"] for p in plans]:
+            raise SystemExit("the baseline's plan differs from this one's")
+        result["baseline"] = str(baseline)
+        result["base_runs"] = bases
+        result["base_rates"] = [b["lines"] / b["seconds"] for b in bases]
+        result["base_rate"] = med(result["base_rates"])
+        result["base_ratio"] = result["base_rate"] / result["bare_rate"]
+        result["base_rss_kib"] = max(b["rss_kib"] for b in bases)
     if profile:
         result["profile"] = profile_plan(root)
     return result
@@ -392,12 +418,23 @@ def report(results: list[dict], info: dict[str, str]) -> str:
             f"{_mib(r['plan_rss_kib'])} ({_mib(r['plan_parent_kib'])} / {_mib(r['plan_child_kib'])}) | "
             f"{_mib(r['bare_rss_kib'])} |"
         )
+    based = [r for r in results if "base_rate" in r]
+    if based:
+        lines += ["", f"Baseline (PYTHONPATH={based[0]['baseline']}), interleaved with the runs above:", "",
+                  "| dump | baseline plan lines/s | ratio | this plan lines/s | ratio | speed-up | "
+                  "baseline peak RSS |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in based:
+            lines.append(f"| {r['shape']} {r['records']:,} | {r['base_rate']:,.0f} | {r['base_ratio']:.2f} | "
+                         f"{r['plan_rate']:,.0f} | {r['ratio']:.2f} | {r['plan_rate'] / r['base_rate']:.2f}x | "
+                         f"{_mib(r['base_rss_kib'])} |")
     lines.append("")
     lines.append("Medians of the runs; single runs (lines/s):")
     for r in results:
         lines.append(f"- {r['shape']} {r['records']:,}: bare "
                      + ", ".join(f"{x:,.0f}" for x in r["bare_rates"]) + "; plan "
-                     + ", ".join(f"{x:,.0f}" for x in r["plan_rates"]))
+                     + ", ".join(f"{x:,.0f}" for x in r["plan_rates"])
+                     + ("; baseline " + ", ".join(f"{x:,.0f}" for x in r["base_rates"])
+                        if "base_rates" in r else ""))
     return "\n".join(lines)
 
 
@@ -410,6 +447,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per dump; medians are reported")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile the plan's parent and extraction children (top 20 by own time)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also run the plan of another keyshift tree (a directory holding "
+                             "keyshift/{core,console,screens}, put first on PYTHONPATH), interleaved")
     parser.add_argument("--_bare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -428,7 +468,7 @@ def main() -> None:
     results = []
     for shape, n in runs:
         print(f"measuring {shape} {n:,} records...", file=sys.stderr, flush=True)
-        r = measure(shape, n, args.repeat, args.profile)
+        r = measure(shape, n, args.repeat, args.profile, args.baseline)
         print(f"  bare {r['bare_rate']:,.0f} lines/s, plan {r['plan_rate']:,.0f} lines/s "
               f"({r['ratio']:.2f}), plan RSS {_mib(r['plan_rss_kib'])}", file=sys.stderr, flush=True)
         results.append(r)
