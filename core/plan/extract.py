@@ -21,6 +21,7 @@ import orjson
 
 from ..dumps import open_dump
 from ..dumps.model import DumpInfo
+from ..dumps.reader import excerpt
 from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem
 
 __all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
@@ -37,18 +38,33 @@ SAMPLE_CACHE = 200_000
 
 @dataclass(slots=True)
 class Batch:
-    """Rows extracted from consecutive dump lines.
+    """Rows extracted from consecutive dump lines, column by column.
 
-    ``records``: ``(seq, file_id, line, raw, sort_key_json, size, sample_json | None)`` where the
-    sample is the item as JSON the first time this raw identifier is met.
+    Records (lines whose item has usable keys) are the parallel lists ``seqs``, ``file_ids``,
+    ``line_nos``, ``raws`` (the raw identifier), ``sort_keys`` (JSON of the sort key's wire value,
+    or ``None``) and ``sizes``: columns pickle and unpickle faster than one tuple per record, and
+    the parent maps and counts a whole column at once.
+    ``samples``: ``(index, sample_json)``, the item as JSON of the record at ``index`` in the
+    columns, the first time this extractor met its raw identifier.
     ``quarantine``: ``(seq, file_id, line, reason, excerpt, raw | None)``.
     ``lines`` and ``bytes_read`` count everything this extractor has read so far.
     """
 
-    records: list[tuple] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    file_ids: list[int] = field(default_factory=list)
+    line_nos: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    sort_keys: list[str | None] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    samples: list[tuple[int, str]] = field(default_factory=list)
     quarantine: list[tuple] = field(default_factory=list)
     lines: int = 0
     bytes_read: int = 0
+
+    @property
+    def records(self) -> int:
+        """How many records the batch holds."""
+        return len(self.seqs)
 
 
 class Extractor:
@@ -60,57 +76,79 @@ class Extractor:
         self.pk, self.sk = partition_key, sort_key
 
     def __iter__(self) -> Iterator[Batch]:
+        # One loop per line of the dump: everything it touches is a local.
         pk, sk = self.pk, self.sk
         dumps = orjson.dumps
         key_types = ("S", "N", "B")
+        max_item = MAX_ITEM_BYTES
         file_ids = {uri: i for i, uri in enumerate(self.info.files, 1)}
         seen: set[str] = set()
-        batch = Batch()
-        records, quarantine = batch.records, batch.quarantine
+        reader = self.reader
         lines = 0
-        for entry in self.reader:
-            lines += 1
-            file_id = file_ids[entry.file]
-            seq = file_id << SEQ_SHIFT | entry.line
-            item = entry.item
-            if item is None:
-                quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
-            else:
-                # Fast paths for the common case; key_problem words the others.
-                value = item.get(pk)
-                raw = value.get("S") if type(value) is dict and len(value) == 1 else None
-                problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
-                sort_key = None
-                if problem is None and sk:
-                    value = item.get(sk)
-                    if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
-                        sort_key = dumps(value).decode()
-                    else:
-                        problem = key_problem(item, sk, role="sort key")
-                size = entry.raw_size
-                if problem is None and size > MAX_ITEM_BYTES:
-                    # JSON text is never smaller than the item: only long lines need counting.
-                    size = item_size(item)
-                    if size > MAX_ITEM_BYTES:
-                        problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
-                if problem is not None:
-                    quarantine.append((seq, file_id, entry.line, problem,
-                                       entry.excerpt or dumps(item).decode()[:200],
-                                       raw if type(raw) is str else None))
+        left = BATCH_LINES  # lines until this batch is full
+        batch = Batch()
+        seqs, fids, nums, raws, sks, sizes = (batch.seqs.append, batch.file_ids.append,
+                                              batch.line_nos.append, batch.raws.append,
+                                              batch.sort_keys.append, batch.sizes.append)
+        samples, quarantine = batch.samples, batch.quarantine
+        parse = reader.line_parser()
+        for blk in reader.line_blocks():
+            file_id = file_ids[blk.file]
+            base = file_id << SEQ_SHIFT
+            n = blk.start
+            fault = blk.fault
+            for line in blk.lines:
+                n += 1
+                item = fault or parse(line)  # fault: the stream broke, the reason says how
+                if item is None:
+                    continue  # blank line: not counted anywhere
+                lines += 1
+                if type(item) is not dict:  # unreadable: item is the reason
+                    quarantine.append((base | n, file_id, n, item, excerpt(line), None))
                 else:
-                    sample = None
-                    if raw not in seen:
-                        if len(seen) >= SAMPLE_CACHE:
-                            seen.clear()
-                        seen.add(raw)
-                        sample = dumps(item).decode()
-                    records.append((seq, file_id, entry.line, raw, sort_key, size, sample))
-            if len(records) + len(quarantine) >= BATCH_LINES:
-                batch.lines, batch.bytes_read = lines, self.reader.bytes_read
-                yield batch
-                batch = Batch()
-                records, quarantine = batch.records, batch.quarantine
-        batch.lines, batch.bytes_read = lines, self.reader.bytes_read
+                    # Fast paths for the common case; key_problem words the others.
+                    value = item.get(pk)
+                    raw = value.get("S") if type(value) is dict and len(value) == 1 else None
+                    problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
+                    sort_key = None
+                    if problem is None and sk:
+                        value = item.get(sk)
+                        if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
+                            sort_key = dumps(value).decode()
+                        else:
+                            problem = key_problem(item, sk, role="sort key")
+                    size = len(line)
+                    if problem is None and size > max_item:
+                        # JSON text is never smaller than the item: only long lines need counting.
+                        size = item_size(item)
+                        if size > max_item:
+                            problem = f"item is {size} bytes, over DynamoDB's {max_item}-byte limit"
+                    if problem is not None:
+                        quarantine.append((base | n, file_id, n, problem, dumps(item).decode()[:200],
+                                           raw if type(raw) is str else None))
+                    else:
+                        if raw not in seen:
+                            if len(seen) >= SAMPLE_CACHE:
+                                seen.clear()
+                            seen.add(raw)
+                            samples.append((len(batch.seqs), dumps(item).decode()))
+                        seqs(base | n)
+                        fids(file_id)
+                        nums(n)
+                        raws(raw)
+                        sks(sort_key)
+                        sizes(size)
+                left -= 1
+                if not left:
+                    batch.lines, batch.bytes_read = lines, reader.bytes_read
+                    yield batch
+                    left = BATCH_LINES
+                    batch = Batch()
+                    seqs, fids, nums, raws, sks, sizes = (
+                        batch.seqs.append, batch.file_ids.append, batch.line_nos.append,
+                        batch.raws.append, batch.sort_keys.append, batch.sizes.append)
+                    samples, quarantine = batch.samples, batch.quarantine
+        batch.lines, batch.bytes_read = lines, reader.bytes_read
         yield batch
 
 

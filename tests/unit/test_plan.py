@@ -276,3 +276,41 @@ def test_one_reference_id_for_two_canonical_forms_is_ambiguous(tmp_path):
     (case,) = list_cases(ws, kind="ambiguous")
     assert {m.raw for m in case.members} == {"Acme Corp", "ACME Corporation"}
     assert case.candidates == ["C-1"]
+
+
+def _explained_row(ident, normalizer, raw):
+    """The identifier row the long way: every identifier through Normalizer.explain."""
+    from keyshift.core.plan.planner import _local_status
+    from keyshift.core.text.escape import escape
+
+    norm = normalizer.explain(raw)
+    status = _local_status(norm.canonical, raw)
+    return (ident, raw, escape(raw), norm.canonical, None if status == "invalid" else norm.canonical,
+            status, orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
+            orjson.dumps(list(norm.suspicious)).decode())
+
+
+@pytest.mark.parametrize("rules", [("strip-ignorable", "nfkc", "fold-space"), ("nfkc",),
+                                   ("strip-ignorable", "nfkc", "fold-space", "casefold")])
+def test_identifier_row_short_cuts_match_the_full_explanation(rules):
+    from keyshift.console import demo_data as dd
+    from keyshift.core.plan.planner import _identifier_row
+    from keyshift.core.text.normalize import Normalizer
+
+    normalizer = Normalizer(rules)
+    raws = [raw for raw, _, _, _ in dd.CURATED] + [
+        "Acme", "São Paulo Café", "Zürich", "Kraków Ltd", "C:\\temp", "a  b", " x", "a\x01b", "ACME",
+        "\u0440\u0430\u0443\u0440\u0430l", "Ｔｏｋｙｏ", "e\u0301", "Москва", "東京", "x" * 2049, "",
+        "Acme\u200b", "Bob\u00a0Smith"]
+    for raw in raws:
+        row = _identifier_row(7, normalizer, raw)
+        # (the reason wording is the planner's own; the rest must be what explain says)
+        assert row[:6] + row[7:] == _explained_row(7, normalizer, raw), raw
+
+
+def test_identifier_with_a_backslash_is_stored_escaped(tmp_path):
+    # The clean-ASCII short cut once stored escaped = raw: "C:\temp" read back as a tab.
+    dump = write_dump(tmp_path / "d.json", [item("C:\\temp", "1")])
+    ws = Workspace(tmp_path / "ws")
+    plan_to_completion(ws, parse_spec(SPEC), dump)
+    assert get_identifier(ws, "C:\\temp").escaped == "C:\\\\temp"
