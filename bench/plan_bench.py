@@ -32,7 +32,8 @@ Then, per dump, ``--repeat`` times, interleaved, each in a fresh subprocess:
 It reports the medians of lines/s of both (each timed inside its process, so interpreter start-up
 is left out of both; the plan's wall time is shown too), the ratio of the medians (target: the plan
 at >= 25% of the bare loop) and peak RSS: ``ru_maxrss`` from ``wait4`` on the measured process (the
-largest of it and its reaped children), and, sampled from ``/proc`` every 20 ms, the peak of the
+largest of it and its reaped children), CPU seconds of each measured process tree (steadier than
+rates on a shared machine), and, sampled from ``/proc`` every 20 ms, the peak of the
 plan's parent and of its largest extraction child separately.
 """
 
@@ -237,7 +238,8 @@ class TreeRss(threading.Thread):
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run ``argv``: exit code, stdout, stderr, wall seconds, peak RSS (KiB) of the tree, the
+    """Run ``argv``: exit code, stdout, stderr, wall seconds, CPU seconds (user + system, the
+    process and its reaped children: what ``wait4`` reports), peak RSS (KiB) of the tree, the
     parent and its largest child."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -251,7 +253,8 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         return {"code": proc.returncode, "stdout": out.read().decode(), "stderr": err.read().decode(),
-                "wall": wall, "rss_kib": usage.ru_maxrss, "parent_kib": sampler.parent_kib(),
+                "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+                "rss_kib": usage.ru_maxrss, "parent_kib": sampler.parent_kib(),
                 "child_kib": sampler.child_kib()}
 
 
@@ -291,7 +294,7 @@ def _plan_run(root: Path, env: dict[str, str]) -> dict:
         raise SystemExit(f"plan does not reconcile: {summary}")
     return {"records": summary["records"], "quarantined": summary["quarantined"],
             "lines": summary["lines"], "seconds": summary["seconds"], "wall": r["wall"],
-            "rss_kib": r["rss_kib"], "parent_kib": r["parent_kib"], "child_kib": r["child_kib"],
+            "cpu": r["cpu"], "rss_kib": r["rss_kib"], "parent_kib": r["parent_kib"], "child_kib": r["child_kib"],
             "identifiers": summary["identifiers"]}
 
 
@@ -311,7 +314,7 @@ def measure(shape: str, records: int, repeat: int, profile: bool, baseline: Path
             raise SystemExit(f"bare loop failed ({r['code']}):\n{r['stderr']}")
         doc = json.loads(r["stdout"])
         bares.append({"lines": doc["lines"], "seconds": doc["seconds"], "wall": r["wall"],
-                      "rss_kib": r["rss_kib"]})
+                      "cpu": r["cpu"], "rss_kib": r["rss_kib"]})
         plans.append(_plan_run(root, env))
         if bases is not None:
             bases.append(_plan_run(root, base_env))
@@ -324,6 +327,7 @@ def measure(shape: str, records: int, repeat: int, profile: bool, baseline: Path
         "bare_rate": med(bare_rates), "plan_rate": med(plan_rates),
         "bare_rates": bare_rates, "plan_rates": plan_rates,
         "plan_wall": med(p["wall"] for p in plans),
+        "plan_cpu": med(p["cpu"] for p in plans), "bare_cpu": med(b["cpu"] for b in bares),
         "plan_rss_kib": max(p["rss_kib"] for p in plans),
         "plan_parent_kib": max(p["parent_kib"] for p in plans),
         "plan_child_kib": max(p["child_kib"] for p in plans),
@@ -340,6 +344,7 @@ def measure(shape: str, records: int, repeat: int, profile: bool, baseline: Path
         result["base_rate"] = med(result["base_rates"])
         result["base_ratio"] = result["base_rate"] / result["bare_rate"]
         result["base_rss_kib"] = max(b["rss_kib"] for b in bases)
+        result["base_cpu"] = med(b["cpu"] for b in bases)
     if profile:
         result["profile"] = profile_plan(root)
     return result
@@ -407,14 +412,15 @@ def report(results: list[dict], info: dict[str, str]) -> str:
         f"SQLite {info['sqlite']}, orjson {info['orjson']}, {info['platform']}; {info['date']}",
         "",
         "| dump | lines | runs | bare loop lines/s | plan lines/s | ratio | plan wall s "
-        "| plan peak RSS (parent / child) | bare peak RSS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU s (bare / plan) | plan peak RSS (parent / child) | bare peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ok = "ok" if r["ratio"] >= TARGET_RATIO else "BELOW TARGET"
         lines.append(
             f"| {r['shape']} {r['records']:,} | {r['lines']:,} | {r['repeat']} | {r['bare_rate']:,.0f} | "
             f"{r['plan_rate']:,.0f} | {r['ratio']:.2f} ({ok}) | {r['plan_wall']:.1f} | "
+            f"{r['bare_cpu']:.2f} / {r['plan_cpu']:.2f} | "
             f"{_mib(r['plan_rss_kib'])} ({_mib(r['plan_parent_kib'])} / {_mib(r['plan_child_kib'])}) | "
             f"{_mib(r['bare_rss_kib'])} |"
         )
@@ -422,10 +428,11 @@ def report(results: list[dict], info: dict[str, str]) -> str:
     if based:
         lines += ["", f"Baseline (PYTHONPATH={based[0]['baseline']}), interleaved with the runs above:", "",
                   "| dump | baseline plan lines/s | ratio | this plan lines/s | ratio | speed-up | "
-                  "baseline peak RSS |", "|---|---:|---:|---:|---:|---:|---:|"]
+                  "CPU s (baseline / this) | baseline peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in based:
             lines.append(f"| {r['shape']} {r['records']:,} | {r['base_rate']:,.0f} | {r['base_ratio']:.2f} | "
                          f"{r['plan_rate']:,.0f} | {r['ratio']:.2f} | {r['plan_rate'] / r['base_rate']:.2f}x | "
+                         f"{r['base_cpu']:.2f} / {r['plan_cpu']:.2f} | "
                          f"{_mib(r['base_rss_kib'])} |")
     lines.append("")
     lines.append("Medians of the runs; single runs (lines/s):")
