@@ -25,11 +25,12 @@ except ImportError:  # pragma: no cover - Windows
 import orjson
 
 from ..dumps import open_dump
+from ..errors import KeyshiftError
 from ..dumps.model import DumpInfo
 from ..dumps.reader import excerpt
 from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem
 
-__all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
+__all__ = ["Batch", "Extractor", "ExtractionError", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
 
 #: Lines per batch: one SQLite transaction and one progress report each.
 BATCH_LINES = 5000
@@ -243,6 +244,12 @@ def s3_params(s3: Any) -> dict[str, Any] | None:
     return params
 
 
+class ExtractionError(KeyshiftError):
+    """An extraction process died or failed; the message says how (the plan can be run again)."""
+
+    title = "Plan extraction failed"
+
+
 #: Bytes the pipe from a child may hold: one pickled batch is about 0.6 MB on order-like items,
 #: so a child can write a whole batch and go on parsing while the parent is busy with SQLite
 #: (with Linux's default 64 KiB it waits for every read). Capped by /proc/sys/fs/pipe-max-size.
@@ -282,16 +289,37 @@ class ChildExtraction:
         kind, payload = self._get()
         if kind == "error":
             self.close()
-            raise payload
+            self._raise(payload)
         self.info: DumpInfo = payload
 
     def _get(self) -> tuple[str, Any]:
         header = self._out.read(8)
         if len(header) < 8:
-            code = self._proc.wait()
-            raise RuntimeError(f"the extraction process ended unexpectedly (exit code {code})")
+            raise self._ended()
         (size,) = struct.unpack("<Q", header)
-        return pickle.loads(self._out.read(size))
+        data = self._out.read(size)
+        if len(data) < size:  # killed mid-message (out of memory, a signal)
+            raise self._ended()
+        try:
+            return pickle.loads(data)
+        except Exception as e:
+            self.close()
+            raise ExtractionError(f"the extraction process sent a damaged message ({type(e).__name__}: "
+                                  f"{e}); plan again") from None
+
+    def _ended(self) -> ExtractionError:
+        code = self._proc.wait()
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return ExtractionError(f"the extraction process ended unexpectedly ({how}); plan again")
+
+    @staticmethod
+    def _raise(payload: BaseException) -> None:
+        """Raise what the child raised: keyshift's own errors as they are, anything else (a
+        bug) as an ExtractionError saying what it was, so no traceback reaches an operator."""
+        if isinstance(payload, (KeyshiftError, KeyboardInterrupt)):
+            raise payload
+        raise ExtractionError(f"the extraction process failed: {type(payload).__name__}: "
+                              f"{payload}") from payload
 
     def __iter__(self) -> Iterator[Batch]:
         try:
@@ -304,7 +332,7 @@ class ChildExtraction:
                     self.info.warnings[:] = payload.warnings
                     return
                 else:
-                    raise payload
+                    self._raise(payload)
         finally:
             self.close()
 

@@ -1,6 +1,7 @@
 """Planning: every record classified once, counts reconcile, re-planning is idempotent."""
 
 import json
+import re
 import threading
 
 import orjson
@@ -314,3 +315,37 @@ def test_identifier_with_a_backslash_is_stored_escaped(tmp_path):
     ws = Workspace(tmp_path / "ws")
     plan_to_completion(ws, parse_spec(SPEC), dump)
     assert get_identifier(ws, "C:\\temp").escaped == "C:\\\\temp"
+
+
+@pytest.mark.parametrize("stream, expected", [
+    (b"", "ended unexpectedly (killed by signal 9)"),                      # died before a message
+    ((1000).to_bytes(8, "little") + b"\x80\x05", "ended unexpectedly"),  # mid-message
+    ((5).to_bytes(8, "little") + b"12345", "sent a damaged message"),      # not a pickle
+])
+def test_a_dead_or_garbled_child_is_an_operator_error(stream, expected):
+    import io
+
+    from keyshift.core.errors import KeyshiftError
+    from keyshift.core.plan.extract import ChildExtraction, ExtractionError
+
+    class Proc:
+        def wait(self):
+            return -9
+
+        def poll(self):
+            return -9
+
+    child = ChildExtraction.__new__(ChildExtraction)
+    child._proc, child._out = Proc(), io.BytesIO(stream)
+    with pytest.raises(ExtractionError, match=re.escape(expected)) as caught:
+        child._get()
+    assert isinstance(caught.value, KeyshiftError)
+
+
+def test_a_bug_in_the_child_is_an_operator_error():
+    from keyshift.core.plan.extract import ChildExtraction, ExtractionError
+
+    with pytest.raises(ExtractionError, match="the extraction process failed: ZeroDivisionError: boom"):
+        ChildExtraction._raise(ZeroDivisionError("boom"))
+    with pytest.raises(DumpError, match="nope"):
+        ChildExtraction._raise(DumpError("nope"))
