@@ -275,7 +275,9 @@ class ChildExtraction:
     """
 
     def __init__(self, uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
-                 partition_key: str, sort_key: str | None, files: list[int] | None = None) -> None:
+                 partition_key: str, sort_key: str | None, files: list[int] | None = None,
+                 wait: bool = True) -> None:
+        """Start the child; with ``wait`` (the default) also :meth:`handshake`."""
         args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
                 "allow_manifest_mismatch": allow_manifest_mismatch, "files": files}
         self._proc = subprocess.Popen(
@@ -286,6 +288,11 @@ class ChildExtraction:
         _widen_pipe(self._out.fileno())
         pickle.dump(args, self._proc.stdin)
         self._proc.stdin.close()
+        if wait:
+            self.handshake()
+
+    def handshake(self) -> None:
+        """Wait for the child to open the dump: sets ``info``, or raises what the child raised."""
         kind, payload = self._get()
         if kind == "error":
             self.close()
@@ -357,8 +364,11 @@ class ParallelExtraction:
         groups = [list(range(i, n_files, workers)) for i in range(min(workers, n_files))]
         self.children: list[ChildExtraction] = []
         try:
+            # Start them all, then wait for each: their interpreters start up side by side.
             for files in groups:
-                self.children.append(ChildExtraction(uri, fmt, files=files, **kwargs))
+                self.children.append(ChildExtraction(uri, fmt, files=files, wait=False, **kwargs))
+            for child in self.children:
+                child.handshake()
         except BaseException:
             self.close()
             raise
