@@ -85,7 +85,6 @@ class Extractor:
         # One loop per line of the dump: everything it touches is a local.
         pk, sk = self.pk, self.sk
         dumps = orjson.dumps
-        key_types = ("S", "N", "B")
         max_item = MAX_ITEM_BYTES
         file_ids = {uri: i for i, uri in enumerate(self.info.files, 1)}
         seen: set[str] = set()
@@ -112,14 +111,16 @@ class Extractor:
                 if type(item) is not dict:  # unreadable: item is the reason
                     quarantine.append((base | n, file_id, n, item, excerpt(line), None))
                 else:
-                    # Fast paths for the common case; key_problem words the others.
+                    # Fast paths for the common case; key_problem words the others. The parser
+                    # returns canonical wire format only: every value is a dict with one type
+                    # key, an S value is a str.
                     value = item.get(pk)
-                    raw = value.get("S") if type(value) is dict and len(value) == 1 else None
-                    problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
+                    raw = None if value is None else value.get("S")
+                    problem = None if raw is not None else key_problem(item, pk, role="identifier")
                     sort_key = None
                     if problem is None and sk:
                         value = item.get(sk)
-                        if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
+                        if value is not None and ("S" in value or "N" in value or "B" in value):
                             sort_key = dumps(value).decode()
                         else:
                             problem = key_problem(item, sk, role="sort key")
