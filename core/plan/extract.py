@@ -217,7 +217,7 @@ def _child_main() -> None:
         for batch in ext:
             _send(out, ("batch", batch))
         if profiler is not None:
-            # Before "end": the parent kills a child that is still running after it.
+            # Before "end": the parent kills a child still running EXIT_GRACE seconds after it.
             profiler.disable()
             profiler.dump_stats(os.path.join(profile_dir, f"extract-{os.getpid()}.prof"))
         _send(out, ("end", ext.info))
@@ -281,6 +281,7 @@ class ChildExtraction:
         """Start the child; with ``wait`` (the default) also :meth:`handshake`."""
         args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
                 "allow_manifest_mismatch": allow_manifest_mismatch, "files": files}
+        self._finished = False  # the child reported its end: it is only exiting now
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "keyshift.core.plan.extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
@@ -303,11 +304,11 @@ class ChildExtraction:
     def _get(self) -> tuple[str, Any]:
         header = self._out.read(8)
         if len(header) < 8:
-            raise self._ended()
+            raise self._died()
         (size,) = struct.unpack("<Q", header)
         data = self._out.read(size)
         if len(data) < size:  # killed mid-message (out of memory, a signal)
-            raise self._ended()
+            raise self._died()
         try:
             return pickle.loads(data)
         except Exception as e:
@@ -315,7 +316,7 @@ class ChildExtraction:
             raise ExtractionError(f"the extraction process sent a damaged message ({type(e).__name__}: "
                                   f"{e}); plan again") from None
 
-    def _ended(self) -> ExtractionError:
+    def _died(self) -> ExtractionError:
         code = self._proc.wait()
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         return ExtractionError(f"the extraction process ended unexpectedly ({how}); plan again")
@@ -338,16 +339,27 @@ class ChildExtraction:
                 elif kind == "end":
                     # Manifest warnings are found while reading: pass them on.
                     self.info.warnings[:] = payload.warnings
+                    self._finished = True
                     return
                 else:
                     self._raise(payload)
         finally:
             self.close()
 
+    #: Seconds a child that reported its end may take to exit before it is killed.
+    EXIT_GRACE = 10.0
+
     def close(self) -> None:
-        """Stop the child if it still runs, and reap it."""
+        """Stop the child if it still runs (at once, unless it reported its end: then it is
+        only leaving, and gets :attr:`EXIT_GRACE` seconds), and reap it."""
         if self._proc.poll() is None:
-            self._proc.kill()
+            if self._finished:
+                try:
+                    self._proc.wait(timeout=self.EXIT_GRACE)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self._proc.poll() is None:
+                self._proc.kill()
         self._out.close()
         self._proc.wait()
 

@@ -336,7 +336,7 @@ def test_a_dead_or_garbled_child_is_an_operator_error(stream, expected):
             return -9
 
     child = ChildExtraction.__new__(ChildExtraction)
-    child._proc, child._out = Proc(), io.BytesIO(stream)
+    child._proc, child._out, child._finished = Proc(), io.BytesIO(stream), False
     with pytest.raises(ExtractionError, match=re.escape(expected)) as caught:
         child._get()
     assert isinstance(caught.value, KeyshiftError)
