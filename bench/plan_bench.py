@@ -7,6 +7,7 @@
     python bench/plan_bench.py --orders 200000 --profile    # + cProfile of the parent and children
     python bench/plan_bench.py --baseline /tmp/old          # + an older tree's plan, interleaved
     python bench/plan_bench.py --quiet-wait 60              # wait for an idle machine before each run
+    python bench/plan_bench.py --instructions --baseline /tmp/old   # instructions per line (valgrind)
 
 ``--baseline`` takes a directory holding ``keyshift/core``, ``keyshift/console`` and
 ``keyshift/screens`` of another checkout (``git archive <commit>`` unpacked, three symlinks), put
@@ -438,6 +439,101 @@ def profile_plan(root: Path, top: int = 20) -> dict[str, str]:
         return out
 
 
+
+# -- instructions (deterministic) ----------------------------------------------------------------
+def _valgrind(argv: list[str], env: dict[str, str], logdir: Path) -> dict[str, int]:
+    """Run ``argv`` under cachegrind (children too); instructions executed, by kind of process:
+    ``parent`` (the keyshift command or the bare loop) and ``children`` (extraction, summed)."""
+    for old in logdir.glob("log.*"):
+        old.unlink()
+    code = subprocess.call(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+                            "--cachegrind-out-file=/dev/null", f"--log-file={logdir}/log.%p", *argv],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if code:
+        raise SystemExit(f"valgrind run failed ({code}): {' '.join(argv)}")
+    out = {"parent": 0, "children": 0}
+    for log in logdir.glob("log.*"):
+        text = log.read_text(errors="replace")
+        refs = [line for line in text.splitlines() if "I   refs:" in line or "I refs:" in line]
+        if not refs:
+            continue
+        n = int(refs[-1].rsplit(":", 1)[1].replace(",", "").strip())
+        out["children" if "keyshift.core.plan.extract" in text else "parent"] += n
+    return out
+
+
+_LET_CHILDREN_EXIT = """\
+import subprocess
+try:
+    from keyshift.core.plan import extract as _x
+except Exception:  # not a keyshift process
+    _x = None
+if _x is not None and hasattr(_x, "ChildExtraction"):
+    def _close(self):
+        try:
+            self._proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+        self._out.close()
+        self._proc.wait()
+    _x.ChildExtraction.close = _close
+"""
+
+
+def instructions(n: int, baseline: Path | None) -> dict:
+    """Instructions per line of the bare loop and of the plan (parent, children), on the orders
+    shape at ``n`` records minus the same at 100 records (interpreter start-up and imports cancel
+    out). Two extraction processes (``--workers 2``), as the default gives larger dumps."""
+    import shutil as _sh
+
+    if _sh.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    small, big = ensure_dump("orders", 100), ensure_dump("orders", n)
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="keyshift-bench-") as tmp:
+        # valgrind reports a process's count when it exits; keyshift before 2026-12-02 killed an
+        # extraction child right after its last message, so every tree's parent is made to wait
+        # for its children here (a sitecustomize on PYTHONPATH, for the measured runs only).
+        site = Path(tmp) / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(_LET_CHILDREN_EXIT)
+        trees: list[tuple[str, dict[str, str]]] = [("this tree", {**_env(), "PYTHONPATH": str(site)})]
+        if baseline is not None:
+            trees.append((f"baseline {baseline}", {**_env(), "PYTHONPATH": f"{site}:{baseline}"}))
+        logdir = Path(tmp) / "logs"
+        logdir.mkdir()
+        spec = Path(tmp) / "keyshift.toml"
+        spec.write_text(SPEC)
+        lines = {}
+        for root in (small, big):
+            with open(data_files(root)[0].parent.parent / "manifest-summary.json", "rb") as fh:
+                lines[root] = json.loads(fh.read())["itemCount"]
+        span = lines[big] - lines[small]
+        bare = [_valgrind([sys.executable, __file__, "--_bare", str(root)], trees[0][1], logdir)["parent"]
+                for root in (small, big)]
+        rows["bare loop"] = {"parent": (bare[1] - bare[0]) / span, "children": 0.0}
+        for label, env in trees:
+            runs = []
+            for root in (small, big):
+                ws = Path(tmp) / f"ws-{len(runs)}-{len(rows)}"
+                runs.append(_valgrind([*plan_argv(spec, ws, root), "--workers", "2"], env, logdir))
+            rows[f"plan, {label}"] = {k: (runs[1][k] - runs[0][k]) / span for k in ("parent", "children")}
+    return {"records": n, "lines": span, "per_line": rows}
+
+
+def instructions_report(res: dict) -> str:
+    out = [f"Instructions per dump line (cachegrind; orders {res['records']:,} minus orders 100, "
+           f"{res['lines']:,} lines; plan with --workers 2):", "",
+           "| process | parent | extraction children | total | bare loop / total |",
+           "|---|---:|---:|---:|---:|"]
+    bare = res["per_line"]["bare loop"]["parent"]
+    for label, r in res["per_line"].items():
+        total = r["parent"] + r["children"]
+        out.append(f"| {label} | {r['parent']:,.0f} | {r['children']:,.0f} | {total:,.0f} | "
+                   f"{bare / total:.2f} |")
+    return "\n".join(out)
+
+
 # -- reporting -----------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
     cpu = ""
@@ -531,6 +627,9 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="S",
                         help="before each measured run, wait up to S seconds for the CPUs to be "
                              ">= 90%% idle (the report counts runs that were not)")
+    parser.add_argument("--instructions", type=int, nargs="?", const=20_000, default=None, metavar="N",
+                        help="instead: count instructions per line under valgrind (orders N, default "
+                             "20000, minus orders 100), with --baseline too; deterministic, unlike rates")
     parser.add_argument("--_bare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -540,6 +639,14 @@ def main() -> None:
     if args._build:
         OUT.mkdir(exist_ok=True)
         build_dump(args._build[0], int(args._build[1]))
+        return
+    if args.instructions:
+        OUT.mkdir(exist_ok=True)
+        res = instructions(args.instructions, args.baseline)
+        text = instructions_report(res)
+        print(text)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        (OUT / f"instructions-{stamp}.json").write_text(json.dumps({"machine": machine(), **res}, indent=2))
         return
     if args.records is None and args.orders is None:
         args.records, args.orders = [100_000, 1_000_000], [200_000]
