@@ -3,17 +3,20 @@
 Extraction (gunzip, JSON parsing, type-key checks, key checks, sizes) is CPU-bound Python and
 needs nothing from the workspace, so it can run in a separate process while the parent writes
 SQLite: :func:`extract_batches` is the stage itself, :func:`extract_in_child` runs it in a child
-interpreter behind a pipe (constant memory: the pipe's buffer bounds what is in flight). Both
-yield the same :class:`Batch` sequence, so the planner's result does not depend on which ran.
+interpreter behind a pipe (constant memory: the pipe and a short read-ahead queue bound what is
+in flight). Both yield the same :class:`Batch` sequence, so the planner's result does not depend
+on which ran.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -268,6 +271,60 @@ def _widen_pipe(fd: int) -> None:
         pass
 
 
+#: Messages (batches) read ahead from each child while the parent is busy with SQLite: about
+#: 0.6 MB each on order-like items. A child that is descheduled for a moment (the machine's
+#: other work) then does not stall the parent, and the parent's commits do not stall the child.
+AHEAD = 4
+
+
+class _MessageReader(threading.Thread):
+    """Reads whole messages from a child's pipe into a bounded queue, in the background.
+
+    The thread spends its time in ``read`` (the GIL released); the queue's bound keeps memory
+    flat. ``None`` in the queue means the pipe ended (inside a message or between two).
+    """
+
+    def __init__(self, stream: Any, depth: int) -> None:
+        super().__init__(name="keyshift-extract-reader", daemon=True)
+        self._stream = stream
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                header = self._stream.read(8)
+                if len(header) < 8:
+                    break
+                (size,) = struct.unpack("<Q", header)
+                data = self._stream.read(size)
+                if len(data) < size:
+                    break
+                if not self._put(data):
+                    return
+        except (OSError, ValueError):  # the pipe was closed under us (cancel)
+            pass
+        self._put(None)
+
+    def _put(self, item: bytes | None) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self) -> bytes | None:
+        """The next message, waiting for it; ``None`` once the pipe has ended."""
+        return self._queue.get()
+
+    def stop(self) -> None:
+        """Let the thread end (the pipe is about to close) and wait for it."""
+        self._stopping.set()
+        self.join(timeout=5)
+
+
 class ChildExtraction:
     """Extraction in a child process; iterate for batches. ``info`` is ready after construction.
 
@@ -290,6 +347,8 @@ class ChildExtraction:
         _widen_pipe(self._out.fileno())
         pickle.dump(args, self._proc.stdin)
         self._proc.stdin.close()
+        self._reader = _MessageReader(self._out, AHEAD)
+        self._reader.start()
         if wait:
             self.handshake()
 
@@ -302,12 +361,8 @@ class ChildExtraction:
         self.info: DumpInfo = payload
 
     def _get(self) -> tuple[str, Any]:
-        header = self._out.read(8)
-        if len(header) < 8:
-            raise self._died()
-        (size,) = struct.unpack("<Q", header)
-        data = self._out.read(size)
-        if len(data) < size:  # killed mid-message (out of memory, a signal)
+        data = self._reader.get()
+        if data is None:  # the pipe ended before or inside a message (killed, out of memory)
             raise self._died()
         try:
             return pickle.loads(data)
@@ -360,6 +415,7 @@ class ChildExtraction:
                     pass
             if self._proc.poll() is None:
                 self._proc.kill()
+        self._reader.stop()
         self._out.close()
         self._proc.wait()
 

@@ -326,7 +326,7 @@ def test_a_dead_or_garbled_child_is_an_operator_error(stream, expected):
     import io
 
     from keyshift.core.errors import KeyshiftError
-    from keyshift.core.plan.extract import ChildExtraction, ExtractionError
+    from keyshift.core.plan.extract import ChildExtraction, ExtractionError, _MessageReader
 
     class Proc:
         def wait(self):
@@ -337,6 +337,8 @@ def test_a_dead_or_garbled_child_is_an_operator_error(stream, expected):
 
     child = ChildExtraction.__new__(ChildExtraction)
     child._proc, child._out, child._finished = Proc(), io.BytesIO(stream), False
+    child._reader = _MessageReader(child._out, 4)
+    child._reader.start()
     with pytest.raises(ExtractionError, match=re.escape(expected)) as caught:
         child._get()
     assert isinstance(caught.value, KeyshiftError)
@@ -349,3 +351,16 @@ def test_a_bug_in_the_child_is_an_operator_error():
         ChildExtraction._raise(ZeroDivisionError("boom"))
     with pytest.raises(DumpError, match="nope"):
         ChildExtraction._raise(DumpError("nope"))
+
+
+def test_no_reader_thread_outlives_a_plan(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [item(f"c{i}", str(i)) for i in range(12000)])
+    plan_to_completion(Workspace(tmp_path / "a"), parse_spec(SPEC), dump, parallel=True)
+    cancel = threading.Event()
+    gen = run_plan(Workspace(tmp_path / "b"), parse_spec(SPEC), dump, cancel=cancel, parallel=True)
+    next(gen)
+    cancel.set()
+    with pytest.raises(PlanCancelled):
+        for _ in gen:
+            pass
+    assert [t for t in threading.enumerate() if t.name == "keyshift-extract-reader"] == []
