@@ -91,5 +91,11 @@ def _check_readable(loc: Location, files: list[DataFile], info: DumpInfo) -> Non
                         f"be read ({shown}); their items would be missing from the plan: fix or "
                         "remove them", title="Unreadable dump")
     chosen = {f.ref.uri for f in files}
-    others = [f"not read: {r.uri}: {r.problem}" for r in loc.unreadable if r.uri not in chosen]
+    others = [f"not read: {r.uri}: {r.problem}" for r in loc.unreadable
+              if r.uri not in chosen and not _hidden(r.rel)]
     info.warnings.extend(dict.fromkeys([*loc.notes, *others]))  # a directory may be listed twice
+
+
+def _hidden(rel: str) -> bool:
+    """Whether a path is under a dot-directory or is a dot-file (never part of any dump)."""
+    return any(part.startswith(".") for part in rel.split("/"))

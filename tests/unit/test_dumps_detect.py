@@ -262,3 +262,11 @@ def test_a_symlink_to_a_directory_is_not_followed_but_said(tmp_path):
     assert len(lines) == 3
     assert any(f"{tmp_path}/linked is a symlink to the directory" in w and "not followed" in w
                for w in info.warnings), info.warnings
+
+
+def test_hidden_unreadable_files_are_not_noise(tmp_path):
+    good_lines(tmp_path / "part-0.json")
+    (tmp_path / ".git").mkdir()
+    os.symlink(tmp_path / "gone", tmp_path / ".git" / "index.lock")
+    lines, info = read(tmp_path)
+    assert len(lines) == 3 and not any(".git" in w for w in info.warnings)
