@@ -26,8 +26,8 @@ from .ddbjson import parse_ddbjson, plan_ddbjson
 from .detect import detect
 from .export import parse_export, plan_export
 from .model import FORMATS, DumpInfo, DumpLine, DumpReader
-from .reader import Dump
-from .source import resolve
+from .reader import DataFile, Dump
+from .source import Location, resolve
 from .wire import WireError, convert_item, is_wire, to_wire
 
 __all__ = ["open_dump", "DumpLine", "DumpInfo", "DumpReader", "FORMATS", "DumpError",
@@ -68,8 +68,34 @@ def open_dump(uri: str, fmt: str = "auto", *, s3: Any = None,
     files = plan(loc, single, info)
     if not files:
         raise DumpError(f"no data files in {uri}")
+    _check_readable(loc, files, info)
     info.files = [f.ref.uri for f in files]
     sizes = [f.ref.size for f in files]
     info.bytes_total = sum(sizes) if all(s is not None for s in sizes) else None  # type: ignore[misc]
     return Dump(loc, files, info, parse, parse_raw=parse_raw, wrapped=fmt == "export",
                 allow_manifest_mismatch=allow_manifest_mismatch)
+
+
+def _check_readable(loc: Location, files: list[DataFile], info: DumpInfo) -> None:
+    """Refuse a dump whose data files cannot all be read; say what listing left out.
+
+    A data file that cannot be read (a broken symlink, no read permission) would drop its items
+    from the plan without a quarantined line to show for them, and the restore would miss them
+    too: that is an unusable dump, not bad input. Unreadable files that are not read anyway
+    (another export, a checksum) are only warnings.
+    """
+    bad = [f.ref for f in files if f.ref.problem is not None]
+    if bad:
+        shown = "; ".join(f"{r.uri}: {r.problem}" for r in bad[:5]) + ("; …" if len(bad) > 5 else "")
+        raise DumpError(f"{len(bad)} data file{'s' if len(bad) > 1 else ''} of {info.uri} cannot "
+                        f"be read ({shown}); their items would be missing from the plan: fix or "
+                        "remove them", title="Unreadable dump")
+    chosen = {f.ref.uri for f in files}
+    others = [f"not read: {r.uri}: {r.problem}" for r in loc.unreadable
+              if r.uri not in chosen and not _hidden(r.rel)]
+    info.warnings.extend(dict.fromkeys([*loc.notes, *others]))  # a directory may be listed twice
+
+
+def _hidden(rel: str) -> bool:
+    """Whether a path is under a dot-directory or is a dot-file (never part of any dump)."""
+    return any(part.startswith(".") for part in rel.split("/"))

@@ -4,9 +4,15 @@ In order:
 
 1. ``manifest-summary.json`` / ``AWSDynamoDB/<id>/`` layout -> ``export``;
 2. a ``manifest`` file naming ``DynamoDB-export`` -> ``datapipeline``;
-3. the first readable line of the first data files: lower-camel type keys (``sS``, ``nULLValue``)
-   or Hive control characters -> ``datapipeline``; uppercase wire type keys, with or without an
-   ``{"Item": ...}`` wrapper -> ``ddbjson``.
+3. the first line of the first data files that parses as an item: lower-camel type keys (``sS``,
+   ``nULLValue``) or a Hive line (``name\x03{json}\x02...``) -> ``datapipeline``; uppercase wire
+   type keys, with or without an ``{"Item": ...}`` wrapper -> ``ddbjson``.
+
+A line only counts when it *is* an item of that format: a JSON object whose every value is a type
+descriptor of a valid item, or a Hive line whose every attribute is one. When some sampled line is
+not blank but none parses, the location is not a dump: :class:`DumpError` names the files tried
+(random bytes, a CSV, the wrong directory). Data files that are all empty (or blank) are an empty
+table: they are read as DynamoDB JSON lines, with a warning, since nothing says otherwise.
 
 The evidence is returned as text for :attr:`DumpInfo.detection`, e.g.
 ``export: found AWSDynamoDB/0163.../manifest-summary.json``.
@@ -19,13 +25,13 @@ from typing import Any
 import orjson
 
 from ..errors import DumpError
-from .datapipeline import MANIFEST_NAME, find_manifests
+from .datapipeline import MANIFEST_NAME, find_manifests, parse_hive
 from .export import FILES_MANIFEST, SUMMARY, choose_export, export_root, find_exports
-from .lines import BlockReader, ReadFault
+from .lines import MAX_LINE, BlockReader, ReadFault
 from .source import FileRef, Location, is_data_name
-from .wire import canonical_type_key
+from .wire import LineError, WireError, canonical_type_key, to_wire
 
-__all__ = ["detect", "sniff_line"]
+__all__ = ["detect", "sniff_line", "EXPECTED"]
 
 #: How much of the first data files sniffing may read.
 SNIFF_FILES = 5
@@ -76,12 +82,19 @@ def _is_dp_manifest(loc: Location, ref: FileRef) -> bool:
 
 
 def sniff_line(line: bytes) -> tuple[str, str] | None:
-    """``(format, reason)`` from one line, or ``None`` when the line says nothing either way."""
+    """``(format, reason)`` when the line parses as an item of a format, else ``None``."""
     stripped = line.strip()
     if not stripped:
         return None
     if not stripped.startswith(b"{") and b"\x03" in stripped:
-        return "datapipeline", "Hive control-character separators (0x02/0x03)"
+        # A 0x03 byte alone proves nothing (random bytes have them): the line must read as Hive.
+        try:
+            item = parse_hive(stripped)
+        except (LineError, RecursionError):
+            return None
+        if item:
+            return "datapipeline", "Hive control-character separators (0x02/0x03)"
+        return None
     try:
         obj = orjson.loads(stripped)
     except orjson.JSONDecodeError:
@@ -95,15 +108,24 @@ def sniff_line(line: bytes) -> tuple[str, str] | None:
         if not (len(inner) == 1 and _descriptor_key(inner) is not None
                 and type(next(iter(inner.values()))) is not dict):
             obj, wrapped = inner, True
-    keys = {k for d in obj.values() if (k := _descriptor_key(d)) is not None}
-    if not keys:
+    if not obj or not _is_item(obj):
         return None
-    lower = sorted(k for k in keys if canonical_type_key(k) != k)
+    keys = {_descriptor_key(d) for d in obj.values()}
+    lower = sorted(k for k in keys if k is not None and canonical_type_key(k) != k)
     if wrapped:
         return "ddbjson", "items wrapped in {\"Item\": ...}"
     if lower:
         return "datapipeline", f"lower-camel type keys ({', '.join(lower[:4])})"
-    return "ddbjson", f"uppercase type keys ({', '.join(sorted(keys)[:4])})"
+    return "ddbjson", f"uppercase type keys ({', '.join(sorted(k for k in keys if k)[:4])})"
+
+
+def _is_item(obj: dict) -> bool:
+    """Whether every value of ``obj`` is a valid type descriptor (any casing of the type keys)."""
+    try:
+        to_wire(obj)
+    except (WireError, RecursionError):
+        return False
+    return True
 
 
 def _descriptor_key(d: Any) -> str | None:
@@ -114,40 +136,72 @@ def _descriptor_key(d: Any) -> str | None:
     return None
 
 
+#: What a dump line looks like, for the message refusing a location where none was found.
+EXPECTED = ('expected one item per line, e.g. {"Item": {"id": {"S": "a1"}}}; with --format it is '
+            "read anyway and every line quarantined")
+
+
 def _sniff(loc: Location, refs: list[FileRef], warnings: list[str]) -> tuple[str, str, list[str]]:
-    tried = 0
+    tried: list[tuple[FileRef, str]] = []  # (file, what was seen in it)
+    unreadable = [r for r in refs if r.problem is not None]
     for ref in refs:
-        if ref.size == 0:
+        if ref.size == 0 or ref.problem is not None:
             continue
-        tried += 1
-        if tried > SNIFF_FILES:
+        if len(tried) >= SNIFF_FILES:
             break
-        found = _sniff_file(loc, ref)
+        found, seen = _sniff_file(loc, ref)
         if found is not None:
             fmt, reason, n = found
+            for other, what in tried:
+                warnings.append(f"{other.uri}: {what}; it was read anyway (its lines are quarantined)")
             return fmt, f"{fmt}: {reason} in line {n} of {ref.rel or ref.uri}", warnings
-    warnings.append("could not recognise the format from the first data lines; "
-                    "reading as DynamoDB JSON lines")
-    return "ddbjson", "ddbjson: default (no readable line in the first data files)", warnings
+        tried.append((ref, seen))
+    if not tried and unreadable:
+        # Nothing readable to look at: say why (open_dump would refuse these files anyway).
+        shown = "; ".join(f"{r.uri}: {r.problem}" for r in unreadable[:5])
+        raise DumpError(f"cannot detect the format of {loc.uri}: its data files cannot be read "
+                        f"({shown})", title="Unreadable dump")
+    if all(what.startswith("only blank") for _, what in tried):
+        empty = sum(1 for r in refs if r.size == 0) + len(tried)
+        warnings.append(f"every data file is empty ({empty} file{'s' if empty != 1 else ''}): an "
+                        "empty table; read as DynamoDB JSON lines (pass --format to say otherwise)")
+        return "ddbjson", "ddbjson: every data file is empty (nothing to detect)", warnings
+    files = ", ".join(f"{r.uri} ({what})" for r, what in tried)
+    raise DumpError(f"no line of {files} parses as DynamoDB JSON, Data Pipeline JSON or Hive: "
+                    f"{EXPECTED}", title="Not a DynamoDB dump")
 
 
-def _sniff_file(loc: Location, ref: FileRef) -> tuple[str, str, int] | None:
+def _sniff_file(loc: Location, ref: FileRef) -> tuple[tuple[str, str, int] | None, str]:
+    """The first line of ``ref`` that parses as an item, and else a description of what was seen."""
     stream = loc.open(ref)
+    n = blank = 0
     try:
         br = BlockReader(stream, read_size=64 * 1024)
-        n = 0
         for block in br.blocks():
             if isinstance(block, ReadFault):
-                return None
+                kind = {"truncated": "a truncated gzip stream", "corrupt": "a corrupt gzip stream",
+                        "too-long": f"a line over {MAX_LINE} bytes"}.get(block.kind, block.kind)
+                return None, f"{_seen(n, blank, True)}, then {kind}" if n else f"{kind}"
             for line in block:
                 n += 1
                 found = sniff_line(line)
                 if found is not None:
-                    return found[0], found[1], n
+                    return (found[0], found[1], n), ""
+                if not line.strip():
+                    blank += 1
                 if n >= SNIFF_LINES:
-                    return None
+                    return None, _seen(n, blank, False)
             if br.bytes_read > SNIFF_BYTES:
-                return None
-        return None
+                return None, _seen(n, blank, False)
+        return None, _seen(n, blank, True)
     finally:
         stream.close()
+
+
+def _seen(n: int, blank: int, whole: bool) -> str:
+    """What a file without an item line held: ``whole`` when all of it was read."""
+    if n == blank:
+        return "only blank lines"
+    if whole:
+        return "its only line is not an item" if n == 1 else f"none of its {n} lines is an item"
+    return f"none of its first {n} lines is an item"

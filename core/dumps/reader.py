@@ -2,8 +2,10 @@
 
 A format module decides *which* files to read (and what a manifest expects of them) and how one
 parsed JSON line becomes an item (``parse``). This module runs the hot loop: split, ``orjson.loads``,
-``parse``, ``DumpLine``. It never raises on bad data: every unreadable line becomes a ``DumpLine``
-with ``error``. Only a manifest mismatch raises (:class:`ManifestError`), after the file's lines.
+``parse``. It offers blocks of raw lines and a line parser (:meth:`Dump.line_blocks`,
+:meth:`Dump.line_parser`: what the planner reads), and one ``DumpLine`` per line on top of them
+(iterating the dump). It never raises on bad data: every unreadable line becomes an error with
+its reason. Only a manifest mismatch raises (:class:`ManifestError`), after the file's lines.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .model import DumpInfo, DumpLine
 from .source import FileRef, Location
 from .wire import LineError, wire_check
 
-__all__ = ["DataFile", "Dump", "excerpt", "EXCERPT_CHARS"]
+__all__ = ["DataFile", "Dump", "LineBlock", "excerpt", "EXCERPT_CHARS"]
 
 #: Characters of an unreadable line kept for the quarantine report.
 EXCERPT_CHARS = 200
@@ -37,6 +39,22 @@ class DataFile:
 def excerpt(raw: bytes) -> str:
     """The first :data:`EXCERPT_CHARS` characters of a raw line, undecodable bytes replaced."""
     return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
+@dataclass(slots=True)
+class LineBlock:
+    """Consecutive lines of one data file (see :meth:`Dump.line_blocks`).
+
+    ``file`` is the file's uri; ``start`` the line number before ``lines[0]`` (so ``lines[i]`` is
+    line ``start + i + 1``, blank lines counted); ``lines`` the raw lines without ``\\n``. When
+    the stream broke (a truncated or corrupt gzip stream, an over-long line), ``fault`` says so
+    and ``lines`` holds one entry: the start of the damaged line, for the excerpt.
+    """
+
+    file: str
+    start: int
+    lines: list[bytes]
+    fault: str | None = None
 
 
 #: ``parse(obj) -> item``: turns one parsed JSON value into a wire-format item or raises LineError.
@@ -82,82 +100,125 @@ class Dump:
         return self._lines()
 
     def _lines(self) -> Iterator[DumpLine]:
-        # Locals for speed: the inner loop runs once per line of the dump.
-        loads = orjson.loads
-        JSONDecodeError = orjson.JSONDecodeError
-        parse = self._parse
-        parse_raw = self._parse_raw
-        wrapped = self._wrapped
-        wire = wire_check
+        """One :class:`DumpLine` per non-blank line, from :meth:`line_blocks`."""
         Line = DumpLine
+        parse = self.line_parser()
+        for blk in self.line_blocks():
+            fname = blk.file
+            n = blk.start
+            if blk.fault is not None:
+                partial = blk.lines[0]
+                yield Line(fname, n + 1, None, blk.fault, len(partial), excerpt(partial))
+                continue
+            for raw in blk.lines:
+                n += 1
+                item = parse(raw)
+                if type(item) is dict:
+                    yield Line(fname, n, item, None, len(raw), "")
+                elif item is not None:
+                    yield Line(fname, n, None, item, len(raw), excerpt(raw))
+
+    def line_blocks(self) -> Iterator[LineBlock]:
+        """Every data file's lines, a block of consecutive lines at a time, in order.
+
+        The fast path of the dump: the planner's extraction reads this and parses each line
+        with :meth:`line_parser` itself, which saves a :class:`DumpLine` and a generator step per
+        line (and keeps one parsed item alive at a time, which the garbage collector notices).
+        A :class:`ManifestError` is raised after the last block of the file it concerns.
+        """
         self._done = 0
         for df in self._files:
             fname = df.ref.uri
             n = 0  # physical line number (1-based in the file), blank lines included
             blanks = 0
+            count = df.expected_items is not None
             stream = self._location.open(df.ref)
             br = BlockReader(stream, md5=df.expected_md5 is not None)
             self._current = br
             try:
                 for block in br.blocks():
                     if type(block) is not list:
+                        # The stream broke: one unreadable "line" holding what was read of it.
+                        yield LineBlock(fname, n, [block.partial], _fault_message(block, n))
                         n += 1
-                        yield Line(fname, n, None, _fault_message(block, n - 1),
-                                   len(block.partial), excerpt(block.partial))
                         continue
-                    for line in block:
-                        n += 1
-                        try:
-                            obj = loads(line)
-                            if wrapped:
-                                # Export lines: {"Item": {...}} already in wire format, inline.
-                                item = obj["Item"]
-                                if len(obj) != 1 or not wire(item.values()):
-                                    item = parse(obj)
-                            else:
-                                item = parse(obj)
-                        except JSONDecodeError as e:
-                            if not line.strip():  # blank lines are rare: test them here
-                                blanks += 1
-                                continue
-                            err = f"malformed JSON: {e}"
-                            if parse_raw is not None:
-                                try:
-                                    item = parse_raw(line)
-                                except LineError as e2:
-                                    err = str(e2)
-                                except Exception as e2:  # never let one line stop the read
-                                    err = f"unreadable line: {type(e2).__name__}: {e2}"
-                                else:
-                                    if item is not None:
-                                        yield Line(fname, n, item, None, len(line), "")
-                                        continue
-                        except LineError as e:
-                            err = str(e)
-                        except (KeyError, TypeError, AttributeError):
-                            # Not shaped like {"Item": {...}}: the parser says why.
-                            try:
-                                item = parse(obj)
-                            except LineError as e:
-                                err = str(e)
-                            except Exception as e:
-                                err = f"unreadable line: {type(e).__name__}: {e}"
-                            else:
-                                yield Line(fname, n, item, None, len(line), "")
-                                continue
-                        except RecursionError:
-                            err = "nesting too deep"
-                        except Exception as e:  # never let one line stop the read
-                            err = f"unreadable line: {type(e).__name__}: {e}"
-                        else:
-                            yield Line(fname, n, item, None, len(line), "")
-                            continue
-                        yield Line(fname, n, None, err, len(line), excerpt(line))
+                    yield LineBlock(fname, n, block)
+                    n += len(block)
+                    if count:
+                        # Blank lines are not items; the same test as the parser's (C loops:
+                        # bytes.strip returns the line itself when there is nothing to strip).
+                        blanks += [*map(bytes.strip, block)].count(b"")
             finally:
                 stream.close()
                 self._done += br.bytes_read
                 self._current = None
             self._check_manifest(df, n - blanks, br)
+
+    def line_parser(self) -> Callable[[bytes], Any]:
+        """``parse(line)``: the line's item in wire format (a dict), the reason it cannot be read
+        (a str: it is quarantined), or ``None`` for a blank line (not counted anywhere).
+
+        Never raises on bad data.
+        """
+        # Locals for speed: the parser runs once per line of the dump.
+        loads = orjson.loads
+        JSONDecodeError = orjson.JSONDecodeError
+        wire = wire_check
+        slow = self._parse_one
+        unparsable = self._unparsable
+
+        if self._wrapped:
+            def parse_line(line: bytes) -> Any:
+                try:
+                    obj = loads(line)
+                except JSONDecodeError as e:
+                    return None if not line.strip() else unparsable(line, e)
+                # Export lines: {"Item": {...}} already in wire format, checked inline; anything
+                # else is worded by the format's parser.
+                try:
+                    item = obj["Item"]
+                    if len(obj) == 1 and wire(item.values()):
+                        return item
+                except RecursionError:
+                    return "nesting too deep"
+                except Exception:  # KeyError, TypeError, AttributeError: not {"Item": {...}}
+                    pass
+                return slow(obj)
+        else:
+            def parse_line(line: bytes) -> Any:
+                try:
+                    obj = loads(line)
+                except JSONDecodeError as e:
+                    return None if not line.strip() else unparsable(line, e)
+                return slow(obj)
+        return parse_line
+
+    def _parse_one(self, obj: Any) -> Any:
+        """``parse(obj)``, or the reason it fails."""
+        try:
+            return self._parse(obj)
+        except LineError as e:
+            return str(e)
+        except RecursionError:
+            return "nesting too deep"
+        except Exception as e:  # never let one line stop the read
+            return f"unreadable line: {type(e).__name__}: {e}"
+
+    def _unparsable(self, line: bytes, e: Exception) -> Any:
+        """A line that is not JSON: a Hive line when the format has them, else the reason."""
+        err = f"malformed JSON: {e}"
+        if self._parse_raw is not None:
+            try:
+                item = self._parse_raw(line)
+            except LineError as e2:
+                return str(e2)
+            except RecursionError:
+                return "nesting too deep"
+            except Exception as e2:  # never let one line stop the read
+                return f"unreadable line: {type(e2).__name__}: {e2}"
+            if item is not None:
+                return item
+        return err
 
     def _check_manifest(self, df: DataFile, count: int, br: BlockReader) -> None:
         problems = []

@@ -42,6 +42,9 @@ class FileRef:
     path: str
     size: int | None = None
     mtime: float | None = None
+    #: Why the file cannot be read, found while listing (a broken symlink, no read permission);
+    #: ``None`` when nothing is known against it. Opening such a file raises :class:`DumpError`.
+    problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +74,12 @@ class Location:
     uri: str
     #: Absolute posix path (local) or key prefix without trailing slash (S3, "" for the bucket).
     root: str
+    #: What listing left out and why (a directory that cannot be listed and could hold no data,
+    #: a symlink to a directory): :func:`~keyshift.core.dumps.open_dump` shows them as warnings.
+    #: Shared with the locations made from this one (``at``, ``sub``, ``parent``), like
+    #: ``unreadable``: every file listed with a ``problem``.
+    notes: list[str]
+    unreadable: list[FileRef]
 
     def list(self) -> list[FileRef]:
         """Every file under the root, recursively, sorted by relative path (cached)."""
@@ -127,9 +136,12 @@ class Location:
 
 
 class LocalLocation(Location):
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, notes: list[str] | None = None,
+                 unreadable: list[FileRef] | None = None) -> None:
         self.root = os.path.abspath(root).replace(os.sep, "/")
         self.uri = self.root
+        self.notes = notes if notes is not None else []
+        self.unreadable = unreadable if unreadable is not None else []
         self._files: list[FileRef] | None = None
 
     def list(self) -> list[FileRef]:
@@ -138,21 +150,47 @@ class LocalLocation(Location):
             self._walk(self.root, "", out)
             out.sort(key=lambda r: r.rel)
             self._files = out
+            self.unreadable.extend(r for r in out if r.problem is not None)
         return self._files
 
     def _walk(self, path: str, rel: str, out: list[FileRef]) -> None:
+        # Nothing under the root may vanish without a word: a file that cannot be read is listed
+        # with its problem (open_dump refuses it when it is a data file to read, else warns), a
+        # directory that cannot be listed stops the listing unless no data file could be in it.
         try:
             entries = list(os.scandir(path))
         except OSError as e:
-            raise DumpError(f"cannot list {path}: {e.strerror or e}") from e
+            where = rel.rstrip("/")
+            if where and not is_data_name(where + "/x"):  # hidden, _temporary: never data
+                self.notes.append(f"cannot list {path} ({e.strerror or e}); it could hold no data "
+                                  "file (hidden or temporary), so it is left out")
+                return
+            raise DumpError(f"cannot list {path}: {e.strerror or e}"
+                            + (" (the data files in it would be missing from the plan)" if where else ""),
+                            title="Unreadable dump") from e
         for e in entries:
             r = f"{rel}{e.name}"
-            if e.is_dir(follow_symlinks=False):  # no symlink loops
-                self._walk(e.path, r + "/", out)
-            elif e.is_file():
-                st = e.stat()
-                full = f"{self.root}/{r}"
-                out.append(FileRef(full, r, full, st.st_size, st.st_mtime))
+            full = f"{self.root}/{r}"
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    self._walk(e.path, r + "/", out)
+                elif e.is_file():  # follows a symlink to a file
+                    st = e.stat()
+                    problem = None if os.access(e.path, os.R_OK) else "not readable: permission denied"
+                    out.append(FileRef(full, r, full, st.st_size, st.st_mtime, problem))
+                elif e.is_symlink():
+                    target = _readlink(e.path)
+                    if os.path.isdir(e.path):
+                        # Not followed (no symlink loops), but said.
+                        self.notes.append(f"{full} is a symlink to the directory {target}: not "
+                                          "followed, so nothing in it is part of the dump")
+                    else:
+                        out.append(FileRef(full, r, full, problem=f"broken symlink: it points to "
+                                                                  f"{target}, which does not exist"))
+                else:  # a FIFO, socket or device: reading it could block forever
+                    out.append(FileRef(full, r, full, problem="not a regular file"))
+            except OSError as err:  # it changed while listing, or stat itself is refused
+                out.append(FileRef(full, r, full, problem=f"cannot read: {err.strerror or err}"))
 
     def stat(self, rel: str) -> FileRef | None:
         if self._files is not None:
@@ -164,22 +202,26 @@ class LocalLocation(Location):
             return None
         if not os.path.isfile(full):
             return None
-        return FileRef(full, rel, full, st.st_size, st.st_mtime)
+        problem = None if os.access(full, os.R_OK) else "not readable: permission denied"
+        return FileRef(full, rel, full, st.st_size, st.st_mtime, problem)
 
     def open(self, ref: FileRef) -> BinaryIO:
+        if ref.problem is not None:
+            raise DumpError(f"cannot read {ref.uri}: {ref.problem}", title="Unreadable dump")
         try:
             return open(ref.path, "rb")
         except OSError as e:
-            raise DumpError(f"cannot open {ref.uri}: {e.strerror or e}") from e
+            raise DumpError(f"cannot open {ref.uri}: {e.strerror or e}", title="Unreadable dump") from e
 
     def parent(self) -> "LocalLocation":
-        return LocalLocation(posixpath.dirname(self.root))
+        return LocalLocation(posixpath.dirname(self.root), notes=self.notes, unreadable=self.unreadable)
 
     def sub(self, rel: str) -> "LocalLocation":
-        return LocalLocation(f"{self.root}/{rel}" if rel else self.root)
+        return LocalLocation(f"{self.root}/{rel}" if rel else self.root, notes=self.notes,
+                             unreadable=self.unreadable)
 
     def at(self, root: str) -> "LocalLocation":
-        return LocalLocation(root)
+        return LocalLocation(root, notes=self.notes, unreadable=self.unreadable)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +256,8 @@ class S3Location(Location):
         self.bucket = bucket
         self.root = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.root}" if self.root else f"s3://{bucket}"
+        self.notes = []
+        self.unreadable = []
         self._files: list[FileRef] | None = None
 
     def _key(self, rel: str) -> str:
@@ -329,6 +373,16 @@ def resolve(uri: str, s3: Any = None) -> tuple[Location, FileRef | None]:
         ref = parent.stat(os.path.basename(path))
         if ref is not None:
             return parent, ref
+    if os.path.islink(path) and not os.path.exists(path):
+        raise DumpError(f"{path} is a broken symlink: it points to {_readlink(path)}, which does "
+                        "not exist")
     if os.path.exists(path):
         raise DumpError(f"{path} is neither a file nor a directory")
     raise DumpError(f"no such file or directory: {path}")
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # pragma: no cover - it was a symlink a moment ago
+        return "?"

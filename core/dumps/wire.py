@@ -116,20 +116,19 @@ def wire_check(descriptors: Iterable[Any]) -> bool:
                     continue
             elif "N" in d:
                 v = d["N"]
-                if v.isascii():  # AttributeError when not a string
-                    if v.isdigit() or v.removeprefix("-").replace(".", "", 1).isdigit():
-                        continue
-                    if is_number(v):  # exponents
-                        continue
+                # isascii: AttributeError when not a string, and str.isdigit alone would take
+                # other scripts' digits. Integers, then plain decimals, then the general rule.
+                if v.isascii() and (v.isdigit() or v.replace(".", "", 1).isdigit() or is_number(v)):
+                    continue
+            elif "L" in d:
+                v = d["L"]
+                if type(v) is list and _list_check(v):
+                    continue
             elif "BOOL" in d:
                 if type(d["BOOL"]) is bool:
                     continue
             elif "M" in d:
                 if wire_check(d["M"].values()):  # AttributeError unless an object
-                    continue
-            elif "L" in d:
-                v = d["L"]
-                if type(v) is list and wire_check(v):
                     continue
             elif "SS" in d:
                 v = d["SS"]
@@ -145,6 +144,19 @@ def wire_check(descriptors: Iterable[Any]) -> bool:
                     continue
             elif type(d) is dict and _is_wire_rare(d):
                 continue
+        return False
+    return True
+
+
+def _list_check(values: list) -> bool:
+    """:func:`wire_check` of an ``L`` value, with maps checked without one more call per element
+    (lists of maps are the common nesting: order lines, addresses)."""
+    for e in values:
+        if len(e) == 1 and "M" in e:
+            if wire_check(e["M"].values()):
+                continue
+        elif wire_check((e,)):
+            continue
         return False
     return True
 

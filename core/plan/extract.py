@@ -3,26 +3,37 @@
 Extraction (gunzip, JSON parsing, type-key checks, key checks, sizes) is CPU-bound Python and
 needs nothing from the workspace, so it can run in a separate process while the parent writes
 SQLite: :func:`extract_batches` is the stage itself, :func:`extract_in_child` runs it in a child
-interpreter behind a pipe (constant memory: the pipe's buffer bounds what is in flight). Both
-yield the same :class:`Batch` sequence, so the planner's result does not depend on which ran.
+interpreter behind a pipe (constant memory: the pipe and a short read-ahead queue bound what is
+in flight). Both yield the same :class:`Batch` sequence, so the planner's result does not depend
+on which ran.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 import orjson
 
 from ..dumps import open_dump
+from ..errors import KeyshiftError
 from ..dumps.model import DumpInfo
+from ..dumps.reader import excerpt
 from ..kernel.items import MAX_ITEM_BYTES, item_size, key_problem, key_size_problem
 
-__all__ = ["Batch", "Extractor", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
+__all__ = ["Batch", "Extractor", "ExtractionError", "extract_batches", "extract_in_child", "SAMPLE_CACHE"]
 
 #: Lines per batch: one SQLite transaction and one progress report each.
 BATCH_LINES = 5000
@@ -36,18 +47,33 @@ SAMPLE_CACHE = 200_000
 
 @dataclass(slots=True)
 class Batch:
-    """Rows extracted from consecutive dump lines.
+    """Rows extracted from consecutive dump lines, column by column.
 
-    ``records``: ``(seq, file_id, line, raw, sort_key_json, size, sample_json | None)`` where the
-    sample is the item as JSON the first time this raw identifier is met.
+    Records (lines whose item has usable keys) are the parallel lists ``seqs``, ``file_ids``,
+    ``line_nos``, ``raws`` (the raw identifier), ``sort_keys`` (JSON of the sort key's wire value,
+    or ``None``) and ``sizes``: columns pickle and unpickle faster than one tuple per record, and
+    the parent maps and counts a whole column at once.
+    ``samples``: ``(index, sample_json)``, the item as JSON of the record at ``index`` in the
+    columns, the first time this extractor met its raw identifier.
     ``quarantine``: ``(seq, file_id, line, reason, excerpt, raw | None)``.
     ``lines`` and ``bytes_read`` count everything this extractor has read so far.
     """
 
-    records: list[tuple] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    file_ids: list[int] = field(default_factory=list)
+    line_nos: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    sort_keys: list[str | None] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    samples: list[tuple[int, str]] = field(default_factory=list)
     quarantine: list[tuple] = field(default_factory=list)
     lines: int = 0
     bytes_read: int = 0
+
+    @property
+    def records(self) -> int:
+        """How many records the batch holds."""
+        return len(self.seqs)
 
 
 class Extractor:
@@ -59,61 +85,84 @@ class Extractor:
         self.pk, self.sk = partition_key, sort_key
 
     def __iter__(self) -> Iterator[Batch]:
+        # One loop per line of the dump: everything it touches is a local.
         pk, sk = self.pk, self.sk
         dumps = orjson.dumps
-        key_types = ("S", "N", "B")
+        max_item = MAX_ITEM_BYTES
         file_ids = {uri: i for i, uri in enumerate(self.info.files, 1)}
         seen: set[str] = set()
-        batch = Batch()
-        records, quarantine = batch.records, batch.quarantine
+        reader = self.reader
         lines = 0
-        for entry in self.reader:
-            lines += 1
-            file_id = file_ids[entry.file]
-            seq = file_id << SEQ_SHIFT | entry.line
-            item = entry.item
-            if item is None:
-                quarantine.append((seq, file_id, entry.line, entry.error or "unreadable", entry.excerpt, None))
-            else:
-                # Fast paths for the common case; key_problem words the others.
-                value = item.get(pk)
-                raw = value.get("S") if type(value) is dict and len(value) == 1 else None
-                problem = None if type(raw) is str else key_problem(item, pk, role="identifier")
-                if problem is None and (not raw or len(raw) > 512):  # 512 characters fit in 2,048 bytes
-                    problem = key_size_problem(value, role="identifier")
-                sort_key = None
-                if problem is None and sk:
-                    value = item.get(sk)
-                    if type(value) is dict and len(value) == 1 and next(iter(value)) in key_types:
-                        sort_key = dumps(value).decode()
-                        if len(sort_key) > 260 or sort_key in ('{"S":""}', '{"B":""}'):  # maybe over 1,024 bytes
-                            problem = key_size_problem(value, role="sort key")
-                    else:
-                        problem = key_problem(item, sk, role="sort key")
-                size = entry.raw_size
-                if problem is None and size > MAX_ITEM_BYTES:
-                    # JSON text is never smaller than the item: only long lines need counting.
-                    size = item_size(item)
-                    if size > MAX_ITEM_BYTES:
-                        problem = f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte limit"
-                if problem is not None:
-                    quarantine.append((seq, file_id, entry.line, problem,
-                                       entry.excerpt or dumps(item).decode()[:200],
-                                       raw if type(raw) is str else None))
+        left = BATCH_LINES  # lines until this batch is full
+        batch = Batch()
+        seqs, fids, nums, raws, sks, sizes = (batch.seqs.append, batch.file_ids.append,
+                                              batch.line_nos.append, batch.raws.append,
+                                              batch.sort_keys.append, batch.sizes.append)
+        samples, quarantine = batch.samples, batch.quarantine
+        parse = reader.line_parser()
+        for blk in reader.line_blocks():
+            file_id = file_ids[blk.file]
+            base = file_id << SEQ_SHIFT
+            n = blk.start
+            fault = blk.fault
+            for line in blk.lines:
+                n += 1
+                item = fault or parse(line)  # fault: the stream broke, the reason says how
+                if item is None:
+                    continue  # blank line: not counted anywhere
+                lines += 1
+                if type(item) is not dict:  # unreadable: item is the reason
+                    quarantine.append((base | n, file_id, n, item, excerpt(line), None))
                 else:
-                    sample = None
-                    if raw not in seen:
-                        if len(seen) >= SAMPLE_CACHE:
-                            seen.clear()
-                        seen.add(raw)
-                        sample = dumps(item).decode()
-                    records.append((seq, file_id, entry.line, raw, sort_key, size, sample))
-            if len(records) + len(quarantine) >= BATCH_LINES:
-                batch.lines, batch.bytes_read = lines, self.reader.bytes_read
-                yield batch
-                batch = Batch()
-                records, quarantine = batch.records, batch.quarantine
-        batch.lines, batch.bytes_read = lines, self.reader.bytes_read
+                    # Fast paths for the common case; key_problem words the others. The parser
+                    # returns canonical wire format only: every value is a dict with one type
+                    # key, an S value is a str.
+                    value = item.get(pk)
+                    raw = None if value is None else value.get("S")
+                    problem = None if raw is not None else key_problem(item, pk, role="identifier")
+                    if problem is None and (not raw or len(raw) > 512):  # 512 characters fit in 2,048 bytes
+                        problem = key_size_problem(value, role="identifier")
+                    sort_key = None
+                    if problem is None and sk:
+                        value = item.get(sk)
+                        if value is not None and ("S" in value or "N" in value or "B" in value):
+                            sort_key = dumps(value).decode()
+                            if len(sort_key) > 260 or sort_key in ('{"S":""}', '{"B":""}'):  # maybe over 1,024 bytes
+                                problem = key_size_problem(value, role="sort key")
+                        else:
+                            problem = key_problem(item, sk, role="sort key")
+                    size = len(line)
+                    if problem is None and size > max_item:
+                        # JSON text is never smaller than the item: only long lines need counting.
+                        size = item_size(item)
+                        if size > max_item:
+                            problem = f"item is {size} bytes, over DynamoDB's {max_item}-byte limit"
+                    if problem is not None:
+                        quarantine.append((base | n, file_id, n, problem, dumps(item).decode()[:200],
+                                           raw if type(raw) is str else None))
+                    else:
+                        if raw not in seen:
+                            if len(seen) >= SAMPLE_CACHE:
+                                seen.clear()
+                            seen.add(raw)
+                            samples.append((len(batch.seqs), dumps(item).decode()))
+                        seqs(base | n)
+                        fids(file_id)
+                        nums(n)
+                        raws(raw)
+                        sks(sort_key)
+                        sizes(size)
+                left -= 1
+                if not left:
+                    batch.lines, batch.bytes_read = lines, reader.bytes_read
+                    yield batch
+                    left = BATCH_LINES
+                    batch = Batch()
+                    seqs, fids, nums, raws, sks, sizes = (
+                        batch.seqs.append, batch.file_ids.append, batch.line_nos.append,
+                        batch.raws.append, batch.sort_keys.append, batch.sizes.append)
+                    samples, quarantine = batch.samples, batch.quarantine
+        batch.lines, batch.bytes_read = lines, reader.bytes_read
         yield batch
 
 
@@ -143,10 +192,22 @@ def _send(out: Any, message: tuple) -> None:
     out.flush()
 
 
+#: Set to a directory, it makes every extraction child cProfile itself and write
+#: ``extract-<pid>.prof`` there before it reports its end (bench/plan_bench.py --profile).
+PROFILE_ENV = "KEYSHIFT_PROFILE_DIR"
+
+
 def _child_main() -> None:
     """Child process body: read args from stdin, send ('info',), ('batch',)…, ('end',) or ('error',)."""
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the message pipe
+    profile_dir = os.environ.get(PROFILE_ENV)
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         args = pickle.load(sys.stdin.buffer)
         s3 = None
@@ -165,6 +226,10 @@ def _child_main() -> None:
         _send(out, ("info", ext.info))
         for batch in ext:
             _send(out, ("batch", batch))
+        if profiler is not None:
+            # Before "end": the parent kills a child still running EXIT_GRACE seconds after it.
+            profiler.disable()
+            profiler.dump_stats(os.path.join(profile_dir, f"extract-{os.getpid()}.prof"))
         _send(out, ("end", ext.info))
     except BrokenPipeError:  # the parent stopped listening (cancelled): just go
         return
@@ -190,6 +255,83 @@ def s3_params(s3: Any) -> dict[str, Any] | None:
     return params
 
 
+class ExtractionError(KeyshiftError):
+    """An extraction process died or failed; the message says how (the plan can be run again)."""
+
+    title = "Plan extraction failed"
+
+
+#: Bytes the pipe from a child may hold: one pickled batch is about 0.6 MB on order-like items,
+#: so a child can write a whole batch and go on parsing while the parent is busy with SQLite
+#: (with Linux's default 64 KiB it waits for every read). Capped by /proc/sys/fs/pipe-max-size.
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    """Ask for a pipe buffer of :data:`PIPE_BYTES` (Linux only; elsewhere nothing changes)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if set_size is None:
+        return
+    try:
+        fcntl.fcntl(fd, set_size, PIPE_BYTES)
+    except OSError:  # over pipe-max-size or the user's pipe quota: the default still works
+        pass
+
+
+#: Messages (batches) read ahead from each child while the parent is busy with SQLite: about
+#: 0.6 MB each on order-like items. A child that is descheduled for a moment (the machine's
+#: other work) then does not stall the parent, and the parent's commits do not stall the child.
+AHEAD = 4
+
+
+class _MessageReader(threading.Thread):
+    """Reads whole messages from a child's pipe into a bounded queue, in the background.
+
+    The thread spends its time in ``read`` (the GIL released); the queue's bound keeps memory
+    flat. ``None`` in the queue means the pipe ended (inside a message or between two).
+    """
+
+    def __init__(self, stream: Any, depth: int) -> None:
+        super().__init__(name="keyshift-extract-reader", daemon=True)
+        self._stream = stream
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                header = self._stream.read(8)
+                if len(header) < 8:
+                    break
+                (size,) = struct.unpack("<Q", header)
+                data = self._stream.read(size)
+                if len(data) < size:
+                    break
+                if not self._put(data):
+                    return
+        except (OSError, ValueError):  # the pipe was closed under us (cancel)
+            pass
+        self._put(None)
+
+    def _put(self, item: bytes | None) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self) -> bytes | None:
+        """The next message, waiting for it; ``None`` once the pipe has ended."""
+        return self._queue.get()
+
+    def stop(self) -> None:
+        """Let the thread end (the pipe is about to close) and wait for it."""
+        self._stopping.set()
+        self.join(timeout=5)
+
+
 class ChildExtraction:
     """Extraction in a child process; iterate for batches. ``info`` is ready after construction.
 
@@ -198,29 +340,57 @@ class ChildExtraction:
     """
 
     def __init__(self, uri: str, fmt: str, *, s3: Any, allow_manifest_mismatch: bool,
-                 partition_key: str, sort_key: str | None, files: list[int] | None = None) -> None:
+                 partition_key: str, sort_key: str | None, files: list[int] | None = None,
+                 wait: bool = True) -> None:
+        """Start the child; with ``wait`` (the default) also :meth:`handshake`."""
         args = {"uri": uri, "fmt": fmt, "s3": s3_params(s3), "pk": partition_key, "sk": sort_key,
                 "allow_manifest_mismatch": allow_manifest_mismatch, "files": files}
+        self._finished = False  # the child reported its end: it is only exiting now
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "keyshift.core.plan.extract"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._out = self._proc.stdout
+        _widen_pipe(self._out.fileno())
         pickle.dump(args, self._proc.stdin)
         self._proc.stdin.close()
+        self._reader = _MessageReader(self._out, AHEAD)
+        self._reader.start()
+        if wait:
+            self.handshake()
+
+    def handshake(self) -> None:
+        """Wait for the child to open the dump: sets ``info``, or raises what the child raised."""
         kind, payload = self._get()
         if kind == "error":
             self.close()
-            raise payload
+            self._raise(payload)
         self.info: DumpInfo = payload
 
     def _get(self) -> tuple[str, Any]:
-        header = self._out.read(8)
-        if len(header) < 8:
-            code = self._proc.wait()
-            raise RuntimeError(f"the extraction process ended unexpectedly (exit code {code})")
-        (size,) = struct.unpack("<Q", header)
-        return pickle.loads(self._out.read(size))
+        data = self._reader.get()
+        if data is None:  # the pipe ended before or inside a message (killed, out of memory)
+            raise self._died()
+        try:
+            return pickle.loads(data)
+        except Exception as e:
+            self.close()
+            raise ExtractionError(f"the extraction process sent a damaged message ({type(e).__name__}: "
+                                  f"{e}); plan again") from None
+
+    def _died(self) -> ExtractionError:
+        code = self._proc.wait()
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return ExtractionError(f"the extraction process ended unexpectedly ({how}); plan again")
+
+    @staticmethod
+    def _raise(payload: BaseException) -> None:
+        """Raise what the child raised: keyshift's own errors as they are, anything else (a
+        bug) as an ExtractionError saying what it was, so no traceback reaches an operator."""
+        if isinstance(payload, (KeyshiftError, KeyboardInterrupt)):
+            raise payload
+        raise ExtractionError(f"the extraction process failed: {type(payload).__name__}: "
+                              f"{payload}") from payload
 
     def __iter__(self) -> Iterator[Batch]:
         try:
@@ -231,16 +401,28 @@ class ChildExtraction:
                 elif kind == "end":
                     # Manifest warnings are found while reading: pass them on.
                     self.info.warnings[:] = payload.warnings
+                    self._finished = True
                     return
                 else:
-                    raise payload
+                    self._raise(payload)
         finally:
             self.close()
 
+    #: Seconds a child that reported its end may take to exit before it is killed.
+    EXIT_GRACE = 10.0
+
     def close(self) -> None:
-        """Stop the child if it still runs, and reap it."""
+        """Stop the child if it still runs (at once, unless it reported its end: then it is
+        only leaving, and gets :attr:`EXIT_GRACE` seconds), and reap it."""
         if self._proc.poll() is None:
-            self._proc.kill()
+            if self._finished:
+                try:
+                    self._proc.wait(timeout=self.EXIT_GRACE)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self._proc.poll() is None:
+                self._proc.kill()
+        self._reader.stop()
         self._out.close()
         self._proc.wait()
 
@@ -258,8 +440,11 @@ class ParallelExtraction:
         groups = [list(range(i, n_files, workers)) for i in range(min(workers, n_files))]
         self.children: list[ChildExtraction] = []
         try:
+            # Start them all, then wait for each: their interpreters start up side by side.
             for files in groups:
-                self.children.append(ChildExtraction(uri, fmt, files=files, **kwargs))
+                self.children.append(ChildExtraction(uri, fmt, files=files, wait=False, **kwargs))
+            for child in self.children:
+                child.handshake()
         except BaseException:
             self.close()
             raise

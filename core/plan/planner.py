@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
@@ -26,6 +27,7 @@ from ..dumps.model import DumpInfo
 from ..text.escape import escape
 from ..kernel.items import MAX_PARTITION_KEY_BYTES, utf8_len
 from ..text.normalize import Normalizer
+from ..text.scripts import suspicious
 from .extract import SAMPLE_CACHE, extract_batches, extract_in_child
 from .queries import REMAPPED
 from ..progress import run_to_completion
@@ -235,9 +237,16 @@ def _local_status(canonical: str, raw: str) -> str:
 def _identifier_row(ident: int, normalizer: Normalizer, raw: str) -> tuple:
     """An ``identifiers`` row: id, raw, escaped, canonical, new id, status, reason, changes,
     suspicious."""
-    if raw.isascii() and normalizer.canonical(raw) == raw and _local_status(raw, raw) == "unchanged":
-        # Clean ASCII needs no explanation: no rule changed it and it cannot mix scripts.
-        return (ident, raw, raw, raw, raw, "unchanged", "", "[]", "[]")
+    if (normalizer.single_pass or raw.isascii()) and normalizer.canonical(raw) == raw \
+            and _local_status(raw, raw) == "unchanged":
+        # A clean identifier needs no explanation: a pass that ends where it began records no
+        # change (Normalizer.explain), and with a one-pass chain (or ASCII text, which no rule
+        # turns around) canonical == raw means the first pass did. Only the flags are left.
+        # Non-ASCII names (São Paulo, Zürich) are as common as ASCII ones in real data.
+        if raw.isascii():  # cannot mix scripts or look like another script's letters
+            return (ident, raw, escape(raw), raw, raw, "unchanged", "", "[]", "[]")
+        return (ident, raw, escape(raw), raw, raw, "unchanged", "", "[]",
+                orjson.dumps(list(suspicious(raw))).decode())
     norm = normalizer.explain(raw)
     canonical = norm.canonical
     status = _local_status(canonical, raw)
@@ -257,7 +266,7 @@ def _identifier_row(ident: int, normalizer: Normalizer, raw: str) -> tuple:
 
 
 class _Loader:
-    """Batches rows for the ``records``, ``quarantine``, ``identifiers`` and ``samples`` tables.
+    """Writes each batch to the ``records``, ``quarantine``, ``identifiers`` and ``samples`` tables.
 
     Each distinct raw identifier is explained and stored once, the first time it is met, and
     records refer to it by id. ``known`` caches raw -> id for the hot loop; it is
@@ -268,9 +277,7 @@ class _Loader:
     def __init__(self, ws: Workspace, normalizer: Normalizer) -> None:
         self.ws, self.conn, self.normalizer = ws, ws.connect(), normalizer
         self.known: dict[str, int] = {}  # same bound as the extractor's sample cache
-        self.counts: dict[int, int] = {}
-        self.records: list[tuple] = []
-        self.quarantine: list[tuple] = []
+        self.counts: Counter[int] = Counter()
         self.identifiers: list[tuple] = []
         self.samples: list[tuple[int, int, str]] = []
         self.next_id = 1
@@ -293,8 +300,28 @@ class _Loader:
         self.known[raw] = ident
         return ident
 
-    def flush(self) -> None:
-        """Write every pending row in one transaction."""
+    def add(self, batch: Any) -> None:
+        """Store one extracted batch, in one transaction."""
+        raws = batch.raws
+        get = self.known.get
+        # Whole columns at once: C loops for the lookups and the counts, Python only for the
+        # identifiers this batch meets first.
+        idents = [*map(get, raws)]
+        if None in idents:
+            identifier = self.identifier
+            for i, ident in enumerate(idents):
+                if ident is None:
+                    raw = raws[i]
+                    idents[i] = get(raw) or identifier(raw)
+        self.counts.update(idents)
+        seqs = batch.seqs
+        self.samples.extend((idents[i], seqs[i], item) for i, item in batch.samples)
+        self.flush(zip(seqs, batch.file_ids, batch.line_nos, idents, batch.sort_keys, batch.sizes),
+                   batch.quarantine)
+
+    def flush(self, records: Any = (), quarantine: Any = ()) -> None:
+        """Write every pending identifier and sample, plus ``records`` and ``quarantine`` rows,
+        in one transaction."""
         conn = self.conn
         with self.ws.transaction():
             conn.executemany(
@@ -311,18 +338,16 @@ class _Loader:
             )
             conn.executemany(
                 "INSERT INTO records(seq, file_id, line, ident, sort_key, size) VALUES (?, ?, ?, ?, ?, ?)",
-                self.records,
+                records,
             )
             conn.executemany(
                 "INSERT INTO quarantine(seq, file_id, line, reason, excerpt, raw) VALUES (?, ?, ?, ?, ?, ?)",
-                self.quarantine,
+                quarantine,
             )
             if len(self.counts) >= _CACHE_SIZE:
                 self.flush_counts()
         self.identifiers.clear()
         self.samples.clear()
-        self.records.clear()
-        self.quarantine.clear()
 
     def flush_counts(self) -> None:
         """Add the per-identifier record counts gathered so far to ``identifiers.items``."""
@@ -336,21 +361,11 @@ class _Loader:
 def _read(ws, normalizer, source, progress, started, cancel) -> Iterator[PlanProgress]:
     """Store every extracted batch in ``records`` and ``quarantine``; yields progress per batch."""
     loader = _Loader(ws, normalizer)
-    known, counts, records = loader.known, loader.counts, loader.records
-    identifier = loader.identifier
     for batch in source:
         _check_cancel(cancel)
-        samples = loader.samples
-        for seq, file_id, line, raw, sort_key, size, sample in batch.records:
-            ident = known.get(raw) or identifier(raw)
-            counts[ident] = counts.get(ident, 0) + 1
-            records.append((seq, file_id, line, ident, sort_key, size))
-            if sample is not None:
-                samples.append((ident, seq, sample))
-        loader.quarantine.extend(batch.quarantine)
-        progress.records += len(batch.records)
+        loader.add(batch)
+        progress.records += batch.records
         progress.quarantined += len(batch.quarantine)
-        loader.flush()
         progress.lines, progress.bytes_read = batch.lines, batch.bytes_read
         progress.elapsed = time.perf_counter() - started
         yield progress

@@ -171,3 +171,36 @@ def test_read_only_plan_is_refused(world) -> None:
     assert result.returncode == 2
     assert "read-only" in result.message
     assert not (world.workspace / "keyshift.db").exists()
+
+
+def test_random_bytes_are_not_a_dump(tmp_path, run_cli) -> None:
+    """A directory of random bytes once passed as a Hive dump (0x03 bytes) and planned, exit 0."""
+    import random
+
+    from keyshift.core.store.workspace import Workspace
+
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    rng = random.Random(11)
+    for n in range(2):
+        (dump / f"part-{n:05d}").write_bytes(
+            bytes(rng.choice(b"\n\x02\x03") if rng.random() < 0.1 else rng.randrange(256)
+                  for _ in range(50_000)))
+    spec = tmp_path / "keyshift.toml"
+    spec.write_text('[source]\ntable = "orders"\npartition_key = "customer"\n'
+                    '[target]\ntable = "orders_v2"\npartition_key = "customer_id"\n', encoding="utf-8")
+    workspace = tmp_path / ".keyshift"
+
+    result = run_cli(["--spec", str(spec), "--workspace", str(workspace), "plan", "--dump",
+                           str(dump), "--json"], {}, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no line of "), result.stderr
+    assert f"{dump}/part-00000 (none of its first 50 lines is an item)" in lines[0]
+    assert "parses as DynamoDB JSON, Data Pipeline JSON or Hive: expected one item per line" in lines[0]
+    if (workspace / "keyshift.db").exists():  # refused before a plan was started
+        states = Workspace(workspace).connect().execute("SELECT state FROM plans").fetchall()
+        assert all(state != "complete" for (state,) in states)

@@ -262,7 +262,7 @@ def test_each_bad_line_has_its_reason():
 def test_excerpt_is_limited_to_200_chars(tmp_path):
     path = tmp_path / "long.jsonl"
     path.write_bytes(b'{"a": "' + "é".encode() * 5000 + b"\n")
-    (line,) = read(path)[0]
+    (line,) = read(path, "ddbjson")[0]  # (auto-detection refuses a file without one item)
     assert line.error.startswith("malformed JSON")
     assert len(line.excerpt) == 200 and line.raw_size == 7 + 10000
 
@@ -277,9 +277,14 @@ def test_truncated_gzip_then_next_file():
 
 
 def test_corrupt_gzip_never_raises():
-    lines, dump = read(DATA / "bad/corrupt.json.gz")
+    lines, dump = read(DATA / "bad/corrupt.json.gz", "ddbjson")
     assert lines[-1].error.startswith("corrupt gzip stream")
     assert dump.bytes_read == dump.info.bytes_total
+
+
+def test_corrupt_gzip_without_a_line_is_not_detected_as_anything():
+    with pytest.raises(DumpError, match=r"no line of .*corrupt\.json\.gz \(a corrupt gzip stream\) parses"):
+        open_dump(str(DATA / "bad/corrupt.json.gz"))
 
 
 @pytest.mark.parametrize("depth", [300, 600])

@@ -1,6 +1,7 @@
 """Planning: every record classified once, counts reconcile, re-planning is idempotent."""
 
 import json
+import re
 import threading
 
 import orjson
@@ -289,3 +290,90 @@ def test_one_reference_id_for_two_canonical_forms_is_ambiguous(tmp_path):
     (case,) = list_cases(ws, kind="ambiguous")
     assert {m.raw for m in case.members} == {"Acme Corp", "ACME Corporation"}
     assert case.candidates == ["C-1"]
+
+
+def _explained_row(ident, normalizer, raw):
+    """The identifier row the long way: every identifier through Normalizer.explain."""
+    from keyshift.core.plan.planner import _local_status
+    from keyshift.core.text.escape import escape
+
+    norm = normalizer.explain(raw)
+    status = _local_status(norm.canonical, raw)
+    return (ident, raw, escape(raw), norm.canonical, None if status == "invalid" else norm.canonical,
+            status, orjson.dumps([c.to_dict() for c in norm.changes]).decode(),
+            orjson.dumps(list(norm.suspicious)).decode())
+
+
+@pytest.mark.parametrize("rules", [("strip-ignorable", "nfkc", "fold-space"), ("nfkc",),
+                                   ("strip-ignorable", "nfkc", "fold-space", "casefold")])
+def test_identifier_row_short_cuts_match_the_full_explanation(rules):
+    from keyshift.console import demo_data as dd
+    from keyshift.core.plan.planner import _identifier_row
+    from keyshift.core.text.normalize import Normalizer
+
+    normalizer = Normalizer(rules)
+    raws = [raw for raw, _, _, _ in dd.CURATED] + [
+        "Acme", "São Paulo Café", "Zürich", "Kraków Ltd", "C:\\temp", "a  b", " x", "a\x01b", "ACME",
+        "\u0440\u0430\u0443\u0440\u0430l", "Ｔｏｋｙｏ", "e\u0301", "Москва", "東京", "x" * 2049, "",
+        "Acme\u200b", "Bob\u00a0Smith"]
+    for raw in raws:
+        row = _identifier_row(7, normalizer, raw)
+        # (the reason wording is the planner's own; the rest must be what explain says)
+        assert row[:6] + row[7:] == _explained_row(7, normalizer, raw), raw
+
+
+def test_identifier_with_a_backslash_is_stored_escaped(tmp_path):
+    # The clean-ASCII short cut once stored escaped = raw: "C:\temp" read back as a tab.
+    dump = write_dump(tmp_path / "d.json", [item("C:\\temp", "1")])
+    ws = Workspace(tmp_path / "ws")
+    plan_to_completion(ws, parse_spec(SPEC), dump)
+    assert get_identifier(ws, "C:\\temp").escaped == "C:\\\\temp"
+
+
+@pytest.mark.parametrize("stream, expected", [
+    (b"", "ended unexpectedly (killed by signal 9)"),                      # died before a message
+    ((1000).to_bytes(8, "little") + b"\x80\x05", "ended unexpectedly"),  # mid-message
+    ((5).to_bytes(8, "little") + b"12345", "sent a damaged message"),      # not a pickle
+])
+def test_a_dead_or_garbled_child_is_an_operator_error(stream, expected):
+    import io
+
+    from keyshift.core.errors import KeyshiftError
+    from keyshift.core.plan.extract import ChildExtraction, ExtractionError, _MessageReader
+
+    class Proc:
+        def wait(self):
+            return -9
+
+        def poll(self):
+            return -9
+
+    child = ChildExtraction.__new__(ChildExtraction)
+    child._proc, child._out, child._finished = Proc(), io.BytesIO(stream), False
+    child._reader = _MessageReader(child._out, 4)
+    child._reader.start()
+    with pytest.raises(ExtractionError, match=re.escape(expected)) as caught:
+        child._get()
+    assert isinstance(caught.value, KeyshiftError)
+
+
+def test_a_bug_in_the_child_is_an_operator_error():
+    from keyshift.core.plan.extract import ChildExtraction, ExtractionError
+
+    with pytest.raises(ExtractionError, match="the extraction process failed: ZeroDivisionError: boom"):
+        ChildExtraction._raise(ZeroDivisionError("boom"))
+    with pytest.raises(DumpError, match="nope"):
+        ChildExtraction._raise(DumpError("nope"))
+
+
+def test_no_reader_thread_outlives_a_plan(tmp_path):
+    dump = write_dump(tmp_path / "d.json", [item(f"c{i}", str(i)) for i in range(12000)])
+    plan_to_completion(Workspace(tmp_path / "a"), parse_spec(SPEC), dump, parallel=True)
+    cancel = threading.Event()
+    gen = run_plan(Workspace(tmp_path / "b"), parse_spec(SPEC), dump, cancel=cancel, parallel=True)
+    next(gen)
+    cancel.set()
+    with pytest.raises(PlanCancelled):
+        for _ in gen:
+            pass
+    assert [t for t in threading.enumerate() if t.name == "keyshift-extract-reader"] == []
