@@ -702,8 +702,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each writer per condition [default: 3]")
     parser.add_argument("--conditions", default="fresh,loaded",
                         help="comma-separated: fresh, loaded, stubbed [default: fresh,loaded]")
-    parser.add_argument("--load-tables", type=int, default=5,
-                        help="tables of --items items that load the server in the loaded condition [default: 5]")
+    parser.add_argument("--load-tables", type=int, default=12,
+                        help="tables of --items items that load the server in the loaded condition [default: 12]")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile (CPU time) one keyshift run on a fresh server, every thread")
     parser.add_argument("--profile-only", action="store_true", help="only the profiled run")
