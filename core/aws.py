@@ -9,16 +9,18 @@ throttles to the standard exponential backoff.
 
 from __future__ import annotations
 
+import base64
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 __all__ = ["AwsContext", "CONNECT_ATTEMPTS", "CONNECT_TIMEOUT_S", "DEFAULT_REGION", "aws_error_text",
-           "cap_connect_retries"]
+           "cap_connect_retries", "install_wire_json", "sends_wire_json"]
 
 #: Used only when neither ``--region`` nor the environment/profile sets one.
 DEFAULT_REGION = "us-east-1"
@@ -40,6 +42,69 @@ def cap_connect_retries(caught_exception: BaseException | None = None, attempts:
     """
     if isinstance(caught_exception, (EndpointConnectionError, ConnectTimeoutError)) and attempts >= CONNECT_ATTEMPTS:
         raise caught_exception
+
+
+#: Operations whose request body :func:`install_wire_json` writes itself: the bulk writes, where
+#: botocore's serializer is the largest client-side cost (a recursive walk of every attribute).
+WIRE_JSON_OPERATIONS = frozenset({"BatchWriteItem"})
+_WIRE_BODY = "keyshift_wire_body"  # request-context key: the body, from parameter build to before-call
+
+
+def _b64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot send a {type(value).__name__} in a DynamoDB request")
+
+
+def _encode_wire_body(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+    """``before-parameter-build`` (the last handler): the JSON body, written by orjson.
+
+    DynamoDB's JSON protocol sends the parameters as they are, attribute values in wire format
+    (``{"S": "x"}``, binary in base64): what keyshift's items already are. So the body is the
+    parameters dumped with orjson, ``bytes`` values (as botocore returns them in
+    ``UnprocessedItems``) in base64 and text values of ``B``/``BS`` sent as the base64 they are.
+    botocore then serializes a placeholder (the table names, no requests) and
+    :func:`_use_wire_body` puts the real body in its place before signing.
+    """
+    if model.name not in WIRE_JSON_OPERATIONS:
+        return
+    items = params.get("RequestItems")
+    if type(items) is not dict:
+        return  # not ours to judge: botocore serializes (and DynamoDB refuses) it as usual
+    try:
+        context[_WIRE_BODY] = orjson.dumps(params, default=_b64)
+    except (TypeError, orjson.JSONEncodeError):
+        return  # a value orjson cannot write: botocore's serializer handles (or rejects) it
+    params["RequestItems"] = {table: [] for table in items}
+
+
+def _use_wire_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``before-call`` (the last handler): the body :func:`_encode_wire_body` wrote."""
+    body = context.pop(_WIRE_BODY, None)
+    if body is not None:
+        params["body"] = body
+
+
+def install_wire_json(client: Any) -> Any:
+    """Make ``client`` write the bodies of :data:`WIRE_JSON_OPERATIONS` with orjson.
+
+    The parameters must then be in DynamoDB wire format as sent: a ``B`` or ``BS`` value given as
+    text is taken to be its base64 (as in dumps), where botocore's serializer would base64-encode
+    the text again; ``bytes`` work either way. Handlers registered by callers (fault injection,
+    stubs) run before the encoder, on the real parameters. Returns the client.
+    """
+    client.meta.events.register_last("before-parameter-build", _encode_wire_body,
+                                      unique_id="keyshift-wire-json-encode")
+    client.meta.events.register_last("before-call", _use_wire_body, unique_id="keyshift-wire-json-body")
+    client.keyshift_wire_json = True
+    return client
+
+
+def sends_wire_json(client: Any) -> bool:
+    """Whether ``client`` sends bulk writes' attribute values as wire JSON (:func:`install_wire_json`):
+    then binary may stay base64 text; otherwise it must be ``bytes``
+    (:func:`keyshift.core.kernel.items.for_botocore`)."""
+    return getattr(client, "keyshift_wire_json", False) is True
 
 
 def aws_error_text(exc: BaseException, endpoint: str | None = None) -> str:
@@ -111,6 +176,8 @@ class AwsContext:
         the GIL that CPU is throughput. The dump readers check every type key and value shape
         (:func:`keyshift.core.dumps.wire.wire_check`) before an item reaches a writer, and DynamoDB
         validates each request server-side anyway, so the restore and the ImportTable path skip it.
+        For the same reason a DynamoDB writer client writes ``BatchWriteItem`` bodies with orjson
+        (:func:`install_wire_json`) instead of botocore's serializer, the next largest cost.
         Everything else (retries, endpoint, hooks) is the same as :meth:`client`.
         """
         return self._client(service, parameter_validation=False)
@@ -128,6 +195,8 @@ class AwsContext:
                 client.meta.events.register("needs-retry", cap_connect_retries)
                 for event, handler in self.hooks:
                     client.meta.events.register(event, handler)
+                if not parameter_validation and service == "dynamodb":
+                    install_wire_json(client)
                 self._clients[key] = client
             return client
 

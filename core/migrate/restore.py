@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
+from ..aws import sends_wire_json
 from ..dumps import open_dump
 from ..errors import KeyshiftError
 from ..kernel.items import for_botocore
@@ -106,9 +107,14 @@ def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]], progress: Re
         if unprocessed or botocore_retries:
             limiter.pushback(progress.rate)
 
+    # Binary stays base64 text for a client that sends wire JSON (AwsContext.writer_client);
+    # any other client must be handed bytes, or it would store the base64 characters.
+    if sends_wire_json(ddb):
+        requests = [{"PutRequest": {"Item": item}} for item in items]
+    else:
+        requests = [{"PutRequest": {"Item": for_botocore(item)}} for item in items]
     try:
-        write_batch(ddb, table, [{"PutRequest": {"Item": for_botocore(item)}} for item in items],
-                    deadline_s=deadline_s, acquire=limiter.acquire, on_response=counted)
+        write_batch(ddb, table, requests, deadline_s=deadline_s, acquire=limiter.acquire, on_response=counted)
     except BatchWriteTimeout as exc:
         raise RestoreError(
             f"{exc}; the checkpoint is kept: fix the cause and run `keyshift restore --resume`") from exc
@@ -327,9 +333,12 @@ def run_restore(
                 submit()
             elif not batch and not pending:
                 hand_on()  # nothing to write and nothing before it in flight: settled at once
-            settle(block=False)
+            # Batches settle when the next one is submitted (submit() waits for a free slot);
+            # checking every line cost a Future.done() per line on the main thread, which shares
+            # the GIL with the writers.
             now = time.monotonic()
             if now - last_checkpoint >= checkpoint_every:
+                settle(block=False)
                 poll_control()
                 while progress.paused and not (cancel is not None and cancel.is_set()):
                     settle(block=False)

@@ -219,8 +219,12 @@ def test_unprocessed_keys_are_retried(env):
             return self._ddb.batch_get_item(RequestItems=RequestItems)
 
     flaky = Flaky(env.ddb)
-    s = verify_to_completion(env.ws, env.spec, flaky, keymap=env.keymap, page_size=50).summary
+    # A sampled run fetches each old item's new item (BatchGetItem); a full run joins two scans.
+    s = verify_to_completion(env.ws, env.spec, flaky, keymap=env.keymap, page_size=50, sample=130).summary
     assert s["equal"] and s["compared"] == 125 and flaky.calls > 4
+    calls = flaky.calls
+    s = verify_to_completion(env.ws, env.spec, flaky, keymap=env.keymap, page_size=50).summary
+    assert s["equal"] and s["compared"] == 125 and flaky.calls == calls  # none more
 
 
 @BOTH
@@ -246,3 +250,101 @@ def test_missing_table_is_unusable_input(env):
     env.ddb.delete_table(TableName="orders_v2")
     with pytest.raises(KeyshiftError, match="orders_v2"):
         env.verify()
+
+
+# -- the join of a full run ---------------------------------------------------------------------
+def test_item_digest_compares_what_same_value_compares():
+    from keyshift.core.migrate.verify.expected import item_digest
+
+    a = {"k": {"S": "1"}, "s": {"SS": ["b", "a"]}, "m": {"M": {"y": {"NS": ["2", "1"]}, "x": {"BS": [b"b", b"a"]}}},
+         "l": {"L": [{"S": "a"}, {"N": "1"}]}, "n": {"NULL": True}, "b": {"B": b"\x00\x01"}}
+    b = {"b": {"B": b"\x00\x01"}, "n": {"NULL": True}, "l": {"L": [{"S": "a"}, {"N": "1"}]},
+         "m": {"M": {"x": {"BS": [b"a", b"b"]}, "y": {"NS": ["1", "2"]}}}, "s": {"SS": ["a", "b"]}, "k": {"S": "1"}}
+    assert item_digest(a) == item_digest(b) and diff_attributes(a, b) == []
+    for change in ({"l": {"L": [{"N": "1"}, {"S": "a"}]}}, {"k": {"N": "1"}}, {"n": {"NULL": True}, "extra": {"S": ""}},
+                   {"s": {"SS": ["a"]}}, {"b": {"B": b"\x00"}}, {"m": {"M": {"y": {"NS": ["1.0", "2"]}}}}):
+        c = {**a, **change}
+        assert item_digest(c) != item_digest(a) and diff_attributes(a, c), change
+    assert item_digest({"a": {"S": "x"}, "b": {"S": "y"}}) != item_digest({"a": {"S": "xb"}})
+
+
+def _corrupt(env):
+    """Every kind of offence, a collision and a reordered set (not an offence)."""
+    ddb = env.ddb
+    ddb.delete_item(TableName="orders_v2", Key=env.new_key("N1", "o001"))
+    ddb.delete_item(TableName="orders_v2", Key=env.new_key("N1", "o009"))
+    ddb.put_item(TableName="orders_v2", Item={**env.new_key("N9", "x1"), "qty": {"N": "1"}})
+    ddb.update_item(TableName="orders_v2", Key=env.new_key("N2", "o002"),
+                    UpdateExpression="SET qty = :q", ExpressionAttributeValues={":q": {"N": "99"}})
+    ddb.update_item(TableName="orders_v2", Key=env.new_key("N3", "o003"),
+                    UpdateExpression="SET tags = :t", ExpressionAttributeValues={":t": {"SS": ["c", "a", "b"]}})
+    # Two old items (a merged identifier) that both transform to (N0, o000): one differs.
+    ddb.put_item(TableName="orders", Item={"customer": {"S": "C0" + ZW}, "order_id": {"S": "o000"},
+                                           "qty": {"N": "5"}})
+
+
+@BOTH
+def test_the_join_finds_what_fetching_every_item_finds(env):
+    _corrupt(env)
+    joined = env.verify(segments=3).summary
+    fetched = env.verify(segments=3, sample=1000).summary  # every old item, each new item fetched
+    assert joined["scanned"] == {"source": 131, "target": 124}
+    for k in ("compared", "missing", "different", "skipped"):
+        assert joined[k] == fetched[k], k
+    assert (joined["missing"], joined["extra"], joined["different"]) == (2, 1, 2)
+    off = joined["offenders"]
+    assert sorted(k["order_id"]["S"] for k in off["missing"]) == ["o001", "o009"]
+    assert off["extra"] == [env.new_key("N9", "x1")]
+    assert sorted(d["key"]["order_id"]["S"] for d in off["different"]) == ["o000", "o002"]
+    assert not list(env.ws.path.glob("verify-*.expected.sqlite*"))  # removed once complete
+
+
+def test_cancel_in_the_target_pass_then_resume_gives_the_same_totals(env):
+    _corrupt(env)
+    cancel = threading.Event()
+    gen = run_verify(env.ws, env.spec, env.ddb, keymap=env.keymap, page_size=5, cancel=cancel)
+    for progress in gen:
+        if progress.phase == "target":
+            cancel.set()
+            break
+    with pytest.raises(VerifyCancelled):
+        for _ in gen:
+            pass
+    assert list(env.ws.path.glob("verify-*.expected.sqlite"))  # kept for the resume
+    resumed = env.verify(resume=True).summary
+    fresh = env.verify().summary
+    for k in ("compared", "missing", "extra", "different", "skipped", "scanned", "offenders"):
+        assert resumed[k] == fresh[k], k
+    assert (fresh["missing"], fresh["extra"], fresh["different"]) == (2, 1, 2)
+
+
+def test_a_page_replayed_after_a_kill_changes_nothing(env, tmp_path):
+    from keyshift.core.migrate.verify.expected import ExpectedStore
+    from keyshift.core.migrate.verify.run import index_source_page, join_target_page, sweep_missing
+
+    t = env.tables()
+    store = ExpectedStore(tmp_path / "expected.sqlite")
+    olds = env.ddb.scan(TableName="orders")["Items"]
+    news = env.ddb.scan(TableName="orders_v2")["Items"]
+    for _ in range(2):  # killed after the store's commit, before the checkpoint: the page again
+        assert index_source_page(t, store, olds).compared == 125
+    for _ in range(2):
+        assert join_target_page(t, store, news[:60]).offenders == []
+    assert len(store.unseen(0, 1, 0, 1000)) == 125 - 60
+    assert join_target_page(t, store, news[60:]).offenders == []
+    assert store.unseen(0, 1, 0, 1000) == [] and sweep_missing(t, store, []).offenders == []
+    store.remove()
+
+
+def test_resume_refused_when_the_expected_items_are_gone(env):
+    cancel = threading.Event()
+    gen = run_verify(env.ws, env.spec, env.ddb, keymap=env.keymap, page_size=5, cancel=cancel)
+    next(gen)
+    cancel.set()
+    with pytest.raises(VerifyCancelled):
+        for _ in gen:
+            pass
+    for path in env.ws.path.glob("verify-*.expected.sqlite*"):
+        path.unlink()
+    with pytest.raises(VerifyError, match="expected-items file"):
+        env.verify(resume=True)

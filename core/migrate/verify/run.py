@@ -1,15 +1,20 @@
 """Verify: an item-level diff of the new table against transform(old table), through the keymap.
 
 Two passes, each a parallel scan (``Segment``/``TotalSegments``) of one table, reading both tables
-and nothing of restore's bookkeeping:
+and nothing of restore's bookkeeping. A full run joins the two scans (:mod:`.expected`), so every
+item of either table is read once:
 
 1. **source**: every old item goes through :func:`~keyshift.core.kernel.transform.transform`; a ``Put``
-   is an expected new item, fetched from the new table (``BatchGetItem``, consistent). Absent is
-   *missing*, not equal is *different* (with the attribute names that differ).
-2. **target**: every new item must be the transform of an old item: its old key is recovered (the
-   legacy attribute and/or the keymap's reverse index), the old item fetched (consistent) and
-   transformed. When no old item yields this key, the item is *extra*. Items whose identifier is
-   dropped or unresolved in the keymap are thus expected to be absent.
+   is an expected new item: its key, old key and digest go to the run's expected store.
+2. **target**: every new item is looked up there by key. No old item expects it: *extra* (items
+   whose identifier is dropped or unresolved in the keymap are thus expected to be absent). An
+   expected digest differs: *different* (with the attribute names that differ). The store marks
+   what was seen; then the expected items never seen are *missing*.
+
+A sampled run (``sample=N``) checks only N old items, fetching each one's new item from the new
+table (``BatchGetItem``, consistent), with no extra-item pass; runs started before the join (no
+``join`` in their parameters) resume that way too: the target pass then recovers each new item's
+old key (the legacy attribute and/or the keymap's reverse index) and fetches it.
 
 Nothing is reported before a second look: a suspect is re-read with consistent ``GetItem`` on both
 tables (a write may have landed between the scans) and recomputed. Items stay in wire format;
@@ -38,6 +43,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..batch_write import backoff_delay
+from .expected import ExpectedStore, item_digest, key_hash, store_path
 from ...errors import KeyshiftError
 from ...progress import run_to_completion
 from ..tables import TableError, describe
@@ -64,8 +70,13 @@ __all__ = [
 MAX_OFFENDERS = 20
 #: Keys per BatchGetItem request (DynamoDB's limit).
 BATCH_GET = 100
-#: Items per Scan page (a page is one checkpoint).
-PAGE_SIZE = 1000
+#: Items per Scan page (a page is one checkpoint). None: no ``Limit``, DynamoDB's own pages of
+#: up to 1 MB (the raw scan's pages; with moto each Scan call costs a pass over the whole table).
+PAGE_SIZE: int | None = None
+#: Items per Scan page of a sampled run without a page size (the sample budget is split in these).
+SAMPLE_PAGE = 1000
+#: Expected items second-looked per checkpoint in the sweep for missing items.
+SWEEP_CHUNK = 500
 #: How long UnprocessedKeys are retried before giving up.
 RETRY_DEADLINE = 300.0
 
@@ -394,16 +405,89 @@ def _look_again_target(t: _Tables, key: dict) -> tuple[str, dict, dict] | None:
     return ("extra", key, {})
 
 
+# -- the join (full runs) ----------------------------------------------------------------------
+def index_source_page(t: _Tables, store: ExpectedStore, items: list[dict]) -> _PageResult:
+    """Pass 1 of a full run on one page of old items: what the new table must hold, stored."""
+    res = _PageResult(scanned=len(items))
+    rows = []
+    keymap, names = t.keymap, t.names
+    for item in items:
+        out = transform(item, keymap, names)
+        if type(out) is Put:
+            want = out.item
+            rows.append((key_hash(_key_json(t.target_key(want))), _key_json(t.source_key(item)),
+                         item_digest(want)))
+        else:
+            res.skipped[out.kind or "other"] = res.skipped.get(out.kind or "other", 0) + 1
+    res.compared = len(rows)
+    store.add(rows)
+    return res
+
+
+def join_target_page(t: _Tables, store: ExpectedStore, items: list[dict]) -> _PageResult:
+    """Pass 2 of a full run on one page of new items: extra and different; marks what it saw."""
+    res = _PageResult(scanned=len(items))
+    keys = [t.target_key(item) for item in items]
+    hashes = [key_hash(_key_json(key)) for key in keys]
+    found = store.lookup(hashes)
+    suspects: list[tuple[Any, tuple[str, dict, dict]]] = []
+    for item, key, h in zip(items, keys, hashes):
+        rows = found.get(h)
+        if not rows:
+            offender = _look_again_target(t, key)
+            if offender is not None:
+                suspects.append((("target", key), offender))
+            continue
+        digest = item_digest(item)
+        for skey, want in rows:
+            if want == digest:
+                continue
+            source_key = _load_key(orjson.loads(skey))
+            offender = _look_again_pair(t, source_key, key)
+            if offender is not None:
+                suspects.append((("pair", source_key, key), offender))
+    store.mark_seen(h for h in hashes if h in found)
+    _settle(t, res, suspects, lambda handle: _look_again_handle(t, handle))
+    return res
+
+
+def sweep_missing(t: _Tables, store: ExpectedStore, rows: list[tuple[int, str]]) -> _PageResult:
+    """After pass 2: expected items the new table never showed, looked at again (consistent)."""
+    res = _PageResult()
+    suspects: list[tuple[Any, tuple[str, dict, dict]]] = []
+    for _, skey in rows:
+        source_key = _load_key(orjson.loads(skey))
+        offender = _look_again_source(t, source_key)
+        if offender is not None:
+            suspects.append((("source", source_key), offender))
+    _settle(t, res, suspects, lambda handle: _look_again_handle(t, handle))
+    return res
+
+
+def _look_again_pair(t: _Tables, source_key: dict, key: dict) -> tuple[str, dict, dict] | None:
+    """An old item and the new item at its key disagreed: read both again. When the old item
+    is no longer expected, the new item may be left over: then it is checked as a target."""
+    return _look_again_source(t, source_key) or _look_again_target(t, key)
+
+
+def _look_again_handle(t: _Tables, handle: tuple) -> tuple[str, dict, dict] | None:
+    if handle[0] == "target":
+        return _look_again_target(t, handle[1])
+    if handle[0] == "pair":
+        return _look_again_pair(t, handle[1], handle[2])
+    return _look_again_source(t, handle[1])
+
+
 # -- runs, checkpoints, offenders --------------------------------------------------------------
 def _units(segments: int, sample: int | None) -> list[str]:
     units = [f"source/{i}" for i in range(segments)]
     if sample is None:
-        units += [f"target/{i}" for i in range(segments)]
+        units += [f"target/{i}" for i in range(segments)] + [f"missing/{i}" for i in range(segments)]
     return units
 
 
 def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sample: int | None,
-              page_size: int, resume: bool, tables: dict[str, str]) -> tuple[int, dict[str, Any]]:
+              page_size: int | None, resume: bool, tables: dict[str, str]) -> tuple[int, dict[str, Any]]:
     if resume:
         run, problem = runs.resumable(ws, "verify", keymap.version)
         if problem is not None or run is None:
@@ -412,7 +496,7 @@ def _open_run(ws: Workspace, *, keymap: Keymap, operator: str, segments: int, sa
             runs.reopen(conn, run.id)
             ws.audit(operator, "verify.resume", {"run_id": run.id})
         return run.id, dict(run.params)
-    params = {"segments": segments, "sample": sample, "page_size": page_size, **tables}
+    params = {"segments": segments, "sample": sample, "page_size": page_size, "join": sample is None, **tables}
     with ws.transaction() as conn:
         run_id = runs.start(conn, "verify", operator=operator, keymap=keymap.version, params=params,
                             units=_units(segments, sample))
@@ -427,7 +511,13 @@ def _empty_counters() -> dict[str, Any]:
 
 def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, counters: dict[str, Any],
                page: _PageResult) -> None:
-    """Commit one page: the unit's position and counters with the page's first offenders."""
+    """Commit one scan page: the unit's position and counters with the page's first offenders."""
+    _save_unit(ws, run_id, unit, _public_key(last_key) if last_key else None, last_key is None, counters, page)
+
+
+def _save_unit(ws: Workspace, run_id: int, unit: str, position: Any, done: bool, counters: dict[str, Any],
+               page: _PageResult) -> None:
+    """Commit a unit's position, done flag and counters with the page's first offenders."""
     with ws.transaction() as conn:
         for kind, key, detail in page.offenders:
             n = conn.execute("SELECT count(*) FROM offenders WHERE run_id = ? AND kind = ?",
@@ -435,8 +525,7 @@ def _save_page(ws: Workspace, run_id: int, unit: str, last_key: dict | None, cou
             if n < MAX_OFFENDERS:
                 conn.execute("INSERT INTO offenders(run_id, kind, key, detail) VALUES (?, ?, ?, ?)",
                              (run_id, kind, _key_json(key), json.dumps(detail, ensure_ascii=True)))
-        runs.checkpoint(conn, run_id, unit, position=_public_key(last_key) if last_key else None,
-                        done=last_key is None, counters=counters)
+        runs.checkpoint(conn, run_id, unit, position=position, done=done, counters=counters)
 
 
 def _merge(counters: dict[str, Any], page: _PageResult) -> None:
@@ -473,7 +562,7 @@ def run_verify(
     resume: bool = False,
     operator: str = "unknown",
     keymap: Keymap | None = None,
-    page_size: int = PAGE_SIZE,
+    page_size: int | None = PAGE_SIZE,
     cancel: threading.Event | None = None,
     live: bool | None = None,
     settle_timeout: float = 120.0,
@@ -510,11 +599,13 @@ def run_verify(
                                page_size=page_size, resume=resume,
                                tables={"source": t.source, "target": t.target, "live": live})
     segments, sample, page_size = params["segments"], params["sample"], params["page_size"]
+    store = _expected_store(ws, run_id, params, resume)
     cancel = cancel or threading.Event()
     try:
         for phase in ("source", "target") if sample is None else ("source",):
             total = counts[phase] if sample is None else min(sample, counts[phase] or sample)
-            yield from _run_phase(ws, t, run_id, phase, segments, sample, page_size, total, cancel, started)
+            yield from _run_phase(ws, t, run_id, phase, segments, sample, page_size, total, cancel, started,
+                                  store)
             if cancel.is_set():
                 raise VerifyCancelled(run_id)
     except VerifyCancelled:
@@ -530,9 +621,28 @@ def run_verify(
     except BaseException:
         _set_state(ws, run_id, "failed")
         raise
+    finally:
+        if store is not None:
+            store.close()  # kept on disk until the run completes: a resume needs it
     summary = _finish(ws, run_id, keymap, params, time.perf_counter() - started, resumed=resume,
                       operator=operator)
+    if store is not None:
+        store.remove()
     return VerifyResult(run_id, summary)
+
+
+def _expected_store(ws: Workspace, run_id: int, params: dict[str, Any], resume: bool) -> ExpectedStore | None:
+    """The run's expected store (full runs that join the scans), None for sampled and older runs.
+    A resumed run whose store is gone cannot trust its finished source pages: it is refused."""
+    if not params.get("join"):
+        return None
+    path = store_path(ws.path, run_id)
+    if resume and not path.exists():
+        state = _checkpoints(ws, run_id)
+        if any(u["position"] or u["done"] for name, u in state.items() if name.startswith("source/")):
+            raise VerifyError(f"verify run {run_id} cannot be resumed: its expected-items file {path.name}"
+                              " is gone; start a new run (without --resume)")
+    return ExpectedStore(path)
 
 
 def _check_tables(t: _Tables) -> dict[str, int]:
@@ -555,10 +665,19 @@ def _check_tables(t: _Tables) -> dict[str, int]:
 
 
 def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int, sample: int | None,
-               page_size: int, total: int | None, cancel: threading.Event,
-               started: float) -> Iterator[VerifyProgress]:
+               page_size: int | None, total: int | None, cancel: threading.Event, started: float,
+               store: ExpectedStore | None = None) -> Iterator[VerifyProgress]:
+    """One pass: a parallel scan of one table, each page checked and checkpointed. With ``store``
+    (a full run) the pages are joined through it, and the target pass ends with the sweep for
+    expected items never seen (its progress is the target pass's)."""
     table = t.source if phase == "source" else t.target
-    check = check_source_page if phase == "source" else check_target_page
+    if store is None:
+        check = check_source_page if phase == "source" else check_target_page
+    else:
+        join = index_source_page if phase == "source" else join_target_page
+
+        def check(t: _Tables, items: list[dict]) -> _PageResult:
+            return join(t, store, items)
     state = _checkpoints(ws, run_id)
     units = {i: state[f"{phase}/{i}"] for i in range(segments)}
     progress = VerifyProgress(phase, total=total,
@@ -571,9 +690,10 @@ def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int
     # Sample budget: items still to scan, and items reserved by pages in flight. A segment that
     # finds the budget spent waits while others are in flight (a short page gives some back).
     budget = {"left": None if sample is None else max(0, sample - progress.done), "out": 0}
-    chunk = page_size if sample is None else max(1, min(page_size, -(-budget["left"] // segments)))
+    sample_page = page_size or SAMPLE_PAGE
+    chunk = page_size if sample is None else max(1, min(sample_page, -(-budget["left"] // segments)))
 
-    def reserve() -> int:
+    def reserve() -> int | None:
         while True:
             with lock:
                 if budget["left"] is None:
@@ -585,8 +705,8 @@ def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int
                     return got
             time.sleep(0.01)
 
-    def release(reserved: int, used: int) -> None:
-        if budget["left"] is not None:
+    def release(reserved: int | None, used: int) -> None:
+        if budget["left"] is not None and reserved is not None:
             with lock:
                 budget["out"] -= reserved
                 budget["left"] += reserved - used
@@ -595,18 +715,19 @@ def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int
 
     def segment(i: int) -> None:
         unit = units[i]
-        if unit["done"]:
-            return
-        counters = unit["counters"]
-        start_key = _load_key(unit["position"])
         try:
+            if unit["done"]:
+                return
+            counters = unit["counters"]
+            start_key = _load_key(unit["position"])
             while not cancel.is_set():
                 limit = reserve()
                 if limit == 0:
                     _save_page(ws, run_id, f"{phase}/{i}", None, counters, _PageResult())
                     return
-                kwargs: dict[str, Any] = {"TableName": table, "Segment": i, "TotalSegments": segments,
-                                          "Limit": limit}
+                kwargs: dict[str, Any] = {"TableName": table, "Segment": i, "TotalSegments": segments}
+                if limit is not None:
+                    kwargs["Limit"] = limit
                 if start_key:
                     kwargs["ExclusiveStartKey"] = start_key
                 try:
@@ -628,28 +749,61 @@ def _run_phase(ws: Workspace, t: _Tables, run_id: int, phase: str, segments: int
             raise
         finally:
             ws.close()
+            if store is not None:
+                store.close_thread()
+            events.put((i, None))  # this segment is over
+
+    def sweep(i: int) -> None:
+        """Expected items never seen in the new table, part ``i`` (rowid modulo ``segments``)."""
+        assert store is not None
+        unit = state.get(f"missing/{i}") or {"position": None, "done": False, "counters": _empty_counters()}
+        try:
+            if unit["done"]:
+                return
+            counters = unit["counters"]
+            after = int(unit["position"] or 0)
+            while not cancel.is_set():
+                rows = store.unseen(i, segments, after, SWEEP_CHUNK)
+                if not rows:
+                    _save_unit(ws, run_id, f"missing/{i}", after, True, counters, _PageResult())
+                    return
+                page = sweep_missing(t, store, rows)
+                _merge(counters, page)
+                after = rows[-1][0]
+                _save_unit(ws, run_id, f"missing/{i}", after, False, counters, page)
+                events.put((i, page))
+        except BaseException:
+            cancel.set()
+            raise
+        finally:
+            ws.close()
+            store.close_thread()
+            events.put((i, None))
 
     pool = ThreadPoolExecutor(max_workers=segments, thread_name_prefix=f"verify-{phase}")
     try:
-        futures = [pool.submit(segment, i) for i in range(segments)]
+        stages = [segment] if store is None or phase == "source" else [segment, sweep]
         scanned_now = 0
-        while True:
-            try:
-                i, page = events.get(timeout=0.1)
-            except queue.Empty:
-                if all(f.done() for f in futures) and events.empty():
-                    break
-                continue
-            progress.segments[i] += page.scanned
-            progress.done += page.scanned
-            scanned_now += page.scanned
-            for kind, _, _ in page.offenders:
-                setattr(progress, kind, getattr(progress, kind) + 1)
-            progress.elapsed = time.perf_counter() - started
-            progress._scanned_now = scanned_now
-            yield progress
-        for f in futures:
-            f.result()
+        for stage in stages:
+            futures = [pool.submit(stage, i) for i in range(segments)]
+            running = segments
+            while running:
+                i, page = events.get()
+                if page is None:
+                    running -= 1
+                    continue
+                progress.segments[i] += page.scanned
+                progress.done += page.scanned
+                scanned_now += page.scanned
+                for kind, _, _ in page.offenders:
+                    setattr(progress, kind, getattr(progress, kind) + 1)
+                progress.elapsed = time.perf_counter() - started
+                progress._scanned_now = scanned_now
+                yield progress
+            for f in futures:
+                f.result()
+            if cancel.is_set():
+                return
     except BaseException:
         cancel.set()
         raise
@@ -664,14 +818,16 @@ def _finish(ws: Workspace, run_id: int, keymap: Keymap, params: dict[str, Any], 
     scanned = {"source": 0, "target": 0}
     for unit, u in state.items():
         c = u["counters"]
-        scanned[unit.split("/")[0]] += c["scanned"]
+        if unit.split("/")[0] in scanned:
+            scanned[unit.split("/")[0]] += c["scanned"]
         for k in ("compared", "missing", "extra", "different", "cleared_by_sync", "unsettled"):
             total[k] += c[k]
         for kind, n in c["skipped"].items():
             total["skipped"][kind] = total["skipped"].get(kind, 0) + n
     offenders: dict[str, list[Any]] = {"missing": [], "extra": [], "different": []}
     for row in ws.connect().execute(
-            "SELECT kind, key, detail FROM offenders WHERE run_id = ? ORDER BY rowid", (run_id,)):
+            # By key: the same report whatever order parallel segments (or a resume) found them in.
+            "SELECT kind, key, detail FROM offenders WHERE run_id = ? ORDER BY kind, key", (run_id,)):
         key, detail = json.loads(row["key"]), json.loads(row["detail"])
         if row["kind"] == "different":
             offenders["different"].append({"key": key, "attributes": detail.get("attributes", []),
