@@ -405,7 +405,7 @@ def keymap_build(obj: Context, out_path: str | None, allow_unresolved: bool, as_
     obj.require_writable("keymap build")
     build = build_keymap(obj.workspace, allow_unresolved=allow_unresolved)
     if out_path:
-        data = json.dumps(keymap_document(build, operator=obj.operator), ensure_ascii=True, indent=1).encode()
+        data = json.dumps(keymap_document(build, operator=obj.operator, spec=obj.spec), ensure_ascii=True, indent=1).encode()
         if out_path.startswith("s3://"):
             bucket, _, key = out_path[5:].partition("/")
             obj.s3().put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")

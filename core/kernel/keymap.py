@@ -63,12 +63,22 @@ class Keymap:
     (the sort key JSON is :func:`sort_key_json` of the item's sort key value, or None when the
     table has no sort key) it names the raw identifier whose item survives; the other raws' items
     for that key are skipped, and so are their stream deletes.
+
+    ``primaries`` names, for a new id that several raw identifiers merge into, the raw spelling
+    that writes go back to (reverse sync, :func:`~keyshift.core.kernel.transform.inverse`).
+    ``migration`` is the deployment context the artifact carries for code that has no spec (the
+    Lambda handler): ``source_table``, ``target_table``, ``source_pk``, ``source_sk``,
+    ``target_pk``, ``legacy`` (see :meth:`KeyNames.from_migration
+    <keyshift.core.kernel.transform.KeyNames.from_migration>`); None when built without a spec.
+    Neither is part of the version unless ``primaries`` is non-empty.
     """
 
     version: str
     entries: Mapping[str, KeymapEntry]
     unresolved: Mapping[str, str] = field(default_factory=dict)
     winners: Mapping[tuple[str, str | None], str] = field(default_factory=dict)
+    primaries: Mapping[str, str] = field(default_factory=dict)
+    migration: Mapping[str, Any] | None = None
 
     def lookup(self, raw: str) -> KeymapEntry | None:
         """The entry for ``raw``, or None when it has none (see :attr:`unresolved` for why)."""
@@ -97,6 +107,10 @@ def keymap_from_document(doc: Any) -> Keymap:
         entries = {raw: KeymapEntry(e["new_id"], e["source"], e.get("reason", ""))
                    for raw, e in doc["entries"].items()}
         winners = {(w["new_id"], w["sort_key"]): w["raw"] for w in doc["winners"]}
-        return Keymap(doc["version"], entries, dict(doc["unresolved"]), winners)
+        primaries = dict(doc.get("primaries") or {})
+        migration = doc.get("migration")
+        if migration is not None and not isinstance(migration, dict):
+            raise TypeError("migration is not an object")
+        return Keymap(doc["version"], entries, dict(doc["unresolved"]), winners, primaries, migration)
     except (KeyError, TypeError, AttributeError) as exc:
         raise KeymapFormatError(f"malformed keymap document ({FORMAT}): {type(exc).__name__} {exc}") from None

@@ -96,6 +96,24 @@ class KeyNames:
             legacy=spec.target.legacy_attribute,
         )
 
+    @classmethod
+    def from_migration(cls, migration: Any) -> KeyNames:
+        """The names recorded in a keymap artifact's ``migration`` section (:attr:`Keymap.migration`),
+        for code that runs without a spec (the Lambda handler)."""
+        if not isinstance(migration, dict):
+            raise ValueError("the keymap records no migration (tables and key names): rebuild it"
+                             " with `keyshift keymap build --out`")
+        try:
+            return cls(source_pk=migration["source_pk"], source_sk=migration.get("source_sk"),
+                       target_pk=migration["target_pk"], legacy=migration.get("legacy"))
+        except KeyError as exc:
+            raise ValueError(f"the keymap's migration section has no {exc.args[0]!r}") from None
+
+    def to_migration(self) -> dict[str, Any]:
+        """The key names as a keymap artifact records them (see :meth:`from_migration`)."""
+        return {"source_pk": self.source_pk, "source_sk": self.source_sk, "target_pk": self.target_pk,
+                "legacy": self.legacy}
+
 
 def _resolve(
     source: dict, keymap: Keymap, names: KeyNames

@@ -19,6 +19,7 @@ from ..plan.queries import has_reference, settled_identifiers
 from .cases import list_cases
 from ..errors import KeyshiftError
 from ..kernel.keymap import FORMAT, Keymap, KeymapEntry, keymap_from_document
+from ..kernel.transform import KeyNames
 from ..store.workspace import Workspace, utcnow
 
 __all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "load_keymap_document"]
@@ -96,19 +97,30 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
     return KeymapBuild(keymap, [c.id for c in open_cases], summary)
 
 
-def _version(entries, unresolved, winners) -> str:
+def _version(entries, unresolved, winners, primaries=None) -> str:
     h = hashlib.sha256()
     for raw in sorted(entries):
         e = entries[raw]
         h.update(orjson.dumps([raw, e.new_id, e.source]))
     h.update(orjson.dumps(sorted(unresolved)))
     h.update(orjson.dumps(sorted([k[0], k[1] or "", v] for k, v in winners.items())))
+    if primaries:  # only when present: keymaps without merges keep the versions they had
+        h.update(orjson.dumps(sorted(primaries.items())))
     return h.hexdigest()[:16]
 
 
-def keymap_document(build: KeymapBuild, *, operator: str) -> dict[str, Any]:
-    """The artifact written by ``keymap build --out`` (documented in docs/resolving.md)."""
+def migration_section(spec: Any) -> dict[str, Any]:
+    """What the artifact records of the migration for code without a spec (the Lambda handler):
+    both tables and the key names (:meth:`KeyNames.from_migration`)."""
+    return {"source_table": spec.source.table, "target_table": spec.target.table,
+            **KeyNames.from_spec(spec).to_migration()}
+
+
+def keymap_document(build: KeymapBuild, *, operator: str, spec: Any = None) -> dict[str, Any]:
+    """The artifact written by ``keymap build --out`` (documented in docs/resolving.md). With
+    ``spec`` it carries the ``migration`` section the Lambda handler is configured from."""
     km = build.keymap
+    migration = migration_section(spec) if spec is not None else km.migration
     return {
         "format": FORMAT,
         "version": km.version,
@@ -120,6 +132,8 @@ def keymap_document(build: KeymapBuild, *, operator: str) -> dict[str, Any]:
         "unresolved": dict(sorted(km.unresolved.items())),
         "winners": [{"new_id": k[0], "sort_key": k[1], "raw": v} for k, v in sorted(
             km.winners.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))],
+        "primaries": dict(sorted(km.primaries.items())),
+        "migration": migration,
     }
 
 
