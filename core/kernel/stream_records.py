@@ -3,6 +3,8 @@
 The same decisions as the restore (:func:`~keyshift.core.kernel.transform.transform` for a new image,
 :func:`~keyshift.core.kernel.transform.transform_key` for a REMOVE), and the reduction of a page of
 records to the last write per new key, which is what lets a page's batches go out in parallel.
+Shared by the local replay (:mod:`keyshift.core.migrate.stream.sync`) and the Lambda handler, so
+it is kernel code: the standard library only.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...kernel.items import for_botocore
-from ...kernel.keymap import Keymap
-from ...kernel.transform import Delete, KeyNames, Put, Skip, transform, transform_key
+from .items import for_botocore
+from .keymap import Keymap
+from .transform import Delete, KeyNames, Put, Skip, transform, transform_key
 
 __all__ = ["approx_time", "record_outcome", "reduce_outcomes", "write_request"]
 

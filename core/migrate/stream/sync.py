@@ -18,7 +18,7 @@ write and its checkpoint, is harmless.
   and a batch may not name a key twice), then written with ``BatchWriteItem`` puts and deletes
   through :func:`~keyshift.core.migrate.batch_write.write_batch` (unprocessed items retried, never dropped).
 - The stream's ARN, shards and design (a)'s window live in :mod:`~keyshift.core.migrate.stream.source`;
-  records to writes in :mod:`~keyshift.core.migrate.stream.records`. This module is the replay loop and
+  records to writes in :mod:`~keyshift.core.kernel.stream_records`. This module is the replay loop and
   its bookkeeping.
 - Progress goes to the workspace (``runs`` kind ``stream-sync``): one checkpoint per shard (the
   last applied sequence number, ``done`` once a closed shard is drained), the counters, and a
@@ -39,7 +39,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
-from .records import approx_time, record_outcome, reduce_outcomes, write_request
+from ...kernel.stream_records import approx_time, record_outcome, reduce_outcomes, write_request
 from .source import (
     StreamSyncError,
     list_shards,
