@@ -76,6 +76,22 @@ class ControlSpec:
 
 
 @dataclass(frozen=True)
+class StreamSpec:
+    """How stream sync (local replay and Lambda handler) treats what the plan did not see."""
+
+    #: ``hold``: a record whose raw identifier is not in the keymap is kept (an ``unmapped`` case)
+    #: until an operator decides; ``rule``: the normalization rules decide automatically when the
+    #: canonical form maps to exactly one existing new id and creates no conflict, else it holds.
+    new_identifiers: str = "hold"
+    #: DynamoDB table where the Lambda handler keeps held records (the local replay keeps them in
+    #: the workspace); None: the Lambda reports them as failures instead.
+    hold_table: str | None = None
+    #: DynamoDB table where the Lambda handlers of both directions log their own writes, so that
+    #: neither replays the other's writes back (the local replays use the workspace).
+    echo_table: str | None = None
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole migration spec; ``path`` is where it was read from (None when parsed from text)."""
 
@@ -85,6 +101,7 @@ class Spec:
     reference: ReferenceSpec | None = None
     control: ControlSpec | None = None
     path: Path | None = None
+    stream: StreamSpec = field(default_factory=StreamSpec)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data (for ``--json`` output and the audit log)."""
@@ -97,10 +114,11 @@ class Spec:
             out["reference"] = dict(vars(self.reference))
         if self.control:
             out["control"] = dict(vars(self.control))
+        out["stream"] = {k: v for k, v in vars(self.stream).items() if v is not None}
         return out
 
 
-_SECTIONS = {"source", "target", "normalize", "reference", "control"}
+_SECTIONS = {"source", "target", "normalize", "reference", "control", "stream"}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -113,7 +131,7 @@ def load_spec(path: str | Path) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec {path}: {exc}") from None
     spec = parse_spec(text, origin=str(path))
-    return Spec(spec.source, spec.target, spec.normalize, spec.reference, spec.control, path)
+    return Spec(spec.source, spec.target, spec.normalize, spec.reference, spec.control, path, spec.stream)
 
 
 def parse_spec(text: str, origin: str = "<spec>") -> Spec:
@@ -182,7 +200,15 @@ def parse_spec(text: str, origin: str = "<spec>") -> Spec:
             flag=_str(ctl, "control", "flag", origin, required=True),
         )
         _no_extra(ctl, "control", {"table", "flag"}, origin)
-    return Spec(source, target, NormalizeSpec(rules), reference, control)
+
+    stm = _section(data, "stream", origin)
+    new_identifiers = _str(stm, "stream", "new_identifiers", origin) or "hold"
+    if new_identifiers not in ("hold", "rule"):
+        raise SpecError(f"{origin}: stream.new_identifiers must be hold or rule, not {new_identifiers!r}")
+    stream = StreamSpec(new_identifiers=new_identifiers, hold_table=_str(stm, "stream", "hold_table", origin),
+                        echo_table=_str(stm, "stream", "echo_table", origin))
+    _no_extra(stm, "stream", {"new_identifiers", "hold_table", "echo_table"}, origin)
+    return Spec(source, target, NormalizeSpec(rules), reference, control, stream=stream)
 
 
 def _section(data: dict, name: str, origin: str, required: bool = False) -> dict:

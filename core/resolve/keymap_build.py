@@ -112,8 +112,12 @@ def _version(entries, unresolved, winners, primaries=None) -> str:
 def migration_section(spec: Any) -> dict[str, Any]:
     """What the artifact records of the migration for code without a spec (the Lambda handler):
     both tables and the key names (:meth:`KeyNames.from_migration`)."""
+    stream = getattr(spec, "stream", None)
     return {"source_table": spec.source.table, "target_table": spec.target.table,
-            **KeyNames.from_spec(spec).to_migration()}
+            **KeyNames.from_spec(spec).to_migration(),
+            "new_identifiers": getattr(stream, "new_identifiers", "hold"),
+            "hold_table": getattr(stream, "hold_table", None),
+            "echo_table": getattr(stream, "echo_table", None)}
 
 
 def keymap_document(build: KeymapBuild, *, operator: str, spec: Any = None) -> dict[str, Any]:
