@@ -47,7 +47,9 @@ from .source import (
     stream_arn,
     window_check,
 )
+from ...kernel.items import for_botocore
 from ...kernel.keymap import Keymap
+from ...kernel.merged import new_key_of, settle_shared_key, shared_new_id
 from ...kernel.transform import Delete, KeyNames, Put, Skip
 from ...store import runs
 from ...store.workspace import Workspace
@@ -85,6 +87,7 @@ class SyncProgress:
     shards: int = 0
     shards_done: int = 0
     restarts: int = 0
+    settled: int = 0  # writes to keys several raw identifiers share, settled from the old table
     caught_up_at: float | None = None  # epoch seconds: every source write before it is applied
     last_record_at: float | None = None  # ApproximateCreationDateTime of the newest record applied
     elapsed: float = 0.0
@@ -102,7 +105,7 @@ class SyncProgress:
     def counters(self) -> dict[str, Any]:
         return {"records": self.records, "puts": self.puts, "deletes": self.deletes,
                 "skipped": dict(self.skipped), "retries": self.retries, "throttles": self.throttles,
-                "restarts": self.restarts}
+                "restarts": self.restarts, "settled": self.settled}
 
 
 # -- the workspace -----------------------------------------------------------------------------
@@ -295,7 +298,7 @@ def run_stream_sync(
         for outcome in outcomes:
             if type(outcome) is Skip:
                 progress.skipped[outcome.kind or "other"] = progress.skipped.get(outcome.kind or "other", 0) + 1
-        writes = reduce_outcomes(outcomes, names)
+        writes = settle_shared(reduce_outcomes(outcomes, names))
         batches = [[write_request(w) for w in writes[i:i + MAX_BATCH]] for i in range(0, len(writes), MAX_BATCH)]
         # After the reduction no key appears twice in a page, so its batches commute: they go out in
         # parallel, and the page is acknowledged (and checkpointed) only when all of them are.
@@ -312,6 +315,25 @@ def run_stream_sync(
         progress.puts += sum(1 for o in outcomes if type(o) is Put)
         progress.deletes += sum(1 for o in outcomes if type(o) is Delete)
         progress.last_record_at = approx_time(records[-1]) or progress.last_record_at
+
+    has_shared = any(len(raws) > 1 for raws in keymap.reverse.values())
+
+    def read_source(old_key: dict) -> dict | None:
+        return ddb.get_item(TableName=source, Key=for_botocore(old_key), ConsistentRead=True).get("Item")
+
+    def settle_shared(writes: list[Put | Delete]) -> list[Put | Delete]:
+        """Writes to keys several raw identifiers share are settled from the old table's state
+        now (:mod:`~keyshift.core.kernel.merged`), not taken from the record: the record of one
+        spelling says nothing about the other's item at the same key."""
+        if not has_shared:
+            return writes
+        out = []
+        for w in writes:
+            if shared_new_id(w, keymap, names) is not None:
+                w = settle_shared_key(read_source, keymap, names, new_key_of(w, names))
+                progress.settled += 1
+            out.append(w)
+        return out
 
     def drain(shard_id: str) -> Iterator[SyncProgress]:
         """Read one shard to its tip (open) or end (closed), applying page by page."""

@@ -43,6 +43,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..batch_write import backoff_delay
+from ...kernel.merged import is_shared, precedence, settle_shared_key
 from .expected import ExpectedStore, item_digest, key_hash, store_path
 from ...errors import KeyshiftError
 from ...progress import run_to_completion
@@ -343,6 +344,12 @@ def _look_again_source(t: _Tables, source_key: dict) -> tuple[str, dict, dict] |
     if put is None:
         return None  # no longer expected; if the new item is still there, pass 2 calls it extra
     key = t.target_key(put.item)
+    if is_shared(t.keymap, key[t.names.target_pk]["S"]):
+        # Several spellings share this key: the one with precedence stands there (kernel/merged).
+        settled = settle_shared_key(lambda k: t.get(t.source, k), t.keymap, t.names, key)
+        if type(settled) is not Put:
+            return None  # every spelling's item went away meanwhile
+        put = settled
     have = t.get(t.target, key)
     if have is None:
         return ("missing", key, {"source_key": _public_key(source_key)})
@@ -439,6 +446,9 @@ def join_target_page(t: _Tables, store: ExpectedStore, items: list[dict]) -> _Pa
                 suspects.append((("target", key), offender))
             continue
         digest = item_digest(item)
+        if len(rows) > 1:
+            # Old items of several spellings expect this key: only the one with precedence counts.
+            rows = [_first_in_precedence(t, key, rows)]
         for skey, want in rows:
             if want == digest:
                 continue
@@ -449,6 +459,19 @@ def join_target_page(t: _Tables, store: ExpectedStore, items: list[dict]) -> _Pa
     store.mark_seen(h for h in hashes if h in found)
     _settle(t, res, suspects, lambda handle: _look_again_handle(t, handle))
     return res
+
+
+def _first_in_precedence(t: _Tables, key: dict, rows: list[tuple[str, str]]) -> tuple[str, str]:
+    """Of the expected rows (old key JSON, digest) at one shared new key, the one whose raw
+    identifier comes first in :func:`~keyshift.core.kernel.merged.precedence`."""
+    sort_key = key.get(t.names.source_sk) if t.names.source_sk else None
+    order = {raw: i for i, raw in enumerate(precedence(t.keymap, key[t.names.target_pk]["S"], sort_key))}
+
+    def rank(row: tuple[str, str]) -> tuple[int, str]:
+        raw = orjson.loads(row[0]).get(t.names.source_pk, {}).get("S")
+        return (order.get(raw, len(order)), row[0])
+
+    return min(rows, key=rank)
 
 
 def sweep_missing(t: _Tables, store: ExpectedStore, rows: list[tuple[int, str]]) -> _PageResult:
