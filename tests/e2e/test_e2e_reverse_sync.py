@@ -221,3 +221,57 @@ def test_forward_and_reverse_at_once_without_echoes(boto_clients, tmp_path):
     # the new table (a page keeps the last write per key), none of the reverse writes came back.
     assert 0 < t.sent[t.new] - sent_before[t.new] <= direct_old
     assert 0 < t.sent[t.old] - sent_before[t.old] <= 2 * direct_new  # a C1 write also deletes "Acme\u200b"
+
+
+def test_flip_back_rehearsal_loses_no_write(boto_clients, tmp_path):
+    """Forward sync, the switch, writes to the new table while reverse sync follows: then the old
+    table equals inverse(new table) for every item written after the switch point."""
+    t = Tables(boto_clients, tmp_path)
+    for n in range(6):
+        t.put_old("Acme" + ZW if n % 2 else "Acme", f"o{n}", n)
+        t.put_old("Globex", f"g{n}", n)
+    assert t.sync()["caught_up"]
+    time.sleep(1.1)
+    switch = time.time()
+    written: set[tuple[str, str]] = set()
+    with t.following("reverse", start=StartPosition("timestamp", at=switch)) as rev:
+        for n in range(20):
+            new_id, order = ("C1", f"o{n % 8}") if n % 3 else ("C2", f"g{n % 7}")
+            t.put_new(new_id, order, 500 + n)
+            written.add((new_id, order))
+        t.delete_new("C1", "o1")   # was Acme+ZWSP's in the old table: gone under every spelling
+        t.delete_new("C2", "g5")
+        t.put_new("NEW-1", "x", 1)  # an entity created after the flip: no old spelling, skipped and counted
+        written |= {("C1", "o1"), ("C2", "g5")}
+        t.caught_up("reverse", time.time())
+    summary = rev["summary"]
+    t.assert_old_is_inverse_of_new(written)
+    # Forward's 12 writes came before the switch: not replayed. The new entity has no old spelling.
+    assert summary["skipped"] == {"before-start": 12, "no-raw": 1}
+    assert summary["puts"] + summary["deletes"] == t.writes["new"] - 1
+    assert summary["origin"].startswith("from ") and summary["echoes"] == 0
+    # Merged identifiers went back to their primary spelling: no C1 item is left under Acme+ZWSP
+    # among the keys written after the switch.
+    old = t.scan(t.old)
+    assert not {("Acme" + ZW, o) for _, o in written} & set(old)
+    assert old[("Acme", "o5")]["v"] == {"N": "513"}  # Acme+ZWSP's o5 moved to "Acme" with its new value
+
+    # The next run continues from the checkpoint; the start is not needed again.
+    t.put_new("C2", "g0", 999)
+    again = t.sync("reverse")
+    assert again["origin"] == f"checkpoint of run {summary['run_id']}" and again["puts"] == 1
+    assert t.scan(t.old)[("Globex", "g0")]["v"] == {"N": "999"}
+
+
+def test_reverse_needs_a_start_and_skips_the_restores_writes(boto_clients, tmp_path):
+    t = Tables(boto_clients, tmp_path)
+    from keyshift.core.migrate.stream.source import StreamSyncError
+
+    with pytest.raises(StreamSyncError, match="needs a start"):
+        t.sync("reverse")
+    # Records the new table's stream holds from before the switch (forward's catch-up) are not
+    # replayed from the trim horizon: forward's writes are echoes.
+    t.put_old("Globex", "g1", 1)
+    t.sync()
+    back = t.sync("reverse", start=StartPosition("trim-horizon"))
+    assert (back["puts"], back["echoes"]) == (0, 1)
