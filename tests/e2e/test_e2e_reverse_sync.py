@@ -275,3 +275,23 @@ def test_reverse_needs_a_start_and_skips_the_restores_writes(boto_clients, tmp_p
     t.sync()
     back = t.sync("reverse", start=StartPosition("trim-horizon"))
     assert (back["puts"], back["echoes"]) == (0, 1)
+
+
+def test_cli_reverse_json_mirrors_forward_plus_direction(pipeline):
+    p = pipeline
+    assert p.run("restore", "--create-table", "--allow-unresolved", "--json").json()["written"] == 63
+    forward = p.run("stream-sync", "--allow-unresolved", "--json").json()
+    bad = p.run("stream-sync", "--reverse", "--from", "yesterday-ish", "--allow-unresolved", "--json")
+    assert bad.returncode == 2 and "--from 'yesterday-ish'" in bad.message and "Traceback" not in bad.stderr
+    assert p.run("stream-sync", "--from", "latest").returncode == 2  # --from goes with --reverse
+    time.sleep(1.1)  # past the restore's last second: its writes are never replayed
+    switch = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    p.ddb.put_item(TableName="orders_v2", Item={"customer_id": {"S": "CUST-1"}, "order_id": {"S": "ORD-NEW2"},
+                                                "total": {"N": "5"}})  # a switched service, no legacy attribute
+    back = p.run("stream-sync", "--reverse", "--from", switch, "--allow-unresolved", "--json").json()
+    assert set(forward) <= set(back) and back["direction"] == "reverse" and forward["direction"] == "forward"
+    assert (back["puts"], back["source"], back["target"]) == (1, "orders_v2", "orders")
+    item = p.ddb.get_item(TableName="orders", Key=_key("CUST-1", "ORD-NEW2"), ConsistentRead=True)["Item"]
+    assert item == {**_key("CUST-1", "ORD-NEW2"), "total": {"N": "5"}}
+    audit = {e["action"] for e in p.run("audit", "--json", "--limit", "50").json()}
+    assert {"reverse-sync.start", "reverse-sync.complete"} <= audit
