@@ -262,13 +262,17 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
 @click.option("--id", "new_id", help="The new id (same, map).")
 @click.option("--map", "maps", multiple=True, metavar="RAW=NEW_ID", help="split: one per raw identifier.")
 @click.option("--raw", "raws", multiple=True, help="drop: raw identifiers to drop; keep (conflict): the survivor.")
+@click.option("--primary", metavar="RAW",
+              help="same: the raw spelling writes go back to on a flip-back (reverse sync); default: the"
+                   " member with the most items.")
 @click.option("--reason", required=True, help="Why (recorded with who and when).")
 @click.option("--allow-suspicious", is_flag=True,
               help="Accept a new id flagged suspicious (mixed scripts, look-alikes); recorded in the decision.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, maps: tuple[str, ...],
-                   raws: tuple[str, ...], reason: str, allow_suspicious: bool, as_json: bool) -> None:
+                   raws: tuple[str, ...], primary: str | None, reason: str, allow_suspicious: bool,
+                   as_json: bool) -> None:
     """Record a decision on one case. RAW values accept escapes such as Acme\\u200b."""
     from keyshift.core.resolve.cases import get_case
     from keyshift.core.resolve.decisions import decide
@@ -285,6 +289,7 @@ def resolve_decide(obj: Context, case_id: str, action: str, new_id: str | None, 
         obj.workspace, case, action, reason=reason, operator=obj.operator,
         new_id=_unescaped(new_id, "--id") if new_id is not None else None,
         mapping=mapping or None, raws=[_unescaped(r, "--raw") for r in raws] or None,
+        primary=_unescaped(primary, "--primary") if primary is not None else None,
         allow_suspicious=allow_suspicious,
     )
     if as_json:

@@ -53,21 +53,43 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
                    " that is over 24 hours ago (writes in between are lost: the reasons are printed).")
 @click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Threads writing one page's batches in parallel (pages stay in stream order).")
+@click.option("--reverse", is_flag=True,
+              help="Replay the NEW table's stream into the OLD table through the inverse keymap (flip back"
+                   " without losing a write). Needs --from (or --from-positions) the first time.")
+@click.option("--from", "from_", metavar="latest|trim-horizon|ISO-TIME",
+              help="--reverse: where to start: latest (records from this second on), trim-horizon, or an"
+                   " ISO 8601 time (its whole second included: the stream's times are rounded down). Records"
+                   " older than the last complete restore are never replayed.")
+@click.option("--from-positions", type=click.Path(dir_okay=False), metavar="FILE.json",
+              help="--reverse: start after recorded positions, a JSON object of shard id -> sequence number.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.pass_obj
 def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, accept_gap: bool,
-                workers: int, as_json: bool) -> None:
+                workers: int, reverse: bool, from_: str | None, from_positions: str | None, as_json: bool) -> None:
     """Replay the source table's stream through the keymap into the new table.
 
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
     --restart, and whenever a restore has completed since the last replay started.
+
+    With --reverse, replays the new table's stream into the old table (writes made after the cut-over
+    go back under their old spelling; merged identifiers under their primary). Forward and reverse
+    may run at the same time: neither replays the other's writes (echoes, counted).
     """
     from keyshift.core.migrate.preflight import stream_sync_preflight
+    from keyshift.core.migrate.stream.reverse import parse_from, positions_from_file
     from keyshift.core.migrate.stream.sync import run_stream_sync
 
+    if not reverse and (from_ or from_positions):
+        raise click.UsageError("--from and --from-positions go with --reverse (forward starts at the trim"
+                               " horizon or its checkpoint)")
+    if from_ and from_positions:
+        raise click.UsageError("give --from or --from-positions, not both")
+    start = parse_from(from_) if from_ else positions_from_file(from_positions) if from_positions else None
+    direction = "reverse" if reverse else "forward"
     obj.require_writable("stream-sync")
     ddb = obj.aws.client("dynamodb")
-    pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved)
+    pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved,
+                                direction=direction)
     pre.raise_if_blocked(_HINTS)
     for warning in pre.warnings:
         err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
@@ -76,7 +98,8 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     cancel = threading.Event()
     gen = run_stream_sync(obj.workspace, obj.spec, build.keymap, ddb=ddb,
                           streams=obj.aws.client("dynamodbstreams"), follow=follow, restart=restart,
-                          accept_gap=accept_gap, workers=workers, operator=obj.operator, cancel=cancel)
+                          accept_gap=accept_gap, workers=workers, operator=obj.operator, cancel=cancel,
+                          direction=direction, start=start)
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
     summary["warnings"] = pre.warnings + summary["warnings"]
@@ -86,8 +109,9 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     for warning in summary["warnings"][len(pre.warnings):]:
         err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
     skipped = sum(summary["skipped"].values())
-    out.print(f"stream-sync run {summary['run_id']} {summary['state']} ({summary['origin']}): "
-              f"{summary['records']:,} records, {summary['puts']:,} puts, {summary['deletes']:,} deletes, "
+    out.print(f"{'reverse-sync' if reverse else 'stream-sync'} run {summary['run_id']} {summary['state']}"
+              f" ({summary['origin']}): {summary['records']:,} records, {summary['puts']:,} puts,"
+              f" {summary['deletes']:,} deletes, {summary['echoes']:,} echoes, "
               f"{skipped:,} skipped, {summary['restarts']} restart(s); "
               f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
               f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")

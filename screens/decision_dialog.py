@@ -31,6 +31,7 @@ from textual.widgets.option_list import Option
 
 from keyshift.core.resolve.bulk import BULK_ACTIONS, CONDITIONS, BulkPreview, BulkResult, apply_bulk, preview_bulk
 from keyshift.core.resolve.cases import Case, Member
+from keyshift.core.resolve.decisions import default_primary
 from keyshift.core.resolve.new_ids import new_id_problem
 from keyshift.core.text.normalize import DEFAULT_RULES
 from keyshift.core.text.escape import escape, unescape
@@ -77,6 +78,7 @@ class DecisionRequest:
     mapping: dict[str, str] | None = None
     raws: list[str] | None = None
     allow_suspicious: bool = False
+    primary: str | None = None  # same: the spelling writes go back to on a flip-back
 
 
 def member_label(member: Member) -> Text:
@@ -133,6 +135,13 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
             yield Label("New id")
             first = case.candidates[0] if case.candidates else ""
             yield Input(escape(first), placeholder="new id (escapes like \\u00e9 accepted)", id="new-id")
+            if action == "same" and len(members) > 1:
+                # Reverse sync writes the merged id back under one spelling; preselected: the default.
+                yield Label("Writes go back to (after a flip back)")
+                default = default_primary(case)
+                with RadioSet(id="primary"):
+                    for member in members:
+                        yield RadioButton(member_label(member), value=member.raw == default)
         elif action == "split":
             hint = ", ".join(escape(c) for c in case.candidates)
             for i, member in enumerate(members):
@@ -162,8 +171,13 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         members = self.case.members
         new_id = mapping = raws = None
         allow = self.takes_ids and self.query_one("#allow-suspicious", Checkbox).value
+        primary = None
         if self.action in ("same", "map"):
             new_id = self._checked(_typed_id(self.query_one("#new-id", Input).value, "new id"), allow)
+            picked = self.query("#primary")
+            if picked:
+                index = picked.first(RadioSet).pressed_index
+                primary = members[index].raw if index >= 0 else None
         elif self.action == "split":
             mapping = {m.raw: self._checked(_typed_id(self.query_one(f"#split-{i}", Input).value,
                                                       f"new id of {m.escaped}"), allow)
@@ -181,7 +195,7 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         reason = self.query_one("#reason", Input).value.strip()
         if not reason:
             raise ValueError("a reason is required")
-        return DecisionRequest(self.action, reason, new_id, mapping, raws, bool(allow))
+        return DecisionRequest(self.action, reason, new_id, mapping, raws, bool(allow), primary)
 
     def _checked(self, new_id: str, allow_suspicious: bool) -> str:
         """``new_id`` when it is a clean key under the plan's rules; ValueError saying why not."""
@@ -219,6 +233,8 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         request = self._validate()
         if request is not None:
             self.dismiss(request)
+        elif event.input.id == "new-id":
+            self.query_one("#reason", Input).focus()  # the primary choice is preselected: Tab reaches it
         elif event.input.id != "reason":
             self.focus_next()
 

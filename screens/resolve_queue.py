@@ -297,7 +297,7 @@ class ResolveQueueScreen(Screen[None]):
             else:
                 decision = decide(ws, fresh, request.action, reason=request.reason, operator=context.operator,
                                   new_id=request.new_id, mapping=request.mapping, raws=request.raws,
-                                  allow_suspicious=request.allow_suspicious)
+                                  allow_suspicious=request.allow_suspicious, primary=request.primary)
             self.post_message(DecisionRecorded(case_id, decision.action, decision.id))
 
         # One group per case: deciding the next case quickly never supersedes this one.

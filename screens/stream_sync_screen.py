@@ -4,7 +4,9 @@
 (``host.start_run("stream-sync", follow=…)``, :mod:`.runs`): it checks and asks, then hands
 :func:`keyshift.core.migrate.stream.sync.run_stream_sync` to the run's driver; the App keeps the run's
 progress and outcome in its ``stream-sync`` slot and forwards the run's messages to every screen.
-``s`` catches up once and stops; ``f`` follows until Escape. When
+``s`` catches up once and stops; ``f`` follows until Escape; ``r`` switches the direction
+(forward: the old table's stream into the new table; reverse: the new table's stream back into
+the old one, ``stream-sync --reverse``). When
 idle the screen shows the latest run in the workspace (:func:`latest_stream_sync`), whoever ran it
 (a ``keyshift stream-sync --follow`` elsewhere shows as following, with its lag).
 """
@@ -28,6 +30,7 @@ from textual.worker import get_current_worker
 
 from keyshift.core.migrate.preflight import stream_sync_preflight
 from keyshift.core.migrate.stream.source import StreamSyncError
+from keyshift.core.migrate.stream.reverse import StartPosition
 from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync, shard_positions
 from keyshift.core.store.runs import Run
 
@@ -59,26 +62,39 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
     Options: ``follow`` (run until stopped rather than until caught up).
     """
     context, follow = request.context, bool(request.options.get("follow"))
+    direction = request.options.get("direction") or "forward"
     context.require_writable("stream-sync")
     ws, spec = context.workspace, context.spec
     ddb = context.aws.client("dynamodb")
-    pre = stream_sync_preflight(ws, spec, ddb, allow_unresolved=True)
+    pre = stream_sync_preflight(ws, spec, ddb, allow_unresolved=True, direction=direction)
     if pre.blockers:
         raise StreamSyncError("; ".join(b.message for b in pre.blockers), title="Stream sync not started")
     build = pre.build
     assert build is not None
     open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
     how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
+    start = None
+    if direction == "reverse":
+        previous = latest_stream_sync(ws, "reverse")
+        # The console has no --from: a first reverse run starts at this second (the CLI's --from
+        # names an earlier moment, e.g. the flip's).
+        start = None if previous is not None and previous.units else StartPosition("latest")
+        where = ("from this second on (for an earlier start use `keyshift stream-sync --reverse --from`)"
+                 if start else "from the last reverse run's checkpoint")
+        body = (f"Replay {spec.target.table}'s stream back into {spec.source.table} through the inverse of "
+                f"keymap {build.keymap.version}, {how}, {where}. Forward sync's own writes are skipped.")
+    else:
+        body = (f"Replay {spec.source.table}'s stream into {spec.target.table} through keymap "
+                f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
+                "the trim horizon (the first time, and after a restore completed).")
     question = ConfirmScreen(
-        "Follow the stream?" if follow else "Replay the stream?",
-        f"Replay {spec.source.table}'s stream into {spec.target.table} through keymap "
-        f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
-        f"the trim horizon (the first time, and after a restore completed).{open_cases}",
+        "Follow the stream?" if follow else "Replay the stream?", f"{body}{open_cases}",
         confirm_label="Follow" if follow else "Replay")
     if not request.confirm(question):
         return None
     gen = run_stream_sync(ws, spec, build.keymap, ddb=ddb, streams=context.aws.client("dynamodbstreams"),
-                          follow=follow, operator=context.operator, cancel=request.cancel)
+                          follow=follow, operator=context.operator, cancel=request.cancel,
+                          direction=direction, start=start)
     # A stopped replay returns its summary too: its state says how it ended (complete, stopped).
     return Launch(gen, snapshot=lambda p: dataclasses.replace(p, skipped=dict(p.skipped)),
                   result=lambda summary: (summary["state"], summary))
@@ -95,6 +111,8 @@ class StreamSyncScreen(Screen[None]):
                 tooltip="Replay the stream until caught up with every shard, then stop"),
         Binding("f", "sync_follow", "Follow", id="sync.follow",
                 tooltip="Replay the stream and keep following it until Escape"),
+        Binding("r", "switch_direction", "Direction", id="sync.direction",
+                tooltip="Switch between forward (old → new) and reverse (new → old, the way back)"),
     ]
 
     def __init__(self, host: ConsoleHost) -> None:
@@ -102,6 +120,7 @@ class StreamSyncScreen(Screen[None]):
         self.host = host
         self.run_info: Run | None = None
         self.loaded = False
+        self.direction = "forward"  # which replay the screen shows and starts
 
     @property
     def slot(self) -> RunSlot:
@@ -112,6 +131,7 @@ class StreamSyncScreen(Screen[None]):
         yield Header()
         with Vertical(id="stream-sync", classes="box") as box:
             box.border_title = "Stream sync: the old table's stream → the new table"
+            yield Static(_direction_text(self.direction), id="sync-direction")
             yield Static("reading the workspace…", id="sync-state")
             yield Static("", id="sync-report")
         yield Footer()
@@ -130,8 +150,10 @@ class StreamSyncScreen(Screen[None]):
         """Re-read the latest stream-sync run (in a thread)."""
         context = self.host.context
 
+        direction = self.direction
+
         def load() -> None:
-            run = latest_stream_sync(context.workspace)
+            run = latest_stream_sync(context.workspace, direction)
             if not get_current_worker().is_cancelled:
                 self.post_message(SyncInfo(run))
 
@@ -174,6 +196,9 @@ class StreamSyncScreen(Screen[None]):
             state.update(Text(f"✘ not started: {slot.error}", style="red"))
         elif not self.loaded:
             state.update(Text("reading the workspace…", style="dim"))
+        elif self.run_info is None and self.direction == "reverse":
+            state.update(Text("No reverse replay yet. After the cut-over, press s to replay the new table's "
+                              "stream back into the old table (f keeps following it)."))
         elif self.run_info is None:
             state.update(Text("No replay yet. After the restore, press s to replay the old table's stream "
                               "from its trim horizon (f keeps following it)."))
@@ -188,7 +213,7 @@ class StreamSyncScreen(Screen[None]):
         host = self.host
         if action in host.MUTATING_ACTIONS and host.read_only:
             return None
-        if action in ("sync_once", "sync_follow"):
+        if action in ("sync_once", "sync_follow", "switch_direction"):
             return None if self.slot.running else True
         return True
 
@@ -202,15 +227,34 @@ class StreamSyncScreen(Screen[None]):
     def action_sync_once(self) -> None:
         """Replay until caught up, then stop."""
         if self.check_action("sync_once", ()) is True:
-            self.host.start_run(STREAM_SYNC, follow=False)
+            self.host.start_run(STREAM_SYNC, follow=False, direction=self.direction)
 
     def action_sync_follow(self) -> None:
         """Replay and keep following until Escape."""
         if self.check_action("sync_follow", ()) is True:
-            self.host.start_run(STREAM_SYNC, follow=True)
+            self.host.start_run(STREAM_SYNC, follow=True, direction=self.direction)
+
+    def action_switch_direction(self) -> None:
+        """Show (and start) the other direction: forward ⇄ reverse."""
+        if self.check_action("switch_direction", ()) is not True:
+            return
+        self.direction = "reverse" if self.direction == "forward" else "forward"
+        box = self.query_one("#stream-sync", Vertical)
+        box.border_title = ("Reverse sync: the new table's stream → the old table" if self.direction == "reverse"
+                            else "Stream sync: the old table's stream → the new table")
+        self.query_one("#sync-direction", Static).update(_direction_text(self.direction))
+        self.run_info, self.loaded = None, False
+        self._show_state()
+        self.reload()
 
 
 # -- rendering -----------------------------------------------------------------------------------
+def _direction_text(direction: str) -> Text:
+    if direction == "reverse":
+        return Text("direction: reverse — new table → old table, for a flip back (r: forward)", style="bold magenta")
+    return Text("direction: forward — old table → new table (r: reverse)", style="bold")
+
+
 def _counts(records: int, puts: int, deletes: int, skipped: dict[str, int], shards: int, shards_done: int,
             restarts: int, retries: int, throttles: int) -> Table:
     grid = Table.grid(padding=(0, 2))

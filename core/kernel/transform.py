@@ -27,6 +27,10 @@ __all__ = [
     "Put",
     "Skip",
     "inverse",
+    "inverse_key",
+    "inverse_raw",
+    "other_spellings",
+    "spelling_for",
     "transform",
     "transform_key",
 ]
@@ -225,53 +229,118 @@ def transform_key(key: dict, keymap: Keymap, names: KeyNames) -> Delete | Skip:
     return Delete(new_key)
 
 
+def _sort_value(new: dict, names: KeyNames) -> tuple[Any, str | None]:
+    """The new item's (or key's) sort key value and its :func:`sort_key_json` (None, None: no sort key)."""
+    if names.source_sk is None:
+        return None, None
+    value = new.get(names.source_sk)
+    return value, (None if value is None else sort_key_json(value))
+
+
+def spelling_for(new_id: str, sk_json: str | None, keymap: Keymap) -> str:
+    """The raw identifier a new table item of ``new_id`` (sort key ``sk_json``) goes back to.
+
+    In order: the item conflict's winner for that full key (the raw whose item the new table holds);
+    the only raw mapped to ``new_id``; the primary the keymap names for merged raws
+    (:attr:`Keymap.primaries`). Raises ``ValueError("cannot invert: ...")`` otherwise.
+    """
+    if keymap.winners:
+        winner = keymap.winners.get((new_id, sk_json))
+        if winner:  # "" is an open conflict: nobody won, fall through to the primary
+            return winner
+    raws = keymap.raws_for(new_id)
+    if len(raws) == 1:
+        return raws[0]
+    if not raws:
+        raise ValueError(f"cannot invert: no raw identifier maps to {new_id!r} in keymap {keymap.version}")
+    primary = keymap.primaries.get(new_id)
+    if primary is None or primary not in raws:
+        raise ValueError(
+            f"cannot invert: {len(raws)} raw identifiers map to {new_id!r} in keymap {keymap.version} and"
+            " it names no primary among them (rebuild the keymap: decisions name one)")
+    return primary
+
+
+def other_spellings(new_id: str, sk_json: str | None, raw: str, keymap: Keymap) -> tuple[str, ...]:
+    """The raw identifiers other than ``raw`` whose items would also land on the full new key
+    ``(new_id, sk_json)``, and that reverse sync may delete from the old table so that the old
+    table holds the key under one spelling. Conflict losers are never among them: their items
+    are kept on purpose (the report names them)."""
+    if keymap.winners and (new_id, sk_json) in keymap.winners:
+        return ()
+    return tuple(r for r in keymap.raws_for(new_id) if r != raw)
+
+
+def _new_id_of(new: dict, names: KeyNames) -> str:
+    value = new.get(names.target_pk)
+    new_id = value.get("S") if type(value) is dict and len(value) == 1 else None
+    if type(new_id) is not str:
+        raise ValueError(f"cannot invert: key attribute {names.target_pk!r} is missing or not a string (S)")
+    return new_id
+
+
+def inverse_raw(new_item: dict, names: KeyNames, keymap: Keymap | None = None) -> tuple[str, bool]:
+    """(raw identifier, whether it came from the legacy attribute) for a new table item.
+
+    The legacy attribute, when configured and present, is the exact spelling the item came from;
+    without it, :func:`spelling_for` decides from the keymap.
+    """
+    legacy = names.legacy
+    if legacy is not None and legacy in new_item:
+        value = new_item[legacy]
+        raw = value.get("S") if type(value) is dict and len(value) == 1 else None
+        if type(raw) is not str:
+            raise ValueError(f"cannot invert: legacy attribute {legacy!r} is not a string (S)")
+        return raw, True
+    if keymap is None:
+        if legacy is not None:
+            raise ValueError(f"cannot invert: legacy attribute {legacy!r} is missing and no keymap given")
+        raise ValueError("cannot invert: no legacy attribute configured and no keymap given")
+    new_id = _new_id_of(new_item, names)
+    return spelling_for(new_id, _sort_value(new_item, names)[1], keymap), False
+
+
 def inverse(new_item: dict, names: KeyNames, keymap: Keymap | None = None) -> dict:
     """The old table's item for a new table item (rollback's reverse sync).
 
-    The raw identifier comes from the legacy attribute when one is configured; otherwise from the
-    keymap's reverse index, which must name exactly one raw for the item's new id. Raises
-    ``ValueError("cannot invert: ...")`` when the raw identifier cannot be recovered.
+    The raw identifier comes from the legacy attribute when the item has it; otherwise from the
+    keymap (:func:`spelling_for`: a conflict's winner, the only raw, or the primary of merged
+    raws). Raises ``ValueError("cannot invert: ...")`` when the raw identifier cannot be recovered.
+    ``inverse(transform(item)) == item`` for every item whose raw is the one :func:`spelling_for`
+    names (always, with the legacy attribute).
     """
     source_pk, target_pk, legacy = names.source_pk, names.target_pk, names.legacy
-    if legacy is not None:
-        value = new_item.get(legacy)
-        raw = value.get("S") if type(value) is dict and len(value) == 1 else None
-        if type(raw) is not str:
-            raise ValueError(
-                f"cannot invert: legacy attribute {legacy!r} is missing or not a string (S)"
-            )
-    else:
-        value = new_item.get(target_pk)
-        new_id = value.get("S") if type(value) is dict and len(value) == 1 else None
-        if type(new_id) is not str:
-            raise ValueError(
-                f"cannot invert: key attribute {target_pk!r} is missing or not a string (S)"
-            )
-        if keymap is None:
-            raise ValueError(
-                "cannot invert: no legacy attribute configured and no keymap given"
-            )
-        raws = keymap.raws_for(new_id)
-        if len(raws) != 1:
-            what = "no raw identifier" if not raws else f"{len(raws)} raw identifiers"
-            raise ValueError(
-                f"cannot invert: {what} map to {new_id!r} in keymap {keymap.version} "
-                "(configure target.legacy_attribute to roll back merged identifiers)"
-            )
-        raw = raws[0]
-    if legacy == source_pk:
+    raw, from_legacy = inverse_raw(new_item, names, keymap)
+    if legacy == source_pk and from_legacy:
         old = dict(new_item)
         if target_pk != source_pk:
             old.pop(target_pk, None)
         return old
-    if target_pk != source_pk and source_pk in new_item:
+    if target_pk != source_pk and source_pk in new_item and legacy != source_pk:
         raise ValueError(
             f"cannot invert: item already has {source_pk!r} (attribute collision)"
         )
     old = dict(new_item)
     if target_pk != source_pk:
         old.pop(target_pk, None)
-    if legacy is not None:
-        del old[legacy]
+    if legacy is not None and legacy != source_pk:
+        old.pop(legacy, None)
     old[source_pk] = {"S": raw}
+    return old
+
+
+def inverse_key(new_key: dict, names: KeyNames, keymap: Keymap) -> dict:
+    """The old table's key for a new table key (a ``REMOVE`` record of the new table's stream).
+
+    A REMOVE's ``Keys`` hold only key attributes, so the legacy attribute cannot say the spelling
+    (unless it *is* the source key, which is not among the new table's keys either): the keymap
+    decides, as for :func:`inverse`. Raises ``ValueError("cannot invert: ...")``.
+    """
+    new_id = _new_id_of(new_key, names)
+    sk_value, sk_json = _sort_value(new_key, names)
+    if names.source_sk is not None and sk_value is None:
+        raise ValueError(f"cannot invert: key has no sort key attribute {names.source_sk!r}")
+    old = {names.source_pk: {"S": spelling_for(new_id, sk_json, keymap)}}
+    if names.source_sk is not None:
+        old[names.source_sk] = sk_value
     return old

@@ -162,23 +162,28 @@ def restore_preflight(ws: Workspace, spec: Any, ddb: Any, streams: Any, *, resum
     return pre
 
 
-def stream_sync_preflight(ws: Workspace, spec: Any, ddb: Any, *, allow_unresolved: bool = False) -> Preflight:
+def stream_sync_preflight(ws: Workspace, spec: Any, ddb: Any, *, allow_unresolved: bool = False,
+                          direction: str = "forward") -> Preflight:
     """Checks before a stream sync. Blocker codes: ``no-plan``, ``open-cases``, ``no-stream``,
     ``already-running``. Starting before any restore has completed is a warning: the replay then
-    only writes what changed since the stream began."""
-    pre = Preflight("stream-sync")
+    only writes what changed since the stream began. ``direction="reverse"`` checks the new
+    table's stream and the reverse runs instead (one replay at a time *per direction*)."""
+    reverse = direction == "reverse"
+    pre = Preflight("reverse-sync" if reverse else "stream-sync")
     if not _plan(ws, pre):
         return pre
     _keymap(ws, pre, allow_unresolved, "the stream records of their items will be skipped, as the restore"
             " skipped their items")
     try:
-        stream_arn(ddb, spec.source.table)
+        stream_arn(ddb, spec.target.table if reverse else spec.source.table)
     except StreamSyncError as exc:
         pre.blockers.append(Blocker("no-stream", exc.message))
-    running = runs.latest(ws, "stream-sync")
+    running = runs.latest(ws, "reverse-sync" if reverse else "stream-sync")
     if running is not None and running.state == "running" and running.alive():
-        pre.blockers.append(Blocker("already-running", f"stream-sync run {running.id} is still following the"
+        pre.blockers.append(Blocker("already-running", f"{running.kind} run {running.id} is still following the"
                                     " stream (its heartbeat is fresh): one replay at a time"))
+    if reverse:
+        return pre  # the forward-only restore checks below do not apply to the way back
     restore = runs.latest(ws, "restore", complete=True)
     if restore is None:
         pre.warnings.append("no restore has completed in this workspace: the replay writes only the items the"

@@ -16,8 +16,8 @@ from .cases import Case, CaseError
 from .new_ids import new_id_problem
 from ..plan.queries import settled_raws_with_new_id
 
-__all__ = ["ACTIONS", "Decision", "Overrides", "decide", "undo", "effective_overrides", "assignments",
-           "latest_decision_id"]
+__all__ = ["ACTIONS", "Decision", "Overrides", "decide", "default_primary", "undo", "effective_overrides",
+           "assignments", "latest_decision_id"]
 
 #: Which actions each case kind takes (``undo`` applies to every kind).
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -71,6 +71,13 @@ class _IdCheck:
         if problem is not None:
             raise CaseError(f"{what}: {problem}")
         return new_id
+
+
+def default_primary(case: Case) -> str:
+    """The raw spelling a ``same`` decision sends writes back to when the operator names none:
+    the member with the most items; on a tie the one closest to the canonical form (equal to it,
+    then the fewest changes by the rules), then the smallest raw (deterministic)."""
+    return min(case.members, key=lambda m: (-m.items, m.raw != m.canonical, len(m.changes), m.raw)).raw
 
 
 def assignments(case: Case, action: str, payload: dict[str, Any]) -> dict[str, str | None]:
@@ -166,7 +173,7 @@ def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
 
 def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str,
            new_id: str | None = None, mapping: dict[str, str] | None = None,
-           raws: list[str] | None = None,
+           raws: list[str] | None = None, primary: str | None = None,
            overrides: Overrides | None = None, allow_suspicious: bool = False) -> Decision:
     """Validate and record a decision on ``case``; raises :class:`CaseError` with the reason.
 
@@ -174,6 +181,8 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     rules; ``allow_suspicious`` accepts a suspicious one (recorded in the payload).
     ``overrides`` (from :func:`effective_overrides`) saves recomputing every decision in force
     when many decisions are made in a row (bulk); it is updated with this decision's effect.
+    ``primary`` (``same`` only) names the member spelling that reverse sync writes back to; without
+    it :func:`default_primary` picks one. Either way it is recorded in the payload as ``primary``.
     """
     if not reason or not reason.strip():
         raise CaseError("a reason is required (--reason)")
@@ -185,8 +194,16 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     members = [m.raw for m in case.members]
     payload: dict[str, Any] = {}
     check_id = _IdCheck(ws, case, allow_suspicious)
+    if primary is not None and action != "same":
+        raise CaseError(f"{action}: only a `same` decision names a primary spelling (--primary)")
     if action in ("same", "map"):
         payload["id"] = check_id(new_id, action)
+    if action == "same":
+        if primary is not None and primary not in members:
+            raise CaseError(f"same: primary {json.dumps(primary)} is not a member of case {case.id}"
+                            f" (one of {', '.join(json.dumps(m) for m in members)})")
+        # Writes made on the new table after the cut-over go back to this spelling (reverse sync).
+        payload["primary"] = primary if primary is not None else default_primary(case)
     elif action == "split":
         mapping = mapping or {}
         missing = [m for m in members if m not in mapping]

@@ -86,15 +86,51 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
             continue
         # "" wins nothing: an open conflict writes none of its items.
         winners[(case.new_key, case.sort_key)] = case.decision["payload"]["raw"] if case.decision else ""
-    version = _version(entries, unresolved, winners)
-    keymap = Keymap(version, entries, unresolved, winners)
+    primaries = _primaries(conn, entries, cases)
+    version = _version(entries, unresolved, winners, primaries)
+    keymap = Keymap(version, entries, unresolved, winners, primaries)
     dropped = sum(e.new_id is None for e in entries.values())
     summary = {
         "version": version, "entries": len(entries), "mapped": len(entries) - dropped,
         "dropped": dropped, "unresolved": len(unresolved), "open_cases": len(open_cases),
-        "conflict_keys": len(winners),
+        "conflict_keys": len(winners), "merged_ids": len(primaries),
     }
     return KeymapBuild(keymap, [c.id for c in open_cases], summary)
+
+
+def _primaries(conn: Any, entries: dict[str, KeymapEntry], cases: list[Any]) -> dict[str, str]:
+    """new id -> the raw spelling writes go back to (reverse sync), for every new id that two or
+    more raw identifiers map to: the ``same`` decision's ``primary`` when it still belongs to the
+    merge; otherwise (reference data merging raws with no case, a decision older than primaries)
+    the raw with the most items, then the lexicographically smallest (docs/resolving.md)."""
+    from .decisions import default_primary
+
+    groups: dict[str, list[str]] = {}
+    for raw, entry in entries.items():
+        if entry.new_id is not None:
+            groups.setdefault(entry.new_id, []).append(raw)
+    merged = {new_id: raws for new_id, raws in groups.items() if len(raws) > 1}
+    if not merged:
+        return {}
+    chosen: dict[str, str] = {}
+    for case in cases:
+        d = case.decision
+        if d is None or d["action"] != "same":
+            continue
+        new_id = d["payload"].get("id")
+        primary = d["payload"].get("primary") or default_primary(case)
+        if new_id in merged and primary in merged[new_id]:
+            chosen[new_id] = primary
+    rest = sorted({raw for new_id, raws in merged.items() if new_id not in chosen for raw in raws})
+    items: dict[str, int] = {}
+    for start in range(0, len(rest), 500):  # SQLite's bound-parameter limit
+        chunk = rest[start:start + 500]
+        items.update(conn.execute(f"SELECT raw, items FROM identifiers WHERE raw IN ({','.join('?' * len(chunk))})",
+                                  chunk).fetchall())
+    for new_id, raws in merged.items():
+        if new_id not in chosen:
+            chosen[new_id] = min(raws, key=lambda r: (-items.get(r, 0), r))
+    return dict(sorted(chosen.items()))
 
 
 def _version(entries, unresolved, winners, primaries=None) -> str:

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Every kind of run.
-KINDS = ("restore", "import", "stream-sync", "verify")
+KINDS = ("restore", "import", "stream-sync", "verify", "reverse-sync")  # reverse-sync: stream-sync --reverse
 #: Every state: ``running`` and ``paused`` are under way; the others say how a run ended.
 #: ``stopped`` is a clean stop by its driver (stream sync's follow mode); ``failed`` and
 #: ``cancelled`` runs of restore and verify can be resumed.

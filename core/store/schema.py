@@ -16,7 +16,8 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
 # (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new
 # key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat and an
-# owner process (the run ledger, keyshift.core.store.runs).
+# owner process (the run ledger, keyshift.core.store.runs). Version 6: the stream syncs' write log
+# (echo suppression between forward and reverse sync, keyshift.core.migrate.stream.echo_log).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,6 +152,18 @@ MIGRATIONS: dict[int, str] = {
     5: """
     ALTER TABLE runs ADD COLUMN heartbeat REAL;  -- epoch seconds of the run's last write (stale: it died)
     ALTER TABLE runs ADD COLUMN owner TEXT;      -- JSON {host, pid} of the process running it
+    """,
+    6: """
+    CREATE TABLE IF NOT EXISTS echo_notes (            -- a stream sync's writes, noted before it makes them
+        id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL,         -- forward | reverse: who wrote
+        tbl TEXT NOT NULL,               -- the table written
+        key TEXT NOT NULL,               -- kernel.echo.key_json of the item's key
+        digest TEXT NOT NULL,            -- kernel.echo.item_digest of the item (REMOVE: a delete)
+        at REAL NOT NULL                 -- epoch seconds of the note
+    );
+    CREATE INDEX IF NOT EXISTS echo_notes_match ON echo_notes(tbl, key, digest, direction);
+    CREATE INDEX IF NOT EXISTS echo_notes_at ON echo_notes(at);
     """,
 }
 

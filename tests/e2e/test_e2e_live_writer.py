@@ -99,7 +99,7 @@ def live(aws_env, boto_clients, tmp_path, run_cli) -> Pipeline:
     assert p.run("plan", "--dump", str(dump), "--format", "ddbjson", "--json").returncode == 0
     ambiguous = [c for c in p.run("resolve", "list", "--open", "--json").json() if c["kind"] == "ambiguous"]
     assert len(ambiguous) == 1, ambiguous
-    assert p.run("resolve", "decide", ambiguous[0]["id"], "same", "--id", "Acme",
+    assert p.run("resolve", "decide", ambiguous[0]["id"], "same", "--id", "Acme", "--primary", "Acme",
                  "--reason", "one company").returncode == 0
     conflicts = [c for c in p.run("resolve", "list", "--open", "--json").json() if c["kind"] == "conflict"]
     assert len(conflicts) == 1, conflicts

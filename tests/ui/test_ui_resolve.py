@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, SelectionList, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, RadioButton, RadioSet, SelectionList, Static
 
 from keyshift.core.resolve.cases import Case, list_cases
 from keyshift.core.resolve.decisions import decide
@@ -125,7 +125,9 @@ async def test_same_with_a_typed_id(resolvable):
         await pilot.press(*"dup", "enter")
         await settle(pilot)
         assert app.screen is queue
-        assert decisions(resolvable) == [(acme.id, "same", {"id": "ACME\u00e9"},
+        from keyshift.core.resolve.decisions import default_primary
+
+        assert decisions(resolvable) == [(acme.id, "same", {"id": "ACME\u00e9", "primary": default_primary(acme)},
                                           "dup", OPERATOR)]
         assert f"1 of {total} decided" in shown(queue, "#queue-progress")
         assert queue.current.id != acme.id and queue.current.decision is None  # on to the next case
@@ -404,3 +406,22 @@ def test_queue_snapshot(resolvable, snap_compare):
         await pilot.pause()
 
     assert snap_compare(make(resolvable.context()), terminal_size=SIZE, run_before=run_before)
+
+
+async def test_same_names_the_primary_spelling(resolvable):
+    app = make(resolvable.context())
+    async with app.run_test(size=SIZE) as pilot:
+        queue = await open_queue(pilot)
+        acme = queue.current
+        dialog = await open_dialog(pilot, "s")
+        choice = dialog.query_one("#primary", RadioSet)
+        from keyshift.core.resolve.decisions import default_primary
+
+        assert acme.members[choice.pressed_index].raw == default_primary(acme)  # preselected
+        other = next(i for i, m in enumerate(acme.members) if m.raw != default_primary(acme))
+        choice.query(RadioButton)[other].value = True
+        await pilot.pause()
+        dialog.query_one("#reason", Input).focus()
+        await pilot.press(*"dup", "enter")
+        await settle(pilot)
+        assert decisions(resolvable)[-1][2]["primary"] == acme.members[other].raw

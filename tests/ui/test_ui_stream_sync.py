@@ -169,3 +169,33 @@ async def test_open_cases_are_named_in_the_confirmation_and_their_records_skippe
         await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
         assert app.slot("stream-sync").outcome == "complete", app.slot("stream-sync")
         assert app.slot("stream-sync").summary["skipped"] == {"unresolved": 2}
+
+
+async def test_the_direction_switch_shows_and_starts_reverse_sync(tmp_path, aws_env):
+    world, ddb = _streamed_world(tmp_path, aws_env)
+    app = make(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, StreamSyncScreen)
+        assert "direction: forward" in shown(screen, "#sync-direction")
+        await pilot.press("r")
+        await settle(pilot)
+        assert "direction: reverse" in shown(screen, "#sync-direction")
+        await wait_until(pilot, lambda: "No reverse replay yet" in shown(screen, "#sync-state"), timeout=10)
+
+        await pilot.press("s")
+        await _confirm(pilot)
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
+        slot = app.slot("stream-sync")
+        assert slot.outcome == "complete", slot
+        assert slot.summary["direction"] == "reverse" and slot.summary["source"] == TARGET
+        await wait_until(pilot, lambda: "latest run" in shown(screen, "#sync-state"), timeout=10)
+        assert "latest" in shown(screen, "#sync-report")  # its origin: from this second on
+
+        await pilot.press("r")  # back to forward: its own (absent) run, not the reverse one
+        await settle(pilot)
+        assert "direction: forward" in shown(screen, "#sync-direction")
+        await wait_until(pilot, lambda: "No replay yet" in shown(screen, "#sync-state"), timeout=10)

@@ -39,7 +39,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
+from ...kernel.echo import EchoLog
+from ...kernel.reverse_records import old_key, reduce_reverse, reverse_outcome
 from ...kernel.stream_records import approx_time, record_outcome, reduce_outcomes, write_request
+from .echo_log import WorkspaceEchoLog, write_note
+from .reverse import StartPosition, restore_floor
 from .source import (
     StreamSyncError,
     list_shards,
@@ -55,7 +59,9 @@ from ...store import runs
 from ...store.workspace import Workspace
 
 __all__ = [
+    "DIRECTIONS",
     "HEARTBEAT_STALE_S",
+    "StartPosition",
     "StreamSyncError",
     "SyncProgress",
     "latest_stream_sync",
@@ -68,6 +74,8 @@ __all__ = [
     "sync_watermark",
 ]
 
+#: The run ledger's kind of each direction (a forward and a reverse run may be live at once).
+DIRECTIONS = {"forward": "stream-sync", "reverse": "reverse-sync"}
 #: Records per GetRecords call (DynamoDB Streams' maximum).
 RECORDS_PER_CALL = 1000
 #: A running sync whose heartbeat is older than this is presumed dead (verify stops waiting for it).
@@ -88,6 +96,8 @@ class SyncProgress:
     shards_done: int = 0
     restarts: int = 0
     settled: int = 0  # writes to keys several raw identifiers share, settled from the old table
+    echoes: int = 0  # records that were the other direction's own writes (not replayed)
+    direction: str = "forward"
     caught_up_at: float | None = None  # epoch seconds: every source write before it is applied
     last_record_at: float | None = None  # ApproximateCreationDateTime of the newest record applied
     elapsed: float = 0.0
@@ -105,15 +115,16 @@ class SyncProgress:
     def counters(self) -> dict[str, Any]:
         return {"records": self.records, "puts": self.puts, "deletes": self.deletes,
                 "skipped": dict(self.skipped), "retries": self.retries, "throttles": self.throttles,
-                "restarts": self.restarts, "settled": self.settled}
+                "restarts": self.restarts, "echoes": self.echoes, "settled": self.settled}
 
 
 # -- the workspace -----------------------------------------------------------------------------
-def latest_stream_sync(ws: Workspace) -> runs.Run | None:
-    """The newest stream-sync run from the ledger (None: never run). Its units are the shards
-    (``shard:<id>``: the last applied sequence number, ``done`` once a closed shard is drained),
-    ``_counters`` and ``_watermark`` (see :func:`shard_positions`, :func:`watermark`)."""
-    return runs.latest(ws, "stream-sync")
+def latest_stream_sync(ws: Workspace, direction: str = "forward") -> runs.Run | None:
+    """The newest stream-sync run of ``direction`` from the ledger (None: never run; reverse runs
+    are kind ``reverse-sync``). Its units are the shards (``shard:<id>``: the last applied
+    sequence number, ``done`` once a closed shard is drained), ``_counters`` and ``_watermark``
+    (see :func:`shard_positions`, :func:`watermark`)."""
+    return runs.latest(ws, DIRECTIONS[direction])
 
 
 def shard_positions(run: runs.Run) -> dict[str, dict[str, Any]]:
@@ -153,6 +164,53 @@ class _Run:
     origin: str  # "trim-horizon" | "checkpoint of run N"
     restores_seen: set[int]  # complete restore runs when the replay last started from the trim horizon
     params: dict[str, Any] = field(default_factory=dict)
+    skip_before: float | None = None  # reverse: records created before this second are not replayed
+
+
+def _open_reverse_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: bool,
+                      start: StartPosition | None, params: dict[str, Any]) -> _Run:
+    """Reverse sync's run: from ``start``, or continuing the previous reverse run's checkpoints.
+    There is no default start (the writes since the flip would be lost or the restore's replayed):
+    the first run names one. Design (a)'s restart after a restore is forward's alone."""
+    previous = latest_stream_sync(ws, "reverse")
+    if previous is not None and previous.state == "running" and previous.alive():
+        raise StreamSyncError(f"reverse-sync run {previous.id} is still running: stop it first (SIGINT/SIGTERM,"
+                              " or Escape in the console)")
+    positions: dict[str, str | None] = {}
+    done: set[str] = set()
+    skip_before: float | None = None
+    if start is None and restart:
+        raise StreamSyncError("reverse sync restarts only from a named start: give --from")
+    if start is None:
+        if previous is None or not previous.units:
+            raise StreamSyncError("reverse sync needs a start the first time: --from latest|trim-horizon|<ISO"
+                                  " timestamp> (or recorded positions), the moment writes went to the new table")
+        if previous.params.get("stream_arn") != arn:
+            raise StreamSyncError(f"reverse-sync run {previous.id} read another stream of the new table: give --from")
+        if previous.keymap != keymap.version:
+            raise StreamSyncError(f"reverse-sync run {previous.id} applied keymap {previous.keymap}, the workspace now"
+                                  f" builds {keymap.version}: give --from to start again under the new one")
+        shards = shard_positions(previous)
+        positions = {s: v["sequence"] for s, v in shards.items()}
+        done = {s for s, v in shards.items() if v["done"]}
+        skip_before = previous.params.get("skip_before")
+        origin = f"checkpoint of run {previous.id}"
+    else:
+        positions = dict(start.positions)
+        skip_before = start.skip_before()
+        origin = start.describe()
+    floor = restore_floor(ws)
+    skip_kind = "before-start"
+    if floor is not None and (skip_before is None or skip_before < floor):
+        skip_before, skip_kind = floor, "restore"  # never the restore's own writes (older than this)
+    params = {**params, "stream_arn": arn, "origin": origin, "skip_before": skip_before, "skip_kind": skip_kind,
+              "direction": "reverse"}
+    with ws.transaction() as conn:
+        if previous is not None and previous.state == "running":
+            runs.set_state(conn, previous.id, "stopped")  # it died without saying so
+        run_id = runs.start(conn, "reverse-sync", operator=operator, keymap=keymap.version, params=params)
+        ws.audit(operator, "reverse-sync.start", {"run_id": run_id, "keymap": keymap.version, **params})
+    return _Run(run_id, positions, done, origin, set(), params, skip_before)
 
 
 def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: bool,
@@ -236,6 +294,9 @@ def run_stream_sync(
     idle_sleep: float = 1.0,
     deadline_s: float = 600.0,
     workers: int = 4,
+    direction: str = "forward",
+    start: StartPosition | None = None,
+    echo: EchoLog | None = None,
 ) -> Iterator[SyncProgress]:
     """Replay the source table's stream into the target; yields progress, returns the summary dict.
 
@@ -247,15 +308,33 @@ def run_stream_sync(
     ``workers`` threads write one page's batches in parallel (pages stay in order).
     A replay from the trim horizon first checks design (a)'s window (:func:`replay_window_problems`)
     against the planned dump and refuses with the reasons, unless ``accept_gap``.
+
+    ``direction="reverse"`` replays the *new* table's stream into the *old* table through the
+    inverse keymap (:func:`~keyshift.core.kernel.reverse_records.reverse_outcome`), from ``start``
+    (:class:`~keyshift.core.migrate.stream.reverse.StartPosition`; required the first time) or the
+    previous reverse run's checkpoints; its runs are kind ``reverse-sync``. Both directions note
+    their writes in ``echo`` (default: the workspace's write log) and skip the other's (``echoes``).
     """
     started = time.monotonic()
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}")
+    reverse = direction == "reverse"
+    kind = DIRECTIONS[direction]
     names = KeyNames.from_spec(spec)
     source, target = spec.source.table, spec.target.table
+    if reverse:
+        source, target = target, source  # read the new table's stream, write the old table
+    echo = WorkspaceEchoLog(ws) if echo is None else echo
     arn = stream_arn(ddb, source)
-    run = _open_run(ws, keymap, arn, operator, restart, {"follow": follow, "source": source,
-                                                                    "target": target})
+    params = {"follow": follow, "source": source, "target": target}
+    if reverse:
+        run = _open_reverse_run(ws, keymap, arn, operator, restart, start, params)
+    else:
+        if start is not None:
+            raise ValueError("forward sync starts at the trim horizon or its checkpoint (design (a)), not at a start")
+        run = _open_run(ws, keymap, arn, operator, restart, params)
     warnings: list[str] = []
-    if run.origin == "trim-horizon":
+    if run.origin == "trim-horizon" and not reverse:
         try:
             problems, warnings = window_check(ws, streams, arn)
         except (ClientError, BotoCoreError) as exc:
@@ -263,11 +342,12 @@ def run_stream_sync(
         if problems and not accept_gap:
             with ws.transaction() as conn:
                 runs.set_state(conn, run.id, "failed")
-                ws.audit(operator, "stream-sync.refuse", {"run_id": run.id, "problems": problems})
+                ws.audit(operator, f"{kind}.refuse", {"run_id": run.id, "problems": problems})
             raise StreamSyncError("; ".join(problems) + ". Take a new dump (with the stream on) and restore"
                                   " again, or pass --accept-gap to replay anyway")
         warnings += [f"accepted: {p}" for p in problems]
-    progress = SyncProgress()  # this run's own counts: a run continuing a checkpoint starts from zero
+    progress = SyncProgress(direction=direction)  # this run's own counts: a continuing run starts from zero
+    echoes = getattr(echo, "echoes", None)  # the batched form, when the log has one
     iterators: dict[str, str | None] = {}
     lock = threading.Lock()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="keyshift-sync")
@@ -293,12 +373,62 @@ def run_stream_sync(
                     " retention): writes were lost to the replay. Restore again, then stream-sync") from exc
             raise
 
-    def apply(records: list[dict[str, Any]]) -> None:
+    def skip(kind: str, n: int = 1) -> None:
+        progress.skipped[kind] = progress.skipped.get(kind, 0) + n
+
+    def replayable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The page without what must not be replayed: records before a reverse start (or the
+        restore's writes), and echoes of the other direction's writes (consumed from the log)."""
+        if run.skip_before is not None:
+            kept = [r for r in records if (approx_time(r) or run.skip_before) >= run.skip_before]
+            if len(kept) < len(records):
+                skip(run.params.get("skip_kind", "before-start"), len(records) - len(kept))
+            records = kept
+        if not records:
+            return records
+        notes = []
+        for r in records:
+            body = r.get("dynamodb") or {}
+            image = body.get("NewImage") if r.get("eventName") != "REMOVE" else None
+            notes.append(write_note(body.get("Keys") or {}, image))
+        found = (echoes(direction, source, notes) if echoes is not None
+                 else [echo.is_echo(direction, source, k, d) for k, d in notes])
+        progress.echoes += sum(found)
+        return [r for r, is_echo in zip(records, found) if not is_echo]
+
+    def write_key(write: Put | Delete) -> dict[str, Any]:
+        if reverse:
+            return old_key(write, names)
+        if type(write) is Delete:
+            return write.key
+        key = {names.target_pk: write.item[names.target_pk]}
+        if names.source_sk is not None:
+            key[names.source_sk] = write.item[names.source_sk]
+        return key
+
+    def decide(records: list[dict[str, Any]]) -> tuple[list[Put | Delete], int, int]:
+        """The page's writes (the last per key), and how many records became puts and deletes."""
+        if reverse:
+            outcomes = [reverse_outcome(r, keymap, names) for r in records]
+            for o in outcomes:
+                if type(o) is Skip:
+                    skip(o.kind or "other")
+            done = [o for o in outcomes if type(o) is not Skip]
+            return (reduce_reverse(outcomes, names), sum(1 for o in done if type(o[0]) is Put),
+                    sum(1 for o in done if type(o[0]) is Delete))
         outcomes = [record_outcome(r, keymap, names) for r in records]
         for outcome in outcomes:
             if type(outcome) is Skip:
-                progress.skipped[outcome.kind or "other"] = progress.skipped.get(outcome.kind or "other", 0) + 1
-        writes = settle_shared(reduce_outcomes(outcomes, names))
+                skip(outcome.kind or "other")
+        return (settle_shared(reduce_outcomes(outcomes, names)), sum(1 for o in outcomes if type(o) is Put),
+                sum(1 for o in outcomes if type(o) is Delete))
+
+    def apply(page: list[dict[str, Any]]) -> None:
+        records = replayable(page)
+        writes, puts, deletes = decide(records)
+        # Noted before they are made: a crash in between leaves a note that matches nothing.
+        echo.note(direction, target, [write_note(write_key(w), w.item if type(w) is Put else None)
+                                      for w in writes])
         batches = [[write_request(w) for w in writes[i:i + MAX_BATCH]] for i in range(0, len(writes), MAX_BATCH)]
         # After the reduction no key appears twice in a page, so its batches commute: they go out in
         # parallel, and the page is acknowledged (and checkpointed) only when all of them are.
@@ -311,10 +441,10 @@ def run_stream_sync(
             for future in futures:
                 future.cancel()
             raise StreamSyncError(f"{exc}; the checkpoint is kept: fix the cause and run stream-sync again") from exc
-        progress.records += len(records)
-        progress.puts += sum(1 for o in outcomes if type(o) is Put)
-        progress.deletes += sum(1 for o in outcomes if type(o) is Delete)
-        progress.last_record_at = approx_time(records[-1]) or progress.last_record_at
+        progress.records += len(page)
+        progress.puts += puts
+        progress.deletes += deletes
+        progress.last_record_at = approx_time(page[-1]) or progress.last_record_at
 
     has_shared = any(len(raws) > 1 for raws in keymap.reverse.values())
 
@@ -368,7 +498,7 @@ def run_stream_sync(
             if cancel is not None and cancel.is_set():
                 state = "stopped"
                 break
-            finished = runs.completed_ids(ws, "restore") - run.restores_seen
+            finished = set() if reverse else runs.completed_ids(ws, "restore") - run.restores_seen
             if finished:
                 # Design (a): records applied before the restore's puts may have been overwritten by
                 # them; replaying everything again from the trim horizon puts the last word back.
@@ -398,6 +528,9 @@ def run_stream_sync(
             progress.shards, progress.shards_done = len(shards), len(run.done & present)
             if at_tip:
                 progress.caught_up_at = pass_started
+                expire = getattr(echo, "expire", None)
+                if expire is not None:  # notes older than this pass matched no record: they never will
+                    expire(direction, source, pass_started)
             progress.elapsed = time.monotonic() - started
             _save(ws, run, progress, "running")
             yield progress
@@ -410,11 +543,11 @@ def run_stream_sync(
                 time.sleep(idle_sleep)
     except (GeneratorExit, KeyboardInterrupt):
         # Closed by its driver or interrupted: a clean stop.
-        _save(ws, run, progress, "stopped", audit=(operator, "stream-sync.stopped",
+        _save(ws, run, progress, "stopped", audit=(operator, f"{kind}.stopped",
                                                    {"run_id": run.id, **progress.counters()}))
         raise
     except (ClientError, BotoCoreError, StreamSyncError) as exc:
-        _save(ws, run, progress, "failed", audit=(operator, "stream-sync.fail", {"run_id": run.id, "error": str(exc)}))
+        _save(ws, run, progress, "failed", audit=(operator, f"{kind}.fail", {"run_id": run.id, "error": str(exc)}))
         if isinstance(exc, StreamSyncError):
             raise
         raise StreamSyncError(f"stream sync stopped: {exc}") from exc
@@ -425,10 +558,11 @@ def run_stream_sync(
                "caught_up": progress.caught_up, "caught_up_at": progress.caught_up_at,
                "last_record_at": progress.last_record_at, "seconds": round(progress.elapsed, 3),
                "keymap": keymap.version, "stream_arn": arn, "run_id": run.id, "origin": run.origin,
-               "state": state, "warnings": warnings}
+               "state": state, "warnings": warnings, "direction": direction, "source": source,
+               "target": target}
     _save(ws, run, progress, state)
     with ws.transaction() as conn:
         runs.finish(conn, run.id, state, summary)
-        ws.audit(operator, f"stream-sync.{state}", summary)
+        ws.audit(operator, f"{kind}.{state}", summary)
     yield progress
     return summary
