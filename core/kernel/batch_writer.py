@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .echo import key_json
+import base64
 
-__all__ = ["MAX_BATCH", "WriteReport", "backoff_delay", "install_json_body", "write_all"]
+__all__ = ["MAX_BATCH", "WriteReport", "backoff_delay", "install_json_body", "key_text", "write_all"]
 
 #: Requests per call: DynamoDB's limit (moto accepts 26; we keep AWS's).
 MAX_BATCH = 25
@@ -39,13 +39,27 @@ class WriteReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def key_text(item: dict[str, Any], key_attrs: tuple[str, ...]) -> str:
+    """A cheap canonical text of ``item``'s key (``S``/``N``/``B`` values; binary as base64
+    whether given as text, as in events, or as ``bytes``, as ``UnprocessedItems`` returns it)."""
+    parts = []
+    for name in key_attrs:
+        value = item.get(name)
+        if type(value) is not dict or len(value) != 1:
+            parts.append(f"{name}=?{value!r}")
+            continue
+        (kind, inner), = value.items()
+        if isinstance(inner, (bytes, bytearray, memoryview)):
+            inner = base64.b64encode(bytes(inner)).decode("ascii")
+        parts.append(f"{name}={kind}:{inner}")
+    return "\x1f".join(parts)
+
+
 def _request_key(request: dict[str, Any], key_attrs: tuple[str, ...]) -> str:
-    """The ``key_json`` of a put's or delete's key, as sent or as ``UnprocessedItems`` returns it."""
+    """The :func:`key_text` of a put's or delete's key, as sent or as ``UnprocessedItems`` returns it."""
     if "PutRequest" in request:
-        item = request["PutRequest"]["Item"]
-    else:
-        item = request["DeleteRequest"]["Key"]
-    return key_json({a: item[a] for a in key_attrs if a in item})
+        return key_text(request["PutRequest"]["Item"], key_attrs)
+    return key_text(request["DeleteRequest"]["Key"], key_attrs)
 
 
 def write_all(
@@ -58,7 +72,7 @@ def write_all(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> WriteReport:
-    """Write ``requests`` (``(key_json, request)``, no key twice) to ``table`` in calls of 25.
+    """Write ``requests`` (``(key_text, request)``, no key twice) to ``table`` in calls of 25.
 
     ``deadline`` is a ``clock()`` value: past it, requests still unprocessed fail (named in the
     report) rather than being retried on. ``key_attrs`` are the table's key attribute names, to

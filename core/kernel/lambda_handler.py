@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from .batch_writer import install_json_body, write_all
-from .echo import DELETED, item_digest, key_json
+from .batch_writer import install_json_body, key_text, write_all
+from .echo import item_digest, key_json
 from .echo_dynamodb import DynamoDBEchoLog
 from .errors import KeyshiftError
 from .inverse_key import inverse_item, inverse_key
@@ -118,9 +118,10 @@ class Step:
     seq: int
     record: dict[str, Any]
     kind: str
-    key: str | None = None          # key_json of the key written (write, echo)
+    key: str | None = None          # key_text of the key written (write, echo)
     request: dict[str, Any] | None = None
-    digest: str | None = None       # item_digest of the write, for the echo log
+    written: dict[str, Any] | None = None  # the item put (None: a delete) -> the echo log's digest
+    key_item: dict[str, Any] | None = None  # the key written, for the echo log's key_json
     raw: str | None = None          # held: the identifier the keymap does not know
     reason: str = ""
     skip_kind: str = ""
@@ -287,13 +288,13 @@ class Handler:
                 raw = _string((body.get("NewImage") or body.get("Keys") or {}).get(names.source_pk))
                 return Step(seq, record, "hold", raw=raw, reason=outcome.reason, skip_kind="unresolved")
             return Step(seq, record, "skip", reason=outcome.reason, skip_kind=outcome.kind)
+        attrs = self._key_attrs(loaded)
         if type(outcome) is Put:
             item = outcome.item
-            key = {names.target_pk: item[names.target_pk]}
-            if names.source_sk is not None:
-                key[names.source_sk] = item[names.source_sk]
-            return Step(seq, record, "write", key_json(key), {"PutRequest": {"Item": item}}, item_digest(item))
-        return Step(seq, record, "write", key_json(outcome.key), {"DeleteRequest": {"Key": outcome.key}}, DELETED)
+            return Step(seq, record, "write", key_text(item, attrs), {"PutRequest": {"Item": item}}, item,
+                        {a: item[a] for a in attrs})
+        return Step(seq, record, "write", key_text(outcome.key, attrs), {"DeleteRequest": {"Key": outcome.key}},
+                    None, outcome.key)
 
     def _reverse_step(self, seq: int, record: dict[str, Any], loaded: Loaded, counts: Counts) -> Step:
         names, keymap = loaded.names, loaded.keymap
@@ -304,16 +305,16 @@ class Handler:
                 if image is None:
                     return Step(seq, record, "skip", reason=f"{event} record without a new image", skip_kind="no-image")
                 old = inverse_item(image, names, keymap)
-                key = {names.source_pk: old[names.source_pk]}
-                if names.source_sk is not None:
-                    key[names.source_sk] = old[names.source_sk]
-                return Step(seq, record, "write", key_json(key), {"PutRequest": {"Item": old}}, item_digest(old))
+                attrs = self._key_attrs(loaded)
+                return Step(seq, record, "write", key_text(old, attrs), {"PutRequest": {"Item": old}}, old,
+                            {a: old[a] for a in attrs})
             if event == "REMOVE":
                 keys = body.get("Keys")
                 if not keys:
                     return Step(seq, record, "skip", reason="REMOVE record without keys", skip_kind="bad-key")
                 old_key = inverse_key(keys, names, keymap, body.get("OldImage"))
-                return Step(seq, record, "write", key_json(old_key), {"DeleteRequest": {"Key": old_key}}, DELETED)
+                return Step(seq, record, "write", key_text(old_key, self._key_attrs(loaded)),
+                            {"DeleteRequest": {"Key": old_key}}, None, old_key)
         except ValueError as exc:
             # A new id the keymap cannot take back (typed on the new table after cut-over): held
             # under that id, like an unmapped identifier forward.
@@ -392,7 +393,7 @@ class Handler:
         failed = set()
         for s in writes:
             try:
-                echo.note(self.direction, write_table, [(s.key, s.digest)],
+                echo.note(self.direction, write_table, [(key_json(s.key_item), item_digest(s.written))],
                           token=f"{s.seq}@{s.record.get('eventSourceARN', '')}")
             except Exception as exc:
                 _log(logging.ERROR, "echo-note-failed", key=s.key, seq=str(s.seq), error=f"{type(exc).__name__}: {exc}")
@@ -405,7 +406,7 @@ class Handler:
         group_of = {}
         for s in holds:
             item = hold_item(s, self.direction)
-            k = key_json({"raw": item["raw"], "seq": item["seq"]})
+            k = key_text(item, ("raw", "seq"))
             group_of[k] = "hold#" + (s.raw or "")
             requests.append((k, {"PutRequest": {"Item": item}}))
             _log(logging.INFO, "held", seq=str(s.seq), raw=s.raw, reason=s.reason, table=loaded.hold_table)
