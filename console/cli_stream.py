@@ -63,9 +63,12 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
 @click.option("--from-positions", type=click.Path(dir_okay=False), metavar="FILE.json",
               help="--reverse: start after recorded positions, a JSON object of shard id -> sequence number.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@click.option("--status", is_flag=True,
+              help="Replay nothing: show the Lambda event source mappings on both tables' streams (docs/deploy.md).")
 @click.pass_obj
 def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: bool, accept_gap: bool,
-                workers: int, reverse: bool, from_: str | None, from_positions: str | None, as_json: bool) -> None:
+                workers: int, reverse: bool, from_: str | None, from_positions: str | None, as_json: bool,
+                status: bool) -> None:
     """Replay the source table's stream through the keymap into the new table.
 
     Continues from the last run's checkpoint; replays from the trim horizon on the first run, with
@@ -79,6 +82,9 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     from keyshift.core.migrate.stream.reverse import parse_from, positions_from_file
     from keyshift.core.migrate.stream.sync import run_stream_sync
 
+    if status:
+        _lambda_status(obj, as_json)
+        return
     if not reverse and (from_ or from_positions):
         raise click.UsageError("--from and --from-positions go with --reverse (forward starts at the trim"
                                " horizon or its checkpoint)")
@@ -115,6 +121,29 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
               f"{skipped:,} skipped, {summary['restarts']} restart(s); "
               f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
               f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+
+
+def _lambda_status(obj: Context, as_json: bool) -> None:
+    """``--status``: the event source mappings (Lambda handlers) on the old and new tables' streams."""
+    from keyshift.core.migrate.stream.lambda_status import lambda_status, last_restore_finished, stream_arns
+
+    spec = obj.spec
+    arns = stream_arns(obj.aws.client("dynamodb"), spec.source.table, spec.target.table)
+    doc = lambda_status(obj.aws.client("lambda"), arns, last_restore_finished(obj.workspace))
+    if as_json:
+        click.echo(json.dumps({"lambda": doc}, indent=2, ensure_ascii=True, default=str))
+        return
+    for direction in ("forward", "reverse"):
+        entry = doc[direction]
+        mappings = entry["mappings"]
+        head = f"{direction}: {entry['stream_arn'] or 'no stream'}"
+        out.print(markup_escape(head + (f" ({entry['error']})" if entry["error"] else
+                                        f", {len(mappings)} event source mapping(s)")))
+        for m in mappings:
+            out.print(markup_escape(f"  {m['uuid']} {m['state']} from {m['starting_position']}, last result"
+                                    f" {m['last_processing_result']}, after the last restore: {m['after_restore']}"))
+            for problem in m["problems"]:
+                err.print(f"[yellow]warning:[/] {markup_escape(problem)}")
 
 
 #: What the CLI adds to a stream-sync blocker.

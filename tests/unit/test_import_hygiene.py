@@ -74,6 +74,28 @@ def test_kernel_runs_with_the_standard_library_and_boto3_only():
     assert doc["keyshift"] == ["keyshift.core"]
 
 
+_HANDLER_RUN = _KERNEL_RUN.split("import keyshift.core.kernel as kernel")[0] + """
+import keyshift.core.lambda_handler as entry
+from keyshift.core.kernel import batch_writer, echo_dynamodb, inverse_key, lambda_events, lambda_handler
+assert entry.handler is lambda_handler.handler
+loaded = sorted({m.split('.')[0] for m in sys.modules} & set(BLOCKED))
+mine = sorted(m for m in sys.modules if m.startswith('keyshift.') and not m.startswith('keyshift.core.kernel'))
+print(json.dumps({"loaded": loaded, "keyshift": mine}))
+"""
+
+
+def test_the_lambda_entry_point_needs_only_the_kernel():
+    """What the deployed function imports (``keyshift.core.lambda_handler.handler``): the re-export
+    and the kernel's handler modules, nothing else (docs/deploy.md: ``pip install --no-deps``)."""
+    result = subprocess.run([sys.executable, "-c", _HANDLER_RUN], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["loaded"] == []
+    assert doc["keyshift"] == ["keyshift.core", "keyshift.core.lambda_handler"]
+
+
 def test_layer_contracts_hold():
     lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     if lint is None:  # pragma: no cover - the test extra installs it
