@@ -84,7 +84,7 @@ class StreamSpec:
     #: canonical form maps to exactly one existing new id and creates no conflict, else it holds.
     new_identifiers: str = "hold"
     #: DynamoDB table where the Lambda handler keeps held records (the local replay keeps them in
-    #: the workspace); None: the Lambda reports them as failures instead.
+    #: the workspace); None: the Lambda counts and logs them (a failure would stall the shard).
     hold_table: str | None = None
     #: DynamoDB table where the Lambda handlers of both directions log their own writes, so that
     #: neither replays the other's writes back (the local replays use the workspace).

@@ -15,7 +15,8 @@ retries it (until the mapping's MaximumRetryAttempts / MaximumRecordAgeInSeconds
 on-failure destination) — never applied with a mapping it cannot read.
 
 Per batch: records in ``SequenceNumber`` order (as integers); each becomes a write (the same
-:func:`record_outcome` as the local replay; reverse: :func:`inverse_item` / :func:`inverse_key`),
+:func:`record_outcome` as the local replay; reverse: :func:`reverse_outcome`; a key several raw
+identifiers share settled from the old table's state, :mod:`.merged`),
 an echo of the other direction's write (skipped), a held record (raw identifier not in the
 keymap, into the hold table) or a counted skip. Writes are reduced to the last one per key (whole
 images and deletes: the same table), sent 25 a call with unprocessed items retried under a
@@ -38,8 +39,9 @@ from .batch_writer import install_json_body, key_text, write_all
 from .echo import item_digest, key_json
 from .echo_dynamodb import DynamoDBEchoLog
 from .errors import KeyshiftError
-from .inverse_key import inverse_item, inverse_key
 from .keymap import Keymap, KeymapFormatError, keymap_from_document
+from .merged import is_shared, settle_shared_key
+from .reverse_records import old_key, reverse_outcome
 from .stream_records import record_outcome
 from .transform import Delete, KeyNames, Put, Skip
 
@@ -51,6 +53,8 @@ DIRECTIONS = ("forward", "reverse")
 #: Seconds kept back from the invocation's remaining time when retrying unprocessed writes, so
 #: the function returns its report before Lambda's timeout kills it.
 RESERVE_S = 3.0
+#: How many times a shared key is settled again when the old table changed under its write.
+SETTLE_ROUNDS = 5
 #: The write deadline when there is no Lambda context (tests, benchmarks).
 DEFAULT_DEADLINE_S = 60.0
 
@@ -92,6 +96,7 @@ class Loaded:
     hold_table: str | None
     echo_table: str | None
     new_identifiers: str
+    has_shared: bool = False  # several raw identifiers map to one new id somewhere (kernel/merged)
 
 
 def _loaded(etag: str, keymap: Keymap, uri: str) -> Loaded:
@@ -108,7 +113,8 @@ def _loaded(etag: str, keymap: Keymap, uri: str) -> Loaded:
                                 f" {', '.join(missing)}: rebuild it with `keyshift keymap build --out`")
     return Loaded(etag, keymap, names, tables["source_table"], tables["target_table"],
                   migration.get("hold_table") or None, migration.get("echo_table") or None,
-                  migration.get("new_identifiers") or "hold")
+                  migration.get("new_identifiers") or "hold",
+                  any(len(raws) > 1 for raws in keymap.reverse.values()))
 
 
 @dataclass
@@ -125,6 +131,7 @@ class Step:
     raw: str | None = None          # held: the identifier the keymap does not know
     reason: str = ""
     skip_kind: str = ""
+    settled: bool = False           # a shared key's write, taken from the old table's state
 
 
 @dataclass
@@ -276,8 +283,9 @@ class Handler:
                     " (keymap migration section): check the event source mapping")
             ordered.append((seq, record))
         ordered.sort(key=lambda pair: pair[0])
-        step = self._forward_step if self.direction == "forward" else self._reverse_step
-        return [step(seq, record, loaded, counts) for seq, record in ordered]
+        if self.direction == "forward":
+            return [self._forward_step(seq, record, loaded, counts) for seq, record in ordered]
+        return [step for seq, record in ordered for step in self._reverse_step(seq, record, loaded, counts)]
 
     def _forward_step(self, seq: int, record: dict[str, Any], loaded: Loaded, counts: Counts) -> Step:
         names = loaded.names
@@ -296,32 +304,32 @@ class Handler:
         return Step(seq, record, "write", key_text(outcome.key, attrs), {"DeleteRequest": {"Key": outcome.key}},
                     None, outcome.key)
 
-    def _reverse_step(self, seq: int, record: dict[str, Any], loaded: Loaded, counts: Counts) -> Step:
-        names, keymap = loaded.names, loaded.keymap
-        event, body = record.get("eventName"), record.get("dynamodb") or {}
-        try:
-            if event in ("INSERT", "MODIFY"):
-                image = body.get("NewImage")
-                if image is None:
-                    return Step(seq, record, "skip", reason=f"{event} record without a new image", skip_kind="no-image")
-                old = inverse_item(image, names, keymap)
-                attrs = self._key_attrs(loaded)
-                return Step(seq, record, "write", key_text(old, attrs), {"PutRequest": {"Item": old}}, old,
-                            {a: old[a] for a in attrs})
-            if event == "REMOVE":
-                keys = body.get("Keys")
-                if not keys:
-                    return Step(seq, record, "skip", reason="REMOVE record without keys", skip_kind="bad-key")
-                old_key = inverse_key(keys, names, keymap, body.get("OldImage"))
-                return Step(seq, record, "write", key_text(old_key, self._key_attrs(loaded)),
-                            {"DeleteRequest": {"Key": old_key}}, None, old_key)
-        except ValueError as exc:
-            # A new id the keymap cannot take back (typed on the new table after cut-over): held
-            # under that id, like an unmapped identifier forward.
-            image = body.get("NewImage") or body.get("Keys") or {}
-            return Step(seq, record, "hold", raw=_string(image.get(names.target_pk)), reason=str(exc),
-                        skip_kind="uninvertible")
-        return Step(seq, record, "skip", reason=f"unknown stream event {event!r}", skip_kind="unknown-event")
+    def _reverse_step(self, seq: int, record: dict[str, Any], loaded: Loaded, counts: Counts) -> list[Step]:
+        """The record's writes into the old table: the same :func:`reverse_outcome` as the local
+        reverse replay (one spelling per new key: a put or delete under it, then deletes of the
+        same key under the other merged spellings)."""
+        names = loaded.names
+        outcome = reverse_outcome(record, loaded.keymap, names)
+        if type(outcome) is Skip:
+            if outcome.kind == "no-raw":
+                # An entity created on the new table after the flip has no old spelling: kept in the
+                # hold table (under its new id) rather than lost, for an operator to decide.
+                body = record.get("dynamodb") or {}
+                image = body.get("NewImage") or body.get("Keys") or {}
+                return [Step(seq, record, "hold", raw=_string(image.get(names.target_pk)), reason=outcome.reason,
+                             skip_kind="no-raw")]
+            return [Step(seq, record, "skip", reason=outcome.reason, skip_kind=outcome.kind)]
+        attrs = self._key_attrs(loaded)
+        steps = []
+        for write in outcome:
+            key = old_key(write, names)
+            if type(write) is Put:
+                steps.append(Step(seq, record, "write", key_text(write.item, attrs),
+                                  {"PutRequest": {"Item": write.item}}, write.item, key))
+            else:
+                steps.append(Step(seq, record, "write", key_text(key, attrs), {"DeleteRequest": {"Key": key}},
+                                  None, key))
+        return steps
 
     def _apply(self, steps: list[Step], loaded: Loaded, counts: Counts, deadline: float) -> str | None:
         """Echo checks, holds and writes; the SequenceNumber Lambda must retry from (or None)."""
@@ -330,9 +338,12 @@ class Handler:
         first_of: dict[str, int] = {}   # group (key) -> the first record's sequence number
         last: dict[str, Step] = {}      # key -> its last write or echo in this batch
         holds: list[Step] = []
+        echo_of: dict[int, bool] = {}  # per record: a reverse record may make several writes
         for step in steps:
             if step.kind == "write":
-                if echo is not None and self._is_echo(echo, stream_table, step, loaded):
+                if echo is not None and step.seq not in echo_of:
+                    echo_of[step.seq] = self._is_echo(echo, stream_table, step, loaded)
+                if echo_of.get(step.seq):
                     step.kind = "echo"
                     counts.echoes += 1
                 first_of.setdefault(step.key, step.seq)
@@ -352,6 +363,8 @@ class Handler:
                 _log(logging.INFO, "skip", seq=str(step.seq), kind=step.skip_kind, reason=step.reason)
         failed: set[str] = set()
         writes = [s for s in last.values() if s.kind == "write"]  # a key whose last record is an echo: nothing
+        if self.direction == "forward" and loaded.has_shared:
+            writes = [self._settle(s, loaded) for s in writes]
         if echo is not None and writes:
             failed |= self._note(echo, write_table, writes)
             writes = [s for s in writes if s.key not in failed]
@@ -369,12 +382,58 @@ class Handler:
                         counts.puts += 1
                     else:
                         counts.deletes += 1
+            failed |= self._settle_again([s for s in writes if s.settled and s.key not in failed], loaded,
+                                         write_table, deadline)
         if holds:
             failed |= self._hold(holds, loaded, deadline)
         counts.failed_keys = len(failed)
         if not failed:
             return None
         return str(min(first_of[k] for k in failed))
+
+    def _read_old(self, loaded: Loaded, key: dict[str, Any]) -> dict[str, Any] | None:
+        return self.ddb.get_item(TableName=loaded.source_table, Key=key, ConsistentRead=True).get("Item")
+
+    def _settle(self, step: Step, loaded: Loaded) -> Step:
+        """A write to a key several raw identifiers share: what the old table's state says now
+        (:func:`~keyshift.core.kernel.merged.settle_shared_key`), not what the record says."""
+        key = step.key_item or {}
+        value = key.get(loaded.names.target_pk)
+        new_id = value.get("S") if type(value) is dict else None
+        if type(new_id) is not str or not is_shared(loaded.keymap, new_id):
+            return step
+        out = settle_shared_key(lambda k: self._read_old(loaded, k), loaded.keymap, loaded.names, key)
+        step.settled = True
+        if type(out) is Put:
+            step.request, step.written = {"PutRequest": {"Item": out.item}}, out.item
+        else:
+            step.request, step.written = {"DeleteRequest": {"Key": key}}, None
+        return step
+
+    def _settle_again(self, steps: list[Step], loaded: Loaded, write_table: str, deadline: float) -> set[str]:
+        """Shared keys whose old items changed while they were written are written again.
+
+        Handlers of other shards may settle the same key at the same moment; whichever writes last
+        reads the old table again afterwards and, if it moved on, writes the newer state, so the
+        new table ends at the old table's last state whatever the interleaving."""
+        failed: set[str] = set()
+        for _ in range(SETTLE_ROUNDS):
+            changed = []
+            for s in steps:
+                before = item_digest(s.written)
+                again = self._settle(s, loaded)
+                if item_digest(again.written) != before:
+                    changed.append(again)
+            if not changed:
+                return failed
+            if self._echo is not None:
+                failed |= self._note(self._echo, write_table, changed)
+                changed = [s for s in changed if s.key not in failed]
+            report = write_all(self.ddb, write_table, [(s.key, s.request) for s in changed], self._key_attrs(loaded),
+                               deadline=deadline)
+            failed |= set(report.failed)
+            steps = [s for s in changed if s.key not in report.failed]
+        return failed
 
     def _key_attrs(self, loaded: Loaded) -> tuple[str, ...]:
         names = loaded.names

@@ -474,3 +474,25 @@ def test_echo_suppression_with_both_directions_running(world):
     writes["reverse"].clear()
     assert reverse({"Records": w.records("orders_v2")}, Ctx())["batchItemFailures"] == []
     assert writes["reverse"] == []
+
+
+def test_a_key_two_spellings_share_holds_the_primarys_item_whatever_the_record_order(world):
+    """Acme and Acme+ZWSP (one new id, Acme primary) both write o5 after the plan, then ZW deletes
+    its o5: the new table must keep Acme's o5, not follow the last record (kernel/merged)."""
+    w = world
+    keymap = make_keymap()
+    publish(w.s3, keymap)
+    w.put("Acme", "o5", total={"N": "1"})
+    w.put(ZW, "o5", total={"N": "2"})
+    w.put(ZW, "o6", total={"N": "3"})        # only the other spelling has o6: it stands
+    w.ddb.delete_item(TableName="orders", Key=key(ZW, "o5"))
+    records = w.records("orders")
+    half = len(records) // 2
+    # Two invocations as two shards' handlers would make them, in either order.
+    for batch in (records[half:], records[:half]):
+        assert lambda_handler.handler({"Records": batch}, Ctx())["batchItemFailures"] == []
+    new = w.scan("orders_v2")
+    assert new[("C-1", "o5")]["total"] == {"N": "1"}
+    assert new[("C-1", "o6")]["total"] == {"N": "3"}
+    assert {k: v for k, v in new.items() if k[0] == "C-1"} == {k: v for k, v in w.expected(keymap).items()
+                                                               if k[0] == "C-1" and k[1] in ("o5", "o6")}

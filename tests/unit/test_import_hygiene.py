@@ -76,7 +76,7 @@ def test_kernel_runs_with_the_standard_library_and_boto3_only():
 
 _HANDLER_RUN = _KERNEL_RUN.split("import keyshift.core.kernel as kernel")[0] + """
 import keyshift.core.lambda_handler as entry
-from keyshift.core.kernel import batch_writer, echo_dynamodb, inverse_key, lambda_events, lambda_handler
+from keyshift.core.kernel import batch_writer, echo_dynamodb, lambda_events, merged, reverse_records, lambda_handler
 assert entry.handler is lambda_handler.handler
 loaded = sorted({m.split('.')[0] for m in sys.modules} & set(BLOCKED))
 mine = sorted(m for m in sys.modules if m.startswith('keyshift.') and not m.startswith('keyshift.core.kernel'))
