@@ -63,10 +63,13 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     --restart, and whenever a restore has completed since the last replay started.
     """
     from keyshift.core.migrate.preflight import stream_sync_preflight
+    from keyshift.core.migrate.stream.held import collect_held
     from keyshift.core.migrate.stream.sync import run_stream_sync
 
     obj.require_writable("stream-sync")
     ddb = obj.aws.client("dynamodb")
+    # Records the Lambda handler held come into the workspace first: their cases, and their apply.
+    collected = collect_held(obj.workspace, obj.spec, ddb, operator=obj.operator)
     pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved)
     pre.raise_if_blocked(_HINTS)
     for warning in pre.warnings:
@@ -80,6 +83,7 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
     summary["warnings"] = pre.warnings + summary["warnings"]
+    summary["collected"] = collected
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=True, default=str))
         return
@@ -88,9 +92,13 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     skipped = sum(summary["skipped"].values())
     out.print(f"stream-sync run {summary['run_id']} {summary['state']} ({summary['origin']}): "
               f"{summary['records']:,} records, {summary['puts']:,} puts, {summary['deletes']:,} deletes, "
-              f"{skipped:,} skipped, {summary['restarts']} restart(s); "
+              f"{skipped:,} skipped, {summary['held']:,} held, {summary['held_applied']:,} held applied, "
+              f"{summary['restarts']} restart(s); "
               f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
-              f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+              f"{summary['shard_count']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+    if summary["unmapped"]:
+        out.print(f"{summary['unmapped']:,} record(s) held for identifiers first seen on the stream: "
+                  "keyshift resolve list --kind unmapped")
 
 
 #: What the CLI adds to a stream-sync blocker.
@@ -104,5 +112,5 @@ _HINTS = {
 def _sync_bar(p: Any) -> tuple[str, float | None, float, str]:
     lag = "catching up" if p.lag_seconds is None else f"lag {p.lag_seconds:.0f} s"
     return ("stream sync", None, p.records,
-            f"{p.records:,} records  {p.puts:,} puts  {p.deletes:,} deletes  {lag}  "
+            f"{p.records:,} records  {p.puts:,} puts  {p.deletes:,} deletes  {p.held:,} held  {lag}  "
             f"shards {p.shards_done}/{p.shards} closed  restarts {p.restarts}")

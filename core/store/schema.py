@@ -16,7 +16,9 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # conflicts and the audit log. Version 2: operators' decisions and cases. Version 3: runs
 # (restore, verify, import) with checkpoints and offenders. Version 4: derived cases know the new
 # key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat and an
-# owner process (the run ledger, keyshift.core.store.runs).
+# owner process (the run ledger, keyshift.core.store.runs). Version 6: stream records held because
+# their raw identifier is not in the keymap, identifiers first seen on the stream, and the keymaps
+# stream sync applied (so a later keymap can be checked to only add to them).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,6 +153,48 @@ MIGRATIONS: dict[int, str] = {
     5: """
     ALTER TABLE runs ADD COLUMN heartbeat REAL;  -- epoch seconds of the run's last write (stale: it died)
     ALTER TABLE runs ADD COLUMN owner TEXT;      -- JSON {host, pid} of the process running it
+    """,
+    6: """
+    CREATE TABLE held_records (          -- written by keyshift.core.migrate.stream.held only
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL,               -- the raw identifier the keymap did not know
+        direction TEXT NOT NULL,         -- forward | reverse
+        source_arn TEXT NOT NULL DEFAULT '',  -- the stream it came from
+        shard TEXT NOT NULL DEFAULT '',  -- empty when the Lambda handler held it (events name no shard)
+        seq TEXT NOT NULL,               -- SequenceNumber zero-padded to 40 digits: sorts as a number
+        event TEXT NOT NULL,             -- INSERT | MODIFY | REMOVE
+        record TEXT NOT NULL,            -- JSON of the record's dynamodb part, wire format
+        created_at REAL,                 -- its ApproximateCreationDateTime, epoch seconds
+        held_at TEXT NOT NULL,
+        origin TEXT NOT NULL,            -- stream-sync run N, or the hold table
+        state TEXT NOT NULL DEFAULT 'held',  -- held | applied | dropped
+        settled_at TEXT,
+        UNIQUE (direction, source_arn, seq)
+    );
+    CREATE INDEX held_records_raw ON held_records(raw, state, seq);
+    CREATE INDEX held_records_state ON held_records(state);
+    CREATE TABLE unmapped_identifiers (  -- raw identifiers first seen on the stream, explained once
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL UNIQUE,
+        escaped TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        changes TEXT NOT NULL DEFAULT '[]',
+        suspicious TEXT NOT NULL DEFAULT '[]',
+        ref_ids TEXT NOT NULL DEFAULT '[]',
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE applied_keymaps (       -- keymaps a stream sync applied: what a later one must keep
+        version TEXT PRIMARY KEY,
+        winners TEXT NOT NULL,           -- hash of the conflict winners
+        entries INTEGER NOT NULL,
+        saved_at TEXT NOT NULL
+    );
+    CREATE TABLE applied_keymap_entries (
+        version TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        new_id TEXT,                     -- NULL: dropped
+        PRIMARY KEY (version, raw)
+    ) WITHOUT ROWID;
     """,
 }
 
