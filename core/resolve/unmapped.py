@@ -123,7 +123,10 @@ def rule_decision(conn: Any, raw: str, sort_key_name: str | None) -> tuple[str |
         return None, "not an identifier first seen on the stream"
     canonical = row[0]
     found = collisions(conn, canonical, exclude=raw)
-    undecided = [c["raw"] for c in found if "raw" in c and c["new_id"] is None and c["status"] != "decided"]
+    # Planned identifiers of this form still undecided make it ambiguous; other new spellings seen
+    # on the stream do not (each gets its own rule decision, and its own conflict check).
+    undecided = [c["raw"] for c in found if "raw" in c and c["new_id"] is None
+                 and c["status"] not in ("decided", "unmapped")]
     ids = _candidates(found)
     shown = f"'{escape(canonical)}'"
     if undecided:
