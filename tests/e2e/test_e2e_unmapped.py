@@ -222,3 +222,39 @@ def test_lag_is_positive_while_records_wait_and_zero_once_caught_up(migration, m
     status = sync_lag(ws)
     assert status["state"] == "complete" and status["lag_seconds"] == 0 and status["unmapped"] == 0
     assert json.loads(json.dumps(status))  # JSON-able, for the gates and --json
+
+
+def test_records_the_lambda_held_are_collected_once_and_deleted_from_the_hold_table(tmp_path, aws_env,
+                                                                                    boto_clients, run_cli):
+    spec_text = SPEC + '\n[stream]\nhold_table = "keyshift-held"\n'
+    m = _migration(tmp_path, aws_env, boto_clients, run_cli, spec_text)
+    m.ddb.create_table(TableName="keyshift-held", BillingMode="PAY_PER_REQUEST",
+                       KeySchema=[{"AttributeName": "raw", "KeyType": "HASH"},
+                                  {"AttributeName": "seq", "KeyType": "RANGE"}],
+                       AttributeDefinitions=[{"AttributeName": "raw", "AttributeType": "S"},
+                                             {"AttributeName": "seq", "AttributeType": "S"}])
+
+    def lambda_held(raw: str, seq: int, order: str, total: int) -> dict:
+        keys = {"customer": {"S": raw}, "order_id": {"S": order}}
+        body = {"Keys": keys, "NewImage": {**keys, "total": {"N": str(total)}}, "SequenceNumber": str(seq),
+                "ApproximateCreationDateTime": 1767225600}
+        return {"raw": {"S": raw}, "seq": {"S": held.pad_seq(str(seq))}, "direction": {"S": "forward"},
+                "event": {"S": "MODIFY" if total > 1 else "INSERT"}, "record": {"S": json.dumps(body)},
+                "source_arn": {"S": "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/x"},
+                "held_at": {"S": "2026-01-01T00:00:00+00:00"}}
+
+    for item in (lambda_held(DIRTY, 900, "ORD-70", 1), lambda_held(DIRTY, 1000, "ORD-70", 2),
+                 {"raw": {"S": "junk"}, "seq": {"S": "x"}}):
+        m.ddb.put_item(TableName="keyshift-held", Item=item)
+    cases = m.cases()  # resolve list collects first
+    assert set(cases) == {DIRTY} and cases[DIRTY]["held"]["held"] == 2
+    left = m.ddb.scan(TableName="keyshift-held")["Items"]
+    assert [i["raw"]["S"] for i in left] == ["junk"]  # the unreadable item stays for a person
+    m.ddb.put_item(TableName="keyshift-held", Item=lambda_held(DIRTY, 900, "ORD-70", 1))  # delivered twice
+    ws = Workspace(m.workspace)
+    assert held.collect_held(ws, load_spec(m.spec_path), m.ddb)["new"] == 0  # nothing held twice
+    assert m.run("resolve", "decide", cases[DIRTY]["id"], "same", "--raw", "ACME Corp",
+                 "--reason", "same customer").returncode == 0
+    synced = m.run("stream-sync", "--json").json()
+    assert synced["held_applied"] == 2 and synced["collected"]["unreadable"] == 1
+    assert m.target("ACME Corp", "ORD-70")["total"] == {"N": "2"}  # by sequence number: the newer last
