@@ -234,12 +234,13 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
     """List cases with a stable id, kind, status, members and candidate ids."""
     from keyshift.core.resolve.cases import list_cases
 
-    if getattr(obj.spec.stream, "hold_table", None) and not obj.read_only:
+    ws = obj.workspace  # first: outside a migration, that is the error to give
+    if not obj.read_only and obj.spec_path.exists() and getattr(obj.spec.stream, "hold_table", None):
         # What the Lambda handler held becomes unmapped cases here too, not only at the next stream-sync.
         from keyshift.core.migrate.stream.held import collect_held
 
-        collect_held(obj.workspace, obj.spec, obj.aws.client("dynamodb"), operator=obj.operator)
-    cases = list_cases(obj.workspace, kind=kind, open_only=open_only, samples=as_json)
+        collect_held(ws, obj.spec, obj.aws.client("dynamodb"), operator=obj.operator)
+    cases = list_cases(ws, kind=kind, open_only=open_only, samples=as_json)
     if as_json:
         _emit_json([c.to_dict() for c in cases])
         return

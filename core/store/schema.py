@@ -155,7 +155,8 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN owner TEXT;      -- JSON {host, pid} of the process running it
     """,
     6: """
-    CREATE TABLE held_records (          -- written by keyshift.core.migrate.stream.held only
+    -- IF NOT EXISTS: a workspace rebuilt from an older step (tests simulate one) may have them already
+    CREATE TABLE IF NOT EXISTS held_records (          -- written by keyshift.core.migrate.stream.held only
         id INTEGER PRIMARY KEY,
         raw TEXT NOT NULL,               -- the raw identifier the keymap did not know
         direction TEXT NOT NULL,         -- forward | reverse
@@ -171,9 +172,9 @@ MIGRATIONS: dict[int, str] = {
         settled_at TEXT,
         UNIQUE (direction, source_arn, seq)
     );
-    CREATE INDEX held_records_raw ON held_records(raw, state, seq);
-    CREATE INDEX held_records_state ON held_records(state);
-    CREATE TABLE unmapped_identifiers (  -- raw identifiers first seen on the stream, explained once
+    CREATE INDEX IF NOT EXISTS held_records_raw ON held_records(raw, state, seq);
+    CREATE INDEX IF NOT EXISTS held_records_state ON held_records(state);
+    CREATE TABLE IF NOT EXISTS unmapped_identifiers (  -- raw identifiers first seen on the stream, explained once
         id INTEGER PRIMARY KEY,
         raw TEXT NOT NULL UNIQUE,
         escaped TEXT NOT NULL,
@@ -183,13 +184,13 @@ MIGRATIONS: dict[int, str] = {
         ref_ids TEXT NOT NULL DEFAULT '[]',
         first_seen TEXT NOT NULL
     );
-    CREATE TABLE applied_keymaps (       -- keymaps a stream sync applied: what a later one must keep
+    CREATE TABLE IF NOT EXISTS applied_keymaps (       -- keymaps a stream sync applied: what a later one must keep
         version TEXT PRIMARY KEY,
         winners TEXT NOT NULL,           -- hash of the conflict winners
         entries INTEGER NOT NULL,
         saved_at TEXT NOT NULL
     );
-    CREATE TABLE applied_keymap_entries (
+    CREATE TABLE IF NOT EXISTS applied_keymap_entries (
         version TEXT NOT NULL,
         raw TEXT NOT NULL,
         new_id TEXT,                     -- NULL: dropped

@@ -221,14 +221,15 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
         shards = shard_positions(previous)
         if previous.params.get("stream_arn") != arn:
             why = "the source table has a new stream"
+        elif runs.completed_ids(ws, "restore") - set(previous.params.get("restores_seen", [])):
+            # Checked before the keymap: after a restore the replay starts over under the new keymap.
+            why = f"a restore completed after run {previous.id} started"
         elif previous.keymap != keymap.version and (problem := held.keymap_change_problem(
                 ws.connect(), previous.keymap or "", dict(previous.params.get("auto_entries") or {}), keymap)):
             raise StreamSyncError(
                 f"stream-sync run {previous.id} applied keymap {previous.keymap}, the workspace now builds"
                 f" {keymap.version} ({problem}): items already written follow the old mapping. Restore again"
                 " with the new keymap, then run stream-sync (it replays from the trim horizon after a restore)")
-        elif runs.completed_ids(ws, "restore") - set(previous.params.get("restores_seen", [])):
-            why = f"a restore completed after run {previous.id} started"
         elif not shards:
             why = f"run {previous.id} read nothing"  # a refused or failed start: check everything again
         else:
