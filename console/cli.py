@@ -226,7 +226,7 @@ def resolve() -> None:
 
 
 @resolve.command("list")
-@click.option("--kind", type=click.Choice(["ambiguous", "orphaned", "invalid", "conflict", "suspicious"]))
+@click.option("--kind", type=click.Choice(["ambiguous", "orphaned", "invalid", "conflict", "suspicious", "unmapped"]))
 @click.option("--open", "open_only", is_flag=True, help="Only cases without a decision.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -234,7 +234,13 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
     """List cases with a stable id, kind, status, members and candidate ids."""
     from keyshift.core.resolve.cases import list_cases
 
-    cases = list_cases(obj.workspace, kind=kind, open_only=open_only, samples=as_json)
+    ws = obj.workspace  # first: outside a migration, that is the error to give
+    if not obj.read_only and obj.spec_path.exists() and getattr(obj.spec.stream, "hold_table", None):
+        # What the Lambda handler held becomes unmapped cases here too, not only at the next stream-sync.
+        from keyshift.core.migrate.stream.held import collect_held
+
+        collect_held(ws, obj.spec, obj.aws.client("dynamodb"), operator=obj.operator)
+    cases = list_cases(ws, kind=kind, open_only=open_only, samples=as_json)
     if as_json:
         _emit_json([c.to_dict() for c in cases])
         return
@@ -261,7 +267,9 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
 @click.argument("action", type=click.Choice(["same", "split", "drop", "map", "keep", "accept"]))
 @click.option("--id", "new_id", help="The new id (same, map).")
 @click.option("--map", "maps", multiple=True, metavar="RAW=NEW_ID", help="split: one per raw identifier.")
-@click.option("--raw", "raws", multiple=True, help="drop: raw identifiers to drop; keep (conflict): the survivor.")
+@click.option("--raw", "raws", multiple=True,
+              help="drop: raw identifiers to drop; keep (conflict): the survivor; same (unmapped): the existing"
+                   " identifier whose new id it gets.")
 @click.option("--primary", metavar="RAW",
               help="same: the raw spelling writes go back to on a flip-back (reverse sync); default: the"
                    " member with the most items.")

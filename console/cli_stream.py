@@ -79,6 +79,7 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     may run at the same time: neither replays the other's writes (echoes, counted).
     """
     from keyshift.core.migrate.preflight import stream_sync_preflight
+    from keyshift.core.migrate.stream.held import collect_held
     from keyshift.core.migrate.stream.reverse import parse_from, positions_from_file
     from keyshift.core.migrate.stream.sync import run_stream_sync
 
@@ -94,6 +95,8 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     direction = "reverse" if reverse else "forward"
     obj.require_writable("stream-sync")
     ddb = obj.aws.client("dynamodb")
+    # Records the Lambda handler held come into the workspace first: their cases, and their apply.
+    collected = collect_held(obj.workspace, obj.spec, ddb, operator=obj.operator)
     pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved,
                                 direction=direction)
     pre.raise_if_blocked(_HINTS)
@@ -109,6 +112,7 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     with _stop_on_signals(cancel):
         summary = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_sync_bar)
     summary["warnings"] = pre.warnings + summary["warnings"]
+    summary["collected"] = collected
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=True, default=str))
         return
@@ -118,9 +122,13 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     out.print(f"{'reverse-sync' if reverse else 'stream-sync'} run {summary['run_id']} {summary['state']}"
               f" ({summary['origin']}): {summary['records']:,} records, {summary['puts']:,} puts,"
               f" {summary['deletes']:,} deletes, {summary['echoes']:,} echoes, "
-              f"{skipped:,} skipped, {summary['restarts']} restart(s); "
+              f"{skipped:,} skipped, {summary['held']:,} held, {summary['held_applied']:,} held applied, "
+              f"{summary['restarts']} restart(s); "
               f"{'caught up' if summary['caught_up'] else 'NOT caught up'} with "
-              f"{summary['shards']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+              f"{summary['shard_count']} shard(s) in {summary['seconds']:.1f} s; keymap {summary['keymap']}")
+    if summary["unmapped"]:
+        out.print(f"{summary['unmapped']:,} record(s) held for identifiers first seen on the stream: "
+                  "keyshift resolve list --kind unmapped")
 
 
 def _lambda_status(obj: Context, as_json: bool) -> None:
@@ -157,5 +165,5 @@ _HINTS = {
 def _sync_bar(p: Any) -> tuple[str, float | None, float, str]:
     lag = "catching up" if p.lag_seconds is None else f"lag {p.lag_seconds:.0f} s"
     return ("stream sync", None, p.records,
-            f"{p.records:,} records  {p.puts:,} puts  {p.deletes:,} deletes  {lag}  "
+            f"{p.records:,} records  {p.puts:,} puts  {p.deletes:,} deletes  {p.held:,} held  {lag}  "
             f"shards {p.shards_done}/{p.shards} closed  restarts {p.restarts}")

@@ -59,7 +59,7 @@ _TOOLTIPS = {
     "keep": "Orphaned: keep the canonical form as the new id; conflict: choose whose item survives",
     "accept": "Suspicious: the identifier is genuine, migrate it as normalized",
 }
-_KIND_KEYS = dict(zip("012345", (_ALL, *KINDS)))
+_KIND_KEYS = dict(zip("0123456", (_ALL, *KINDS)))
 _KIND_GROUP = Binding.Group("kind", compact=True)
 #: Members shown side by side per row of the member table (more members wrap to another row).
 _SIDE_BY_SIDE = 4
@@ -73,7 +73,8 @@ COLUMNS = (
     ("decision", "decision", 26),
 )
 _KIND_STYLES = {"ambiguous": STATUS_STYLES["ambiguous"], "orphaned": STATUS_STYLES["orphaned"],
-                "invalid": STATUS_STYLES["invalid"], "conflict": "bold yellow", "suspicious": "yellow"}
+                "invalid": STATUS_STYLES["invalid"], "conflict": "bold yellow", "suspicious": "yellow",
+                "unmapped": "bold magenta"}
 
 
 
@@ -391,9 +392,22 @@ def _head(case: Case) -> Table:
     candidates = Text(", ").join(visible_text(c) for c in case.candidates) if case.candidates else Text(
         "none: a new id must be typed", style="dim")
     grid.add_row("candidates", candidates)
+    if case.kind == "unmapped" and case.details:
+        _unmapped_rows(grid, case.details)
     keys = Text(" · ").join(Text(f"{ACTION_KEYS[a]} {a}") for a in ACTIONS[case.kind])
     grid.add_row("decide", keys.append("  (u undo)", style="dim"))
     return grid
+
+
+def _unmapped_rows(grid: Table, details: dict[str, Any]) -> None:
+    """An unmapped case's canonical form, what it collides with and its held records."""
+    grid.add_row("canonical", visible_text(details.get("canonical", "")))
+    hits = [visible_text(c["raw"]).append(f" → {c['new_id'] or 'undecided'}", style="dim") if "raw" in c
+            else Text(f"reference id {c['reference_id']}") for c in details.get("collisions", [])]
+    grid.add_row("collides", Text("; ").join(hits) if hits else Text("nothing: a wholly new identifier", style="dim"))
+    held = details.get("held", {})
+    grid.add_row("held", Text(f"{held.get('held', 0):,} waiting · {held.get('applied', 0):,} applied · "
+                              f"{held.get('dropped', 0):,} dropped (stream records)"))
 
 
 def _members(case: Case) -> Group:

@@ -14,6 +14,8 @@ idle the screen shows the latest run in the workspace (:func:`latest_stream_sync
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,13 +27,19 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Sparkline, Static
 from textual.worker import get_current_worker
 
 from keyshift.core.migrate.preflight import stream_sync_preflight
 from keyshift.core.migrate.stream.source import StreamSyncError
 from keyshift.core.migrate.stream.reverse import StartPosition
-from keyshift.core.migrate.stream.sync import SyncProgress, latest_stream_sync, run_stream_sync, shard_positions
+from keyshift.core.migrate.stream.sync import (
+    SyncProgress,
+    latest_stream_sync,
+    run_stream_sync,
+    shard_positions,
+    watermark,
+)
 from keyshift.core.store.runs import Run
 
 from .confirm import ConfirmScreen
@@ -44,6 +52,8 @@ __all__ = ["StreamSyncScreen", "prepare_stream_sync"]
 
 #: How often the idle screen re-reads the latest run (a follower elsewhere moves on).
 REFRESH_SECONDS = 2.0
+#: How many lag samples the sparkline keeps (one per progress message or idle refresh).
+LAG_SAMPLES = 120
 
 
 @dataclass
@@ -121,6 +131,8 @@ class StreamSyncScreen(Screen[None]):
         self.run_info: Run | None = None
         self.loaded = False
         self.direction = "forward"  # which replay the screen shows and starts
+        self.lag_history: deque[float] = deque(maxlen=LAG_SAMPLES)  # seconds, oldest first
+        self._sampled_at: float | None = None  # the ledger measurement last added to the history
 
     @property
     def slot(self) -> RunSlot:
@@ -134,6 +146,9 @@ class StreamSyncScreen(Screen[None]):
             yield Static(_direction_text(self.direction), id="sync-direction")
             yield Static("reading the workspace…", id="sync-state")
             yield Static("", id="sync-report")
+            # Below the status (a direction switch goes above it): how far behind, and what waits.
+            yield Static("", id="sync-lag")
+            yield Sparkline([], summary_function=max, id="sync-lag-spark")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -184,11 +199,12 @@ class StreamSyncScreen(Screen[None]):
             if live is None:
                 state.update(Text("◐ starting…", style="yellow"))
                 return
-            lag = "catching up" if live.lag_seconds is None else f"caught up {live.lag_seconds:.0f} s ago"
+            lag = "catching up" if live.caught_up_at is None else f"caught up {time.time() - live.caught_up_at:.0f} s ago"
             how = "following" if slot.options.get("follow") else "replaying"
             state.update(Text(f"◐ {how} — {lag} — Escape stops it (the checkpoint is kept)", style="yellow"))
             report.update(_counts(live.records, live.puts, live.deletes, live.skipped, live.shards,
                                   live.shards_done, live.restarts, live.retries, live.throttles))
+            self._show_lag(live.lag_seconds, live.iterator_age_seconds, live.unmapped, live.held_applied)
             return
         if slot.outcome == "failed":
             state.update(Text(f"✘ failed: {slot.error}", style="red"))
@@ -207,6 +223,30 @@ class StreamSyncScreen(Screen[None]):
             state.update(Text(f"{mark} latest run #{self.run_info.id}: {label}", style=style))
         if self.run_info is not None:
             report.update(_run_report(self.run_info))
+            mark = watermark(self.run_info)
+            self._show_lag(mark["lag_seconds"], mark["iterator_age_seconds"], mark["unmapped"],
+                           self.run_info.totals.get("held_applied", 0),
+                           # a sample per new measurement: a follower elsewhere, a run's last figure
+                           sample=mark["measured_at"] != self._sampled_at)
+            self._sampled_at = mark["measured_at"]
+
+    def _show_lag(self, lag: float | None, age: float | None, unmapped: int, applied: int, *,
+                  sample: bool = True) -> None:
+        """The lag line and its sparkline (a sample per update while a replay runs)."""
+        if sample and lag is not None:
+            self.lag_history.append(float(lag))
+        line = Text()
+        line.append("lag ", style="bold")
+        line.append("–" if lag is None else f"{lag:.0f} s", style="green" if lag == 0 else "yellow")
+        line.append("   iterator age ", style="bold")
+        line.append("–" if age is None else f"{age:.0f} s")
+        line.append("   held ", style="bold")
+        line.append(f"{unmapped:,} record(s) waiting", style="magenta" if unmapped else "dim")
+        if unmapped:
+            line.append(" (resolve: unmapped cases)", style="dim")
+        line.append(f"   {applied:,} held applied", style="dim")
+        self.query_one("#sync-lag", Static).update(line)
+        self.query_one("#sync-lag-spark", Sparkline).data = list(self.lag_history)
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -273,7 +313,7 @@ def _run_report(run: Run) -> Table:
     c = run.totals
     shards = shard_positions(run)
     grid = _counts(c.get("records", 0), c.get("puts", 0), c.get("deletes", 0), c.get("skipped", {}),
-                   c.get("shards", len(shards)), c.get("shards_done", sum(1 for s in shards.values() if s["done"])),
+                   c.get("shard_count", len(shards)), c.get("shards_done", sum(1 for s in shards.values() if s["done"])),
                    c.get("restarts", 0), c.get("retries", 0), c.get("throttles", 0))
     params = run.params
     grid.add_row("run", Text(f"#{run.id} · {params.get('origin', '?')} · keymap {run.keymap} · "

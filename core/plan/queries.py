@@ -411,3 +411,32 @@ def plan_conflicts(conn: Any) -> list[tuple[str, str | None, int, list[tuple[int
             " ORDER BY raw", names).fetchall()
         out.append((canonical, sort_key, n, [tuple(m) for m in members]))
     return out
+
+
+def latest_rules(conn: Any) -> list[str]:
+    """The normalization rules of the newest plan (empty when never planned)."""
+    row = conn.execute("SELECT rules FROM plans ORDER BY id DESC LIMIT 1").fetchone()
+    return json.loads(row[0]) if row is not None else []
+
+
+def reference_ids(conn: Any, canonical: str) -> list[str]:
+    """The reference data's ids for a canonical form (empty: no match, or no reference data)."""
+    return sorted({r[0] for r in conn.execute("SELECT id FROM reference WHERE canonical = ?", (canonical,))})
+
+
+def identifiers_colliding(conn: Any, canonical: str) -> list[tuple[str, str | None, str, str]]:
+    """(raw, new_id, canonical, status) of the planned identifiers a new spelling with this canonical
+    form meets: those with the same canonical form, and settled ones whose new id is that form."""
+    return conn.execute(
+        "SELECT raw, new_id, canonical, status FROM identifiers WHERE canonical = ? UNION"
+        " SELECT raw, new_id, canonical, status FROM identifiers WHERE new_id = ? AND status IN ('fixed', 'unchanged')"
+        " ORDER BY raw", (canonical, canonical)).fetchall()
+
+
+def raws_with_record_on(conn: Any, new_id: str, sort_key: str | None) -> list[str]:
+    """Raw identifiers the plan settles on ``new_id`` that have a record with this sort key
+    (``sort_key``: its JSON as the plan stores it; None for a table without one): an item a new
+    spelling mapped onto ``new_id`` would collide with."""
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT i.raw FROM identifiers i JOIN records r ON r.ident = i.id WHERE i.new_id = ?"
+        " AND i.status IN ('fixed', 'unchanged') AND r.sort_key IS ? ORDER BY i.raw", (new_id, sort_key))]

@@ -4,7 +4,8 @@ Cases are derived from the plan when it completes and stored (``cases``, ``case_
 listing, fetching one case and deciding stay fast at a million records. Kinds: an ambiguous group
 (one canonical form with several raw identifiers, several reference ids, or one reference id for
 several canonical forms), an orphaned or invalid identifier, an item conflict (two records on one
-canonical form and sort key) and a suspicious identifier. A case's id is a hash of what defines it,
+canonical form and sort key), a suspicious identifier, and an unmapped identifier (a raw identifier
+first seen on the stream after the plan, whose records are held: :mod:`.unmapped`). A case's id is a hash of what defines it,
 so it is stable across re-plans and across workspaces that share the identifiers: decisions
 exported from one apply to the other. Decisions live in their own table and are joined in.
 """
@@ -21,11 +22,13 @@ from ..plan import queries
 from ..store.schema import clear_meta_flag, meta_flag
 from ..store.workspace import Workspace
 
-__all__ = ["KINDS", "STATUSES", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case",
+__all__ = ["AUTO_OPERATOR_PREFIX", "KINDS", "STATUSES", "Member", "Case", "CaseError", "case_id", "list_cases", "get_case",
            "get_cases", "materialize_cases", "progress"]
 
 #: Every case kind, in the order the queue shows them.
-KINDS = ("ambiguous", "orphaned", "invalid", "conflict", "suspicious")
+KINDS = ("ambiguous", "orphaned", "invalid", "conflict", "suspicious", "unmapped")
+#: Decisions by keyshift itself (``[stream] new_identifiers = "rule"``) carry this operator prefix.
+AUTO_OPERATOR_PREFIX = "keyshift:"
 #: A case's status: an operator must decide it, did, or a decision took it away (derived cases).
 STATUSES = ("open", "decided", "moot")
 
@@ -72,6 +75,7 @@ class Case:
     history: list[dict[str, Any]] = field(default_factory=list)
     moot: str | None = None  # why this derived case no longer applies (a decision took it away)
     new_key: str | None = None  # conflicts: the new id its records land on now
+    details: dict[str, Any] | None = None  # unmapped: collisions and held records (see .unmapped)
 
     @property
     def status(self) -> str:
@@ -91,7 +95,8 @@ class Case:
             "id": self.id, "kind": self.kind, "status": self.status, "title": self.title,
             "members": [m.to_dict() for m in self.members], "candidates": self.candidates,
             "sort_key": self.sort_key, "decision": self.decision, "moot": self.moot,
-            "new_key": self.new_key,
+            "new_key": self.new_key, "auto": bool(self.decision and self.decision.get("auto")),
+            **(self.details or {}),
         }
 
 
@@ -132,6 +137,10 @@ def materialize_cases(conn: Any) -> int:
     conn.executemany("INSERT OR IGNORE INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.executemany("INSERT OR IGNORE INTO case_members(case_id, ident) VALUES (?, ?)", members)
+    # Identifiers first seen on the stream outlive a re-plan too (unless the new plan has them).
+    from .unmapped import derive_unmapped
+
+    derive_unmapped(conn)
     # Decisions outlive a re-plan: the conflicts they change are derived again under them.
     from .conflicts import refresh_all
     from .decisions import overrides_in
@@ -175,11 +184,13 @@ def _member(row: Any, sample: str | None = None) -> Member:
 def _load(ws: Workspace, where: str, args: tuple, *, samples: bool) -> list[Case]:
     """Cases matching ``where`` (on ``cases c``), members and decisions attached."""
     _ensure_derived(ws)
-    return load_cases(ws.connect(), where, args, samples=samples)
+    return load_cases(ws.connect(), where, args, samples=samples, details=True)
 
 
-def load_cases(conn: Any, where: str = "", args: tuple = (), *, samples: bool = False) -> list[Case]:
-    """:func:`_load` on a connection (inside a caller's transaction; no upgrade check)."""
+def load_cases(conn: Any, where: str = "", args: tuple = (), *, samples: bool = False,
+               details: bool = False) -> list[Case]:
+    """:func:`_load` on a connection (inside a caller's transaction; no upgrade check).
+    ``details``: an unmapped case's collisions and held counts (reading decisions: not needed)."""
     cases: dict[str, Case] = {}
     for cid, kind, title, candidates, sort_key, moot, new_key in conn.execute(
         f"SELECT c.id, c.kind, c.title, c.candidates, c.sort_key, c.moot, c.new_key FROM cases c {where}"
@@ -196,8 +207,34 @@ def load_cases(conn: Any, where: str = "", args: tuple = (), *, samples: bool = 
         f" {where} ORDER BY c.ord, i.raw", args
     ):
         cases[row[0]].members.append(_member(row[1:8], row[8]))
+    if any(c.kind == "unmapped" for c in cases.values()):
+        # Their member is not a planned identifier: case_members holds minus its unmapped_identifiers
+        # id (planned identifiers' ids are positive), so the join above never meets it.
+        for row in conn.execute(
+            "SELECT cm.case_id, u.raw, u.escaped, u.canonical, (SELECT count(*) FROM held_records h WHERE"
+            " h.raw = u.raw), u.changes, u.suspicious, u.ref_ids FROM cases c JOIN case_members cm ON"
+            f" cm.case_id = c.id JOIN unmapped_identifiers u ON u.id = -cm.ident {where} ORDER BY c.ord", args
+        ):
+            cases[row[0]].members.append(_member(row[1:8], _held_sample(conn, row[1]) if samples else None))
     _attach_decisions(conn, cases, where, args)
+    if details and any(c.kind == "unmapped" for c in cases.values()):
+        from .decisions import overrides_in
+        from .unmapped import unmapped_details
+
+        by_raw = overrides_in(conn).by_raw
+        for case in cases.values():
+            if case.kind == "unmapped" and case.members:
+                case.details = unmapped_details(conn, case.members[0], by_raw)
     return list(cases.values())
+
+
+def _held_sample(conn: Any, raw: str) -> str | None:
+    """An unmapped identifier's sample: the newest image (or key) among its held records."""
+    row = conn.execute("SELECT record FROM held_records WHERE raw = ? ORDER BY seq DESC LIMIT 1", (raw,)).fetchone()
+    if row is None:
+        return None
+    body = json.loads(row[0])
+    return json.dumps(body.get("NewImage") or body.get("Keys"))
 
 
 def _attach_decisions(conn: Any, cases: dict[str, Case], where: str, args: tuple) -> None:
@@ -207,7 +244,8 @@ def _attach_decisions(conn: Any, cases: dict[str, Case], where: str, args: tuple
     ):
         case = cases[row[1]]
         entry = {"decision_id": row[0], "action": row[2], "payload": json.loads(row[3]),
-                 "reason": row[4], "operator": row[5], "ts": row[6]}
+                 "reason": row[4], "operator": row[5], "ts": row[6],
+                 "auto": row[5].startswith(AUTO_OPERATOR_PREFIX)}
         case.history.append(entry)
         case.decision = None if row[2] == "undo" else entry
     for case in cases.values():
@@ -317,6 +355,27 @@ def save_conflict_case(conn: Any, cid: str, *, title: str, raws: list[str], sort
                      " VALUES (?, 'conflict', ?, ?, ?, ?, ?)", (cid, title, json.dumps(raws), sort_key, ord_, new_key))
     conn.executemany("INSERT INTO case_members(case_id, ident) VALUES (?, ?)", [(cid, i) for i in sorted(idents)])
     return not exists
+
+
+def save_unmapped_case(conn: Any, raw: str, unmapped_id: int, candidates: list[str], title: str) -> bool:
+    """Create (or refresh the candidates of) the ``unmapped`` case of a raw identifier first seen on
+    the stream (``unmapped_id``: its ``unmapped_identifiers`` row); True when it is new."""
+    cid = case_id("unmapped", raw)
+    if conn.execute("SELECT 1 FROM cases WHERE id = ?", (cid,)).fetchone() is not None:
+        conn.execute("UPDATE cases SET candidates = ?, title = ? WHERE id = ?", (json.dumps(candidates), title, cid))
+        return False
+    ord_ = conn.execute("SELECT coalesce(max(ord), -1) + 1 FROM cases").fetchone()[0]
+    conn.execute("INSERT INTO cases(id, kind, title, candidates, sort_key, ord, new_key)"
+                 " VALUES (?, 'unmapped', ?, ?, NULL, ?, NULL)", (cid, title, json.dumps(candidates), ord_))
+    conn.execute("INSERT OR IGNORE INTO case_members(case_id, ident) VALUES (?, ?)", (cid, -unmapped_id))
+    return True
+
+
+def drop_unmapped_case(conn: Any, raw: str) -> None:
+    """Forget the ``unmapped`` case of ``raw`` (a new plan knows the identifier: its own case applies)."""
+    cid = case_id("unmapped", raw)
+    conn.execute("DELETE FROM case_members WHERE case_id = ?", (cid,))
+    conn.execute("DELETE FROM cases WHERE id = ?", (cid,))
 
 
 def set_moot(conn: Any, cid: str, reason: str) -> None:

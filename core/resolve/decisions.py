@@ -26,6 +26,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "invalid": ("map", "drop"),
     "conflict": ("keep",),
     "suspicious": ("accept", "map"),
+    # A raw identifier first seen on the stream: a new id of its own, an existing one, or drop.
+    "unmapped": ("map", "same", "drop"),
 }
 
 
@@ -194,11 +196,17 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     members = [m.raw for m in case.members]
     payload: dict[str, Any] = {}
     check_id = _IdCheck(ws, case, allow_suspicious)
-    if primary is not None and action != "same":
-        raise CaseError(f"{action}: only a `same` decision names a primary spelling (--primary)")
-    if action in ("same", "map"):
+    if primary is not None and (action != "same" or case.kind == "unmapped"):
+        raise CaseError(f"{case.kind} {action}: only a `same` decision on planned spellings names a primary"
+                        " spelling (--primary); an identifier first seen on the stream joins an existing"
+                        " id, whose primary stays")
+    if case.kind == "unmapped" and action == "same":
+        if overrides is None:
+            overrides = effective_overrides(ws)
+        payload.update(_unmapped_same(ws, case, new_id, raws, overrides, check_id))
+    elif action in ("same", "map"):
         payload["id"] = check_id(new_id, action)
-    if action == "same":
+    if action == "same" and case.kind != "unmapped":
         if primary is not None and primary not in members:
             raise CaseError(f"same: primary {json.dumps(primary)} is not a member of case {case.id}"
                             f" (one of {', '.join(json.dumps(m) for m in members)})")
@@ -236,10 +244,38 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
     assigned = assignments(case, action, payload)
     if overrides is None:
         overrides = effective_overrides(ws)
-    problems = _collisions(ws, case, assigned, overrides)
+    # An unmapped `same` joins an existing new id on purpose: that is not a collision.
+    problems = [] if case.kind == "unmapped" and action == "same" else _collisions(ws, case, assigned, overrides)
     if problems:
         raise CaseError("refused, it would create a collision: " + "; ".join(problems[:3]))
     return _record(ws, case, action, payload, reason, operator, overrides, assigned)
+
+
+def _unmapped_same(ws: Workspace, case: Case, new_id: str | None, raws: list[str] | None,
+                   overrides: Overrides, check_id: _IdCheck) -> dict[str, Any]:
+    """The payload of ``same`` on an unmapped case: the existing identifier named (``--raw``) and
+    its new id, or an existing new id (``--id``) someone already has (or the reference data gives)."""
+    from ..plan.queries import identifier_rows
+
+    conn = ws.connect()
+    if raws:
+        other = raws[0]
+        if other in overrides.by_raw:
+            found = overrides.by_raw[other]
+        else:
+            rows = identifier_rows(conn, [other])
+            found = rows[0][1] if rows and rows[0][3] in ("fixed", "unchanged") else None
+            if not rows:
+                raise CaseError(f"same: {json.dumps(other)} is not an identifier of this migration")
+        if found is None:
+            raise CaseError(f"same: {json.dumps(other)} has no new id (undecided or dropped): decide it first")
+        return {"id": check_id(found, "same"), "raw": other}
+    if new_id is None:
+        raise CaseError("same: name the existing identifier (--raw) or its new id (--id)")
+    checked = check_id(new_id, "same")
+    if not (settled_raws_with_new_id(conn, checked) or overrides.by_id.get(checked) or checked in case.candidates):
+        raise CaseError(f"same: no identifier has the new id {checked!r} yet: that is `map`, not `same`")
+    return {"id": checked}
 
 
 def undo(ws: Workspace, case: Case, *, reason: str, operator: str) -> Decision:

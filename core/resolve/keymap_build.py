@@ -44,7 +44,9 @@ def build_keymap(ws: Workspace, *, allow_unresolved: bool = False) -> KeymapBuil
     open cases' identifiers are left out (``unresolved``, with the case id) so their items are
     skipped, and an open conflict's key has no winner, so none of its items is written."""
     cases = [c for c in list_cases(ws) if c.moot is None]  # a moot case decides nothing
-    open_cases = [c for c in cases if c.is_open]
+    # An open unmapped case blocks nothing: its identifier has no dump items, and its stream records
+    # are held until it is decided (its raw is listed as unresolved, so the Lambda holds them too).
+    open_cases = [c for c in cases if c.is_open and c.kind != "unmapped"]
     if open_cases and not allow_unresolved:
         kinds: dict[str, int] = {}
         for c in open_cases:

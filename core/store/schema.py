@@ -18,6 +18,9 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # key of a conflict and whether decisions made them moot. Version 5: every run has a heartbeat and an
 # owner process (the run ledger, keyshift.core.store.runs). Version 6: the stream syncs' write log
 # (echo suppression between forward and reverse sync, keyshift.core.migrate.stream.echo_log).
+# Version 7: stream records held because their raw identifier is not in the keymap, identifiers
+# first seen on the stream, and the keymaps stream sync applied (so a later keymap can be checked
+# to only add to them).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -164,6 +167,49 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS echo_notes_match ON echo_notes(tbl, key, digest, direction);
     CREATE INDEX IF NOT EXISTS echo_notes_at ON echo_notes(at);
+    """,
+    7: """
+    -- IF NOT EXISTS: a workspace rebuilt from an older step (tests simulate one) may have them already
+    CREATE TABLE IF NOT EXISTS held_records (          -- written by keyshift.core.migrate.stream.held only
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL,               -- the raw identifier the keymap did not know
+        direction TEXT NOT NULL,         -- forward | reverse
+        source_arn TEXT NOT NULL DEFAULT '',  -- the stream it came from
+        shard TEXT NOT NULL DEFAULT '',  -- empty when the Lambda handler held it (events name no shard)
+        seq TEXT NOT NULL,               -- SequenceNumber zero-padded to 40 digits: sorts as a number
+        event TEXT NOT NULL,             -- INSERT | MODIFY | REMOVE
+        record TEXT NOT NULL,            -- JSON of the record's dynamodb part, wire format
+        created_at REAL,                 -- its ApproximateCreationDateTime, epoch seconds
+        held_at TEXT NOT NULL,
+        origin TEXT NOT NULL,            -- stream-sync run N, or the hold table
+        state TEXT NOT NULL DEFAULT 'held',  -- held | applied | dropped
+        settled_at TEXT,
+        UNIQUE (direction, source_arn, seq)
+    );
+    CREATE INDEX IF NOT EXISTS held_records_raw ON held_records(raw, state, seq);
+    CREATE INDEX IF NOT EXISTS held_records_state ON held_records(state);
+    CREATE TABLE IF NOT EXISTS unmapped_identifiers (  -- raw identifiers first seen on the stream, explained once
+        id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL UNIQUE,
+        escaped TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        changes TEXT NOT NULL DEFAULT '[]',
+        suspicious TEXT NOT NULL DEFAULT '[]',
+        ref_ids TEXT NOT NULL DEFAULT '[]',
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS applied_keymaps (       -- keymaps a stream sync applied: what a later one must keep
+        version TEXT PRIMARY KEY,
+        winners TEXT NOT NULL,           -- hash of the conflict winners
+        entries INTEGER NOT NULL,
+        saved_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS applied_keymap_entries (
+        version TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        new_id TEXT,                     -- NULL: dropped
+        PRIMARY KEY (version, raw)
+    ) WITHOUT ROWID;
     """,
 }
 

@@ -110,7 +110,10 @@ def test_parents_are_drained_before_their_children_whatever_the_listing_order(ta
     first_child = min(stream.read_order.index("child-1"), stream.read_order.index("child-2"))
     assert set(stream.read_order[:first_child]) == {"parent"} and stream.read_order.count("parent") == 4
     assert _target(tables) == {"ID-A": 3, "ID-C": 10}
-    assert summary["caught_up"] and (summary["shards"], summary["shards_done"]) == (3, 1)
+    assert summary["caught_up"] and (summary["shard_count"], summary["shards_done"]) == (3, 1)
+    assert {s["shard_id"]: (s["parent"], s["done"]) for s in summary["shards"]} == {
+        "parent": (None, True), "child-1": ("parent", False), "child-2": ("parent", False)}
+    assert summary["lag_seconds"] == 0 and summary["iterator_age_seconds"] == 0  # read to every tip
     run = latest_stream_sync(ws)
     shards = shard_positions(run)
     assert shards["parent"]["done"] and not shards["child-1"]["done"]

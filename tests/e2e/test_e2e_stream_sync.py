@@ -91,7 +91,8 @@ def test_restore_then_replay_from_the_trim_horizon_then_from_the_checkpoint(pipe
     synced = p.run("stream-sync", "--allow-unresolved", "--json").json()
     assert synced["origin"] == "trim-horizon" and synced["caught_up"] and synced["state"] == "complete"
     assert synced["records"] == 69 and synced["deletes"] == 1
-    assert synced["skipped"] == {"unresolved": 3}  # Acme's two puts and Acme+ZWSP's one
+    assert synced["skipped"] == {} and synced["held"] == 3  # Acme's two puts and Acme+ZWSP's one, held
+    assert synced["unmapped"] == 3 and synced["lag_seconds"] == 0
     r = p.run("verify", "--json")
     assert r.returncode == 0, r.stdout
     assert json.loads(r.stdout)["compared"] == 63

@@ -133,8 +133,9 @@ async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_en
         assert not app.slot("stream-sync").running and isinstance(app.screen, StreamSyncScreen)
 
 
-async def test_open_cases_are_named_in_the_confirmation_and_their_records_skipped(tmp_path, aws_env):
-    """An ambiguous pair left open: the replay says so before it starts, then skips its records."""
+async def test_open_cases_are_named_in_the_confirmation_and_their_records_held(tmp_path, aws_env):
+    """An ambiguous pair left open: the replay says so before it starts, then holds its records; an
+    identifier first seen on the stream is held too, shows in the lag line and as an unmapped case."""
     directory = tmp_path / "world"
     directory.mkdir()
     items = [{"customer": {"S": c}, "order": {"N": str(n)}}
@@ -157,6 +158,7 @@ async def test_open_cases_are_named_in_the_confirmation_and_their_records_skippe
     run_to_completion(run_restore(ws, spec, build_keymap(ws, allow_unresolved=True).keymap, ddb=ddb,
                                   operator=OPERATOR, **plan_to_restore_args(latest_plan(ws))))
     ws.close()
+    ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "Hooli\u200b"}, "order": {"N": "7"}})
     app = make(context)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -168,7 +170,24 @@ async def test_open_cases_are_named_in_the_confirmation_and_their_records_skippe
         await pilot.click("#confirm-yes")
         await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
         assert app.slot("stream-sync").outcome == "complete", app.slot("stream-sync")
-        assert app.slot("stream-sync").summary["skipped"] == {"unresolved": 2}
+        summary = app.slot("stream-sync").summary
+        assert summary["skipped"] == {} and summary["held"] == 3 and summary["unmapped"] == 3
+        screen = app.screen
+        await wait_until(pilot, lambda: "3 record(s) waiting" in shown(screen, "#sync-lag"), timeout=10)
+        assert "lag 0 s" in shown(screen, "#sync-lag") and "iterator age 0 s" in shown(screen, "#sync-lag")
+        spark = screen.query_one("#sync-lag-spark")
+        assert list(spark.data) and spark.data[-1] == 0  # a sample per measurement; caught up at the end: 0
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("c")  # the resolution queue lists the identifier first seen on the stream
+        await settle(pilot)
+        await pilot.press("6")  # unmapped cases only
+        await settle(pilot)
+        queue = app.screen
+        await wait_until(pilot, lambda: queue.shown and all(c.kind == "unmapped" for c in queue.shown), timeout=10)
+        assert [c.members[0].raw for c in queue.shown] == ["Hooli\u200b"]
+        head = shown(queue, "#case-head")
+        assert "Hooli" in head and "nothing: a wholly new identifier" in head and "1 waiting" in head
 
 
 async def test_the_direction_switch_shows_and_starts_reverse_sync(tmp_path, aws_env):

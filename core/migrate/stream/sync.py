@@ -25,6 +25,17 @@ write and its checkpoint, is harmless.
   **watermark**: ``caught_up_at``, the start of the last pass that reached the tip of every shard
   (every source write before it has been applied), and ``heartbeat``. Verify reads the watermark
   (:func:`sync_watermark`) to re-check a mismatch only after the replay has caught up past it.
+- A record whose raw identifier the keymap does not know is **held** in the workspace
+  (:mod:`~keyshift.core.migrate.stream.held`, an ``unmapped`` case for a person) and the checkpoint
+  moves on; with ``[stream] new_identifiers = "rule"`` the rules may decide it on the spot
+  (:func:`~keyshift.core.resolve.unmapped.rule_decision`). A run started with a keymap that only
+  adds such identifiers continues the previous run's checkpoints and first applies their held
+  records, in ``SequenceNumber`` order: they are older than anything of theirs still on the stream.
+  (Forward only: reverse sync has no unknown spellings, only new ids without one, ``no-raw``.)
+- How far behind: ``lag_seconds`` (now minus the creation time of the oldest record not yet
+  applied, 0 once every open shard is read to its tip), ``iterator_age_seconds`` (now minus the
+  creation time of the last record read, as Lambda's IteratorAge) and each shard's position, in
+  the ledger's ``_watermark`` unit; :func:`sync_lag` reads them back for status and cut-over gates.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..batch_write import MAX_BATCH, BatchWriteTimeout, write_batch
+from . import held
 from ...kernel.echo import EchoLog
 from ...kernel.reverse_records import old_key, reduce_reverse, reverse_outcome
 from ...kernel.stream_records import approx_time, record_outcome, reduce_outcomes, write_request
@@ -52,7 +64,7 @@ from .source import (
     window_check,
 )
 from ...kernel.items import for_botocore
-from ...kernel.keymap import Keymap
+from ...kernel.keymap import Keymap, KeymapEntry
 from ...kernel.merged import new_key_of, settle_shared_key, shared_new_id
 from ...kernel.transform import Delete, KeyNames, Put, Skip
 from ...store import runs
@@ -71,6 +83,7 @@ __all__ = [
     "replay_window_problems",
     "run_stream_sync",
     "stream_arn",
+    "sync_lag",
     "sync_watermark",
 ]
 
@@ -101,21 +114,25 @@ class SyncProgress:
     caught_up_at: float | None = None  # epoch seconds: every source write before it is applied
     last_record_at: float | None = None  # ApproximateCreationDateTime of the newest record applied
     elapsed: float = 0.0
+    held: int = 0  # records read this run and held (raw identifier not in the keymap)
+    held_applied: int = 0  # held records (of any run) applied by this run once their identifier was mapped
+    held_dropped: int = 0  # held records settled as dropped (their identifier was dropped)
+    unmapped: int = 0  # records held in the workspace now, waiting for a decision
+    lag_seconds: float | None = None  # now - creation of the oldest record not yet applied (0 at every tip)
+    iterator_age_seconds: float | None = None  # now - creation of the last record read (0 at every tip)
+    positions: list[dict[str, Any]] = field(default_factory=list)  # [{shard_id, sequence, done, parent}]
 
     @property
     def caught_up(self) -> bool:
         """Whether a pass has reached the tip of every shard (since the last restart)."""
         return self.caught_up_at is not None
 
-    @property
-    def lag_seconds(self) -> float | None:
-        """How far behind now the replay is known to be caught up (None: not yet once)."""
-        return None if self.caught_up_at is None else max(0.0, time.time() - self.caught_up_at)
-
     def counters(self) -> dict[str, Any]:
+        """What the run did; ``records = puts + deletes + sum(skipped) + held + echoes``."""
         return {"records": self.records, "puts": self.puts, "deletes": self.deletes,
                 "skipped": dict(self.skipped), "retries": self.retries, "throttles": self.throttles,
-                "restarts": self.restarts, "echoes": self.echoes, "settled": self.settled}
+                "restarts": self.restarts, "echoes": self.echoes, "settled": self.settled,
+                "held": self.held, "held_applied": self.held_applied, "held_dropped": self.held_dropped}
 
 
 # -- the workspace -----------------------------------------------------------------------------
@@ -139,7 +156,39 @@ def watermark(run: runs.Run) -> dict[str, Any]:
     unit = run.unit("_watermark")
     mark = dict(unit.position or {}) if unit is not None else {}
     return {"caught_up_at": mark.get("caught_up_at"), "last_record_at": mark.get("last_record_at"),
-            "heartbeat": run.heartbeat}
+            "heartbeat": run.heartbeat, "lag_seconds": mark.get("lag_seconds"),
+            "iterator_age_seconds": mark.get("iterator_age_seconds"), "measured_at": mark.get("measured_at"),
+            "unmapped": mark.get("unmapped", 0), "parents": mark.get("parents") or {}}
+
+
+def shard_list(run: runs.Run) -> list[dict[str, Any]]:
+    """Every shard's position: ``[{shard_id, sequence, done, parent}]`` (by shard id)."""
+    parents = watermark(run)["parents"]
+    return [{"shard_id": s, "sequence": v["sequence"], "done": v["done"], "parent": parents.get(s)}
+            for s, v in sorted(shard_positions(run).items())]
+
+
+def sync_lag(ws: Workspace, direction: str = "forward") -> dict[str, Any]:
+    """How far behind the newest sync of ``direction`` is, from the ledger (for status and the
+    cut-over gates).
+
+    ``lag_seconds`` and ``iterator_age_seconds`` are as the run measured them at ``measured_at``
+    (epoch seconds; ``age_seconds`` ago): a running run measures after every page and every idle
+    poll, so with ``live`` true they are at most a poll old. A stopped or dead run's figures are
+    what it last knew: writes since then are not counted, so a gate must also require ``live``.
+    ``unmapped``: records held now, waiting for a decision (not counted in the lag: they were read).
+    """
+    run = latest_stream_sync(ws, direction)
+    waiting = held.counts(ws)["held"]
+    if run is None:
+        return {"run_id": None, "state": None, "live": False, "lag_seconds": None, "iterator_age_seconds": None,
+                "measured_at": None, "age_seconds": None, "caught_up_at": None, "unmapped": waiting, "shards": []}
+    mark = watermark(run)
+    measured = mark["measured_at"]
+    return {"run_id": run.id, "state": run.state, "live": run.state == "running" and run.alive(),
+            "lag_seconds": mark["lag_seconds"], "iterator_age_seconds": mark["iterator_age_seconds"],
+            "measured_at": measured, "age_seconds": None if measured is None else max(0.0, time.time() - measured),
+            "caught_up_at": mark["caught_up_at"], "unmapped": waiting, "shards": shard_list(run)}
 
 
 def sync_watermark(ws: Workspace) -> dict[str, Any] | None:
@@ -165,6 +214,8 @@ class _Run:
     restores_seen: set[int]  # complete restore runs when the replay last started from the trim horizon
     params: dict[str, Any] = field(default_factory=dict)
     skip_before: float | None = None  # reverse: records created before this second are not replayed
+    settle: list[int] = field(default_factory=list)  # held records applied, marked so at the next save
+    parents: dict[str, str | None] = field(default_factory=dict)  # shard id -> parent shard id
 
 
 def _open_reverse_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: bool,
@@ -230,24 +281,31 @@ def _open_run(ws: Workspace, keymap: Keymap, arn: str, operator: str, restart: b
         shards = shard_positions(previous)
         if previous.params.get("stream_arn") != arn:
             why = "the source table has a new stream"
-        elif previous.keymap != keymap.version:
+        elif runs.completed_ids(ws, "restore") - set(previous.params.get("restores_seen", [])):
+            # Checked before the keymap: after a restore the replay starts over under the new keymap.
+            why = f"a restore completed after run {previous.id} started"
+        elif previous.keymap != keymap.version and (problem := held.keymap_change_problem(
+                ws.connect(), previous.keymap or "", dict(previous.params.get("auto_entries") or {}), keymap)):
             raise StreamSyncError(
                 f"stream-sync run {previous.id} applied keymap {previous.keymap}, the workspace now builds"
-                f" {keymap.version}: items already written follow the old mapping. Restore again with the new"
-                " keymap, then run stream-sync (it replays from the trim horizon after a restore)")
-        elif runs.completed_ids(ws, "restore") - set(previous.params.get("restores_seen", [])):
-            why = f"a restore completed after run {previous.id} started"
+                f" {keymap.version} ({problem}): items already written follow the old mapping. Restore again"
+                " with the new keymap, then run stream-sync (it replays from the trim horizon after a restore)")
         elif not shards:
             why = f"run {previous.id} read nothing"  # a refused or failed start: check everything again
         else:
             positions = {s: v["sequence"] for s, v in shards.items()}
             done = {s for s, v in shards.items() if v["done"]}
             origin = f"checkpoint of run {previous.id}"
+            if previous.keymap != keymap.version:
+                # Only identifiers first seen on the stream were added: their held records are applied
+                # first (run_stream_sync), then the stream goes on from where it was.
+                params = {**params, "keymap_added_to": previous.keymap}
     restores_seen = runs.completed_ids(ws, "restore")
     params = {**params, "stream_arn": arn, "origin": origin, "restores_seen": sorted(restores_seen)}
     with ws.transaction() as conn:
         if previous is not None and previous.state == "running":
             runs.set_state(conn, previous.id, "stopped")  # it died without saying so
+        held.remember_keymap(conn, keymap)  # what this run applies: a later keymap must keep it
         run_id = runs.start(conn, "stream-sync", operator=operator, keymap=keymap.version, params=params)
         ws.audit(operator, "stream-sync.start", {"run_id": run_id, "keymap": keymap.version,
                                                  "why": why if origin == "trim-horizon" else None, **params})
@@ -272,9 +330,15 @@ def _save(ws: Workspace, run: _Run, progress: SyncProgress, state: str,
             ws.audit(*audit)
         for shard, seq in run.positions.items():
             runs.checkpoint(conn, run.id, f"shard:{shard}", position=seq, done=shard in run.done)
+        if run.settle:
+            held.settle(conn, run.settle, "applied")  # with the checkpoint: their writes are acknowledged
+            run.settle = []
+        progress.unmapped = held.counts(conn)["held"]
         runs.checkpoint(conn, run.id, "_counters", counters=progress.counters())
-        runs.checkpoint(conn, run.id, "_watermark", position={"caught_up_at": progress.caught_up_at,
-                                                              "last_record_at": progress.last_record_at})
+        runs.checkpoint(conn, run.id, "_watermark", position={
+            "caught_up_at": progress.caught_up_at, "last_record_at": progress.last_record_at,
+            "lag_seconds": progress.lag_seconds, "iterator_age_seconds": progress.iterator_age_seconds,
+            "measured_at": time.time(), "unmapped": progress.unmapped, "parents": run.parents})
         runs.set_state(conn, run.id, state)
 
 
@@ -314,6 +378,9 @@ def run_stream_sync(
     (:class:`~keyshift.core.migrate.stream.reverse.StartPosition`; required the first time) or the
     previous reverse run's checkpoints; its runs are kind ``reverse-sync``. Both directions note
     their writes in ``echo`` (default: the workspace's write log) and skip the other's (``echoes``).
+
+    Forward: records of raw identifiers the keymap does not know are held (see the module's
+    docstring); held records whose identifier ``keymap`` now maps are applied first, in sequence order.
     """
     started = time.monotonic()
     if direction not in DIRECTIONS:
@@ -351,6 +418,13 @@ def run_stream_sync(
     iterators: dict[str, str | None] = {}
     lock = threading.Lock()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="keyshift-sync")
+    rule_mode = not reverse and getattr(getattr(spec, "stream", None), "new_identifiers", "hold") == "rule"
+    current = [keymap]  # the keymap in force: rule mode adds the identifiers it decides, in memory
+    tried: set[str] = set()  # raws rule mode has looked at in this run (it decides or holds once)
+    auto_entries: dict[str, str] = dict(run.params.get("auto_entries") or {})
+    at_tip: dict[str, bool] = {}  # shard -> its last read reached the tip (open) or the end (closed)
+    read_at: dict[str, float] = {}  # shard -> creation time of the last record read from it
+    open_shards: list[str] = []
 
     def counted(acknowledged: int, unprocessed: int, botocore_retries: int) -> None:
         with lock:
@@ -406,26 +480,35 @@ def run_stream_sync(
             key[names.source_sk] = write.item[names.source_sk]
         return key
 
-    def decide(records: list[dict[str, Any]]) -> tuple[list[Put | Delete], int, int]:
-        """The page's writes (the last per key), and how many records became puts and deletes."""
-        if reverse:
-            outcomes = [reverse_outcome(r, keymap, names) for r in records]
-            for o in outcomes:
-                if type(o) is Skip:
-                    skip(o.kind or "other")
-            done = [o for o in outcomes if type(o) is not Skip]
-            return (reduce_reverse(outcomes, names), sum(1 for o in done if type(o[0]) is Put),
-                    sum(1 for o in done if type(o[0]) is Delete))
-        outcomes = [record_outcome(r, keymap, names) for r in records]
-        for outcome in outcomes:
-            if type(outcome) is Skip:
-                skip(outcome.kind or "other")
-        return (settle_shared(reduce_outcomes(outcomes, names)), sum(1 for o in outcomes if type(o) is Put),
-                sum(1 for o in outcomes if type(o) is Delete))
+    shared_cache: dict[int, bool] = {}
 
-    def apply(page: list[dict[str, Any]]) -> None:
-        records = replayable(page)
-        writes, puts, deletes = decide(records)
+    def has_shared(km: Keymap) -> bool:
+        """Whether several raw identifiers map to one new id anywhere in ``km`` (cached per keymap)."""
+        if id(km) not in shared_cache:
+            shared_cache[id(km)] = any(len(raws) > 1 for raws in km.reverse.values())
+        return shared_cache[id(km)]
+
+    def read_source(old_key: dict) -> dict | None:
+        return ddb.get_item(TableName=source, Key=for_botocore(old_key), ConsistentRead=True).get("Item")
+
+    def settle_shared(writes: list[Put | Delete]) -> list[Put | Delete]:
+        """Writes to keys several raw identifiers share are settled from the old table's state
+        now (:mod:`~keyshift.core.kernel.merged`), not taken from the record: the record of one
+        spelling says nothing about the other's item at the same key."""
+        km = current[0]
+        if not has_shared(km):
+            return writes
+        out = []
+        for w in writes:
+            if shared_new_id(w, km, names) is not None:
+                w = settle_shared_key(read_source, km, names, new_key_of(w, names))
+                progress.settled += 1
+            out.append(w)
+        return out
+
+    def write(writes: list[Put | Delete]) -> None:
+        """Note, then write a page's writes (no key twice) in parallel batches; returns when all
+        are acknowledged."""
         # Noted before they are made: a crash in between leaves a note that matches nothing.
         echo.note(direction, target, [write_note(write_key(w), w.item if type(w) is Put else None)
                                       for w in writes])
@@ -441,29 +524,118 @@ def run_stream_sync(
             for future in futures:
                 future.cancel()
             raise StreamSyncError(f"{exc}; the checkpoint is kept: fix the cause and run stream-sync again") from exc
+
+    def held_outcomes(raws: list[str] | None) -> tuple[list[Put | Delete | Skip], list[int], list[int]]:
+        """Outcomes of the held records the keymap in force maps (by sequence number), their ids,
+        and the ids of those whose identifier it drops."""
+        outcomes, applied, dropped = [], [], []
+        for rec in sorted(held.held_records(ws.connect(), raws=raws, direction=direction), key=lambda r: r.seq):
+            entry = current[0].entries.get(rec.raw)
+            if entry is None:
+                continue  # still undecided: it stays held
+            if entry.new_id is None:
+                dropped.append(rec.id)
+                continue
+            outcomes.append(record_outcome(rec.stream_record(), current[0], names))
+            applied.append(rec.id)
+        return outcomes, applied, dropped
+
+    def apply_held_first() -> None:
+        """Held records of identifiers now mapped go before anything newer on the stream."""
+        outcomes, applied, dropped = held_outcomes(None)
+        if not (applied or dropped):
+            return
+        write(settle_shared(reduce_outcomes(outcomes, names)))
+        with ws.transaction() as conn:
+            held.settle(conn, applied, "applied")
+            held.settle(conn, dropped, "dropped")
+            ws.audit(operator, "stream-sync.apply-held", {"run_id": run.id, "applied": len(applied),
+                                                          "dropped": len(dropped), "keymap": current[0].version})
+        progress.held_applied += len(applied)
+        progress.held_dropped += len(dropped)
+
+    def auto_decide(raw: str) -> str | None:
+        """Rule mode: record the rules' decision on ``raw`` (as ``keyshift:rule``), its new id or None."""
+        from ...resolve.cases import CaseError, case_id, get_case
+        from ...resolve.decisions import decide as record_decision
+        from ...resolve.unmapped import RULE_OPERATOR, rule_decision
+
+        new_id, reason = rule_decision(ws.connect(), raw, names.source_sk)
+        if new_id is None:
+            return None
+        try:
+            case = get_case(ws, case_id("unmapped", raw))
+            record_decision(ws, case, "same", new_id=new_id, reason=reason, operator=RULE_OPERATOR)
+        except CaseError:
+            return None  # a decision the checks refuse is a person's to make: it holds
+        return new_id
+
+    def hold_unresolved(records: list[dict[str, Any]], outcomes: list[Put | Delete | Skip],
+                        shard_id: str) -> tuple[list[Put | Delete | Skip], list[int]]:
+        """Hold the page's unresolved records; in rule mode decide what the rules can, and return the
+        outcomes of the held records that decision maps (to apply first) and their ids."""
+        from ...resolve.unmapped import derive_unmapped
+
+        rows = [(raw, rec) for rec, o in zip(records, outcomes)
+                if type(o) is Skip and o.kind == "unresolved" and (raw := held.record_raw(rec, names.source_pk))]
+        if not rows:
+            return [], []
+        with ws.transaction() as conn:  # durable before the checkpoint passes them
+            held.hold(conn, rows, direction=direction, source_arn=arn, shard=shard_id,
+                      origin=f"stream-sync run {run.id}")
+            derive_unmapped(conn, {raw for raw, _ in rows})
+        progress.held += len(rows)
+        if not rule_mode:
+            return [], []
+        decided: dict[str, str] = {}
+        for raw in dict.fromkeys(raw for raw, _ in rows):
+            if raw not in tried:
+                tried.add(raw)
+                new_id = auto_decide(raw)
+                if new_id is not None:
+                    decided[raw] = new_id
+        if not decided:
+            return [], []
+        km = current[0]
+        entries = {**km.entries, **{raw: KeymapEntry(i, "rule:stream") for raw, i in decided.items()}}
+        current[0] = Keymap(km.version, entries, {r: w for r, w in km.unresolved.items() if r not in decided},
+                            km.winners, km.primaries, km.migration)
+        auto_entries.update(decided)
+        run.params["auto_entries"] = dict(auto_entries)
+        with ws.transaction() as conn:
+            runs.set_params(conn, run.id, run.params)  # the next run's keymap must keep these too
+        outcomes_first, applied, _ = held_outcomes(sorted(decided))
+        return outcomes_first, applied
+
+    def apply(page: list[dict[str, Any]], shard_id: str) -> None:
+        """One page: what must not be replayed left out, the rest decided, held or written."""
+        records = replayable(page)
+        first_ids: list[int] = []
+        if reverse:
+            outcomes = [reverse_outcome(r, keymap, names) for r in records]
+            for o in outcomes:
+                if type(o) is Skip:
+                    skip(o.kind or "other")
+            done = [o for o in outcomes if type(o) is not Skip]
+            writes = reduce_reverse(outcomes, names)
+            puts = sum(1 for o in done if type(o[0]) is Put)
+            deletes = sum(1 for o in done if type(o[0]) is Delete)
+        else:
+            forward = [record_outcome(r, current[0], names) for r in records]
+            first, first_ids = hold_unresolved(records, forward, shard_id)
+            for o in forward:
+                if type(o) is Skip and o.kind != "unresolved":
+                    skip(o.kind or "other")
+            writes = settle_shared(reduce_outcomes(first + forward, names))  # held records first: older
+            puts = sum(1 for o in forward if type(o) is Put)
+            deletes = sum(1 for o in forward if type(o) is Delete)
+        write(writes)
+        run.settle += first_ids
+        progress.held_applied += len(first_ids)
         progress.records += len(page)
         progress.puts += puts
         progress.deletes += deletes
         progress.last_record_at = approx_time(page[-1]) or progress.last_record_at
-
-    has_shared = any(len(raws) > 1 for raws in keymap.reverse.values())
-
-    def read_source(old_key: dict) -> dict | None:
-        return ddb.get_item(TableName=source, Key=for_botocore(old_key), ConsistentRead=True).get("Item")
-
-    def settle_shared(writes: list[Put | Delete]) -> list[Put | Delete]:
-        """Writes to keys several raw identifiers share are settled from the old table's state
-        now (:mod:`~keyshift.core.kernel.merged`), not taken from the record: the record of one
-        spelling says nothing about the other's item at the same key."""
-        if not has_shared:
-            return writes
-        out = []
-        for w in writes:
-            if shared_new_id(w, keymap, names) is not None:
-                w = settle_shared_key(read_source, keymap, names, new_key_of(w, names))
-                progress.settled += 1
-            out.append(w)
-        return out
 
     def drain(shard_id: str) -> Iterator[SyncProgress]:
         """Read one shard to its tip (open) or end (closed), applying page by page."""
@@ -481,19 +653,42 @@ def run_stream_sync(
             records = page.get("Records", [])
             it = page.get("NextShardIterator")
             if records:
-                apply(records)
+                apply(records, shard_id)
                 run.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+                when = approx_time(records[-1])
+                if when is not None:
+                    read_at[shard_id] = when
+            at_tip[shard_id] = not records or it is None
             if it is None:
                 run.done.add(shard_id)
             iterators[shard_id] = it
+            measure()
             _save(ws, run, progress, "running")  # after the writes: at-least-once, and applies are idempotent
             progress.elapsed = time.monotonic() - started
             yield progress
             if not records:
                 break  # an open shard's tip
 
+    def measure() -> None:
+        """Lag and iterator age now, and each shard's position, into ``progress``."""
+        now = time.time()
+        waiting = [s for s in open_shards if s not in run.done and not at_tip.get(s, False)]
+        if not waiting and open_shards:
+            progress.lag_seconds = progress.iterator_age_seconds = 0.0  # read to every tip: no lag
+        else:
+            # The next record of a shard is no older than the last one read from it (applied with
+            # its page): the oldest record not yet applied is at most this old.
+            ages = [now - read_at[s] for s in waiting if s in read_at]
+            progress.lag_seconds = max(0.0, max(ages)) if ages else None
+            newest = max(read_at.values(), default=None)
+            progress.iterator_age_seconds = None if newest is None else max(0.0, now - newest)
+        progress.positions = [{"shard_id": s, "sequence": run.positions.get(s), "done": s in run.done,
+                               "parent": run.parents.get(s)} for s in sorted(set(open_shards) | set(run.positions))]
+
     state = "running"
     try:
+        if not reverse:
+            apply_held_first()
         while True:
             if cancel is not None and cancel.is_set():
                 state = "stopped"
@@ -507,39 +702,45 @@ def run_stream_sync(
                 _remember_restores(ws, run, operator, {"run_id": run.id, "why": "a restore completed",
                                                        "restores": sorted(finished)})
                 iterators.clear()
+                at_tip.clear()
+                read_at.clear()
                 progress.restarts += 1
                 progress.caught_up_at = None
             pass_started = time.time()
             shards = list_shards(streams, arn)
             present = {s["ShardId"] for s in shards}
-            at_tip = True
+            run.parents = {s["ShardId"]: s.get("ParentShardId") for s in shards}
+            open_shards[:] = sorted(present)
+            pass_at_tip = True
             for shard in sorted(shards, key=lambda s: int(s["SequenceNumberRange"]["StartingSequenceNumber"])):
                 shard_id = shard["ShardId"]
                 if shard_id in run.done:
                     continue
                 parent = shard.get("ParentShardId")
                 if parent and parent in present and parent not in run.done:
-                    at_tip = False  # a parent's records come first (the next pass)
+                    pass_at_tip = False  # a parent's records come first (the next pass)
+                    at_tip[shard_id] = False
                     continue
                 yield from drain(shard_id)
                 if cancel is not None and cancel.is_set():
-                    at_tip = False
+                    pass_at_tip = False
                     break
             progress.shards, progress.shards_done = len(shards), len(run.done & present)
-            if at_tip:
+            if pass_at_tip:
                 progress.caught_up_at = pass_started
                 expire = getattr(echo, "expire", None)
                 if expire is not None:  # notes older than this pass matched no record: they never will
                     expire(direction, source, pass_started)
             progress.elapsed = time.monotonic() - started
+            measure()
             _save(ws, run, progress, "running")
             yield progress
             if progress.caught_up and not follow:
                 state = "complete"
                 break
-            if at_tip and cancel is not None:
+            if pass_at_tip and cancel is not None:
                 cancel.wait(idle_sleep)
-            elif at_tip:
+            elif pass_at_tip:
                 time.sleep(idle_sleep)
     except (GeneratorExit, KeyboardInterrupt):
         # Closed by its driver or interrupted: a clean stop.
@@ -554,7 +755,11 @@ def run_stream_sync(
     finally:
         pool.shutdown(wait=True)
     progress.elapsed = time.monotonic() - started
-    summary = {**progress.counters(), "shards": progress.shards, "shards_done": progress.shards_done,
+    measure()
+    summary = {**progress.counters(), "shards": progress.positions, "shard_count": progress.shards,
+               "shards_done": progress.shards_done, "unmapped": held.counts(ws)["held"],
+               "lag_seconds": progress.lag_seconds, "iterator_age_seconds": progress.iterator_age_seconds,
+               "new_identifiers": "rule" if rule_mode else "hold", "auto_decided": sorted(auto_entries),
                "caught_up": progress.caught_up, "caught_up_at": progress.caught_up_at,
                "last_record_at": progress.last_record_at, "seconds": round(progress.elapsed, 3),
                "keymap": keymap.version, "stream_arn": arn, "run_id": run.id, "origin": run.origin,
