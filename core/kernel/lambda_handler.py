@@ -43,7 +43,7 @@ from .keymap import Keymap, KeymapFormatError, keymap_from_document
 from .merged import is_shared, settle_shared_key
 from .reverse_records import old_key, reverse_outcome
 from .stream_records import record_outcome
-from .transform import Delete, KeyNames, Put, Skip
+from .transform import KeyNames, Put, Skip
 
 __all__ = ["ENV_DIRECTION", "ENV_KEYMAP_URI", "Handler", "LambdaConfigError", "current", "handler", "hold_item", "reset"]
 

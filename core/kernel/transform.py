@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .items import MAX_PARTITION_KEY_BYTES, key_size_problem, utf8_len
-from .keymap import Keymap, KeymapEntry, sort_key_json
+from .keymap import Keymap, sort_key_json
 
 __all__ = [
     "SKIP_KINDS",

@@ -268,7 +268,7 @@ def run_restore(
 
         def hand_on() -> None:
             """Queue the lines read so far: with the batch that writes them, or on their own."""
-            nonlocal batch, batch_keys, segment
+            nonlocal segment
             if batch:
                 submit()
             elif segment:

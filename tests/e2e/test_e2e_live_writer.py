@@ -42,6 +42,21 @@ def _scan(ddb, table: str) -> list[dict]:
             for i in page["Items"]]
 
 
+def _assert_new_equals_transform_of_old(ddb, keymap, spec_path: Path) -> None:
+    """The independent check: scan both tables, transform the old through the artifact's keymap.
+    Where both spellings of Acme have an order, the decision's primary "Acme" stands in the new
+    table; ORD-SHARED is the decided conflict: only Acme's item, never the other's."""
+    names = KeyNames.from_spec(parse_spec(spec_path.read_text()))
+    expected: dict[tuple[str, str], dict] = {}
+    for item in sorted(_scan(ddb, "orders"), key=lambda i: i["customer"]["S"] != "Acme"):
+        out = transform(item, keymap, names)
+        if type(out) is Put:
+            expected.setdefault((out.item["customer_id"]["S"], out.item["order_id"]["S"]), out.item)
+    actual = {(i["customer_id"]["S"], i["order_id"]["S"]): i for i in _scan(ddb, "orders_v2")}
+    assert actual == expected
+    assert actual.get(("Acme", "ORD-SHARED"), {}).get("legacy_customer", {"S": "Acme"}) == {"S": "Acme"}
+
+
 class LiveWriter(threading.Thread):
     """Changes the old table at about ``rate`` writes per second until stopped."""
 
@@ -174,20 +189,10 @@ def test_a_live_writer_during_restore_and_a_killed_sync_converges(live, spawn_cl
     report = verify.json()
     assert report["equal"] is True, report
 
-    # The independent check: scan both tables, transform the old through the artifact. Where
-    # both spellings of Acme have an order, the decision's spelling "Acme" stands in the new
-    # table; ORD-SHARED is the decided conflict: only Acme's item, never the other's.
     keymap = keymap_from_document(json.loads(km_path.read_text()))
-    names = KeyNames.from_spec(parse_spec(p.spec_path.read_text()))
-    expected: dict[tuple[str, str], dict] = {}
-    for item in sorted(_scan(p.ddb, "orders"), key=lambda i: i["customer"]["S"] != "Acme"):
-        out_ = transform(item, keymap, names)
-        if type(out_) is Put:
-            expected.setdefault((out_.item["customer_id"]["S"], out_.item["order_id"]["S"]), out_.item)
-    actual = {(i["customer_id"]["S"], i["order_id"]["S"]): i for i in _scan(p.ddb, "orders_v2")}
-    assert actual == expected
+    _assert_new_equals_transform_of_old(p.ddb, keymap, p.spec_path)
+    actual = {(i["customer_id"]["S"], i["order_id"]["S"]) for i in _scan(p.ddb, "orders_v2")}
     assert any(k[0] == "Acme" and k[1].startswith("ORD-M") for k in actual)
-    assert actual.get(("Acme", "ORD-SHARED"), {}).get("legacy_customer", {"S": "Acme"}) == {"S": "Acme"}
 
 
 class StreamToLambda:
@@ -263,12 +268,4 @@ def test_a_live_writer_with_the_lambda_handler_in_place_of_the_local_replay(live
     verify = p.run("verify", "--json", timeout=120)
     assert verify.returncode == 0 and verify.json()["equal"] is True, verify.stdout
     keymap_doc = json.loads(s3.get_object(Bucket="keymaps", Key="orders/keymap.json")["Body"].read())
-    keymap = keymap_from_document(keymap_doc)
-    names = KeyNames.from_spec(parse_spec(p.spec_path.read_text()))
-    expected: dict[tuple[str, str], dict] = {}
-    for item in sorted(_scan(p.ddb, "orders"), key=lambda i: i["customer"]["S"] != "Acme"):
-        out_ = transform(item, keymap, names)
-        if type(out_) is Put:
-            expected.setdefault((out_.item["customer_id"]["S"], out_.item["order_id"]["S"]), out_.item)
-    actual = {(i["customer_id"]["S"], i["order_id"]["S"]): i for i in _scan(p.ddb, "orders_v2")}
-    assert actual == expected
+    _assert_new_equals_transform_of_old(p.ddb, keymap_from_document(keymap_doc), p.spec_path)

@@ -15,7 +15,6 @@ alarm on it; this module does not guess it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,20 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...aws import aws_error_text
 from ...store import runs
 from ...store.workspace import Workspace
+from .source import epoch_seconds as _epoch
 
 __all__ = ["lambda_status", "last_restore_finished", "mapping_status", "stream_arns"]
-
-
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return value.timestamp()
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def last_restore_finished(ws: Workspace) -> float | None:

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from ...store import runs
 from ...store.workspace import Workspace

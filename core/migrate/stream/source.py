@@ -12,12 +12,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from ...errors import KeyshiftError
 from ...store.workspace import Workspace
 
-__all__ = ["RETENTION_S", "StreamSyncError", "list_shards", "replay_window_problems", "stream_arn", "window_check"]
+__all__ = ["RETENTION_S", "StreamSyncError", "epoch_seconds", "list_shards", "replay_window_problems", "stream_arn", "window_check"]
 
 #: How long DynamoDB Streams keeps a record.
 RETENTION_S = 24 * 3600.0
@@ -64,7 +64,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
     """Epoch seconds of a datetime or ISO 8601 text (``Z`` allowed); None when unknown."""
     if value is None:
         return None
@@ -101,10 +101,10 @@ def window_check(ws: Workspace, streams: Any, arn: str) -> tuple[list[str], list
     from ...plan.queries import latest_plan
 
     plan = latest_plan(ws)
-    point_in_time = _epoch(((plan.summary or {}) if plan is not None else {}).get("point_in_time"))
+    point_in_time = epoch_seconds(((plan.summary or {}) if plan is not None else {}).get("point_in_time"))
     if point_in_time is None:
         return [], ["the dump does not say its point in time (only an Export-to-S3 does): make sure the"
                     " stream was enabled before the dump was taken, and that was less than 24 hours ago"]
     desc = streams.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
-    created = _epoch(desc.get("CreationRequestDateTime")) or _epoch(desc.get("StreamLabel"))
+    created = epoch_seconds(desc.get("CreationRequestDateTime")) or epoch_seconds(desc.get("StreamLabel"))
     return replay_window_problems(created, point_in_time, time.time()), []
