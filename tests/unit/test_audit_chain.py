@@ -191,3 +191,58 @@ def test_filters_and_keyset_paging(tmp_path):
     assert [e.id for e in ws.audit_log(10, operator="bob")] == [6, 4, 2]
     assert [e.id for e in ws.audit_log(10, operator="alice", action="restore")] == [7]
     assert ws.audit_log(10, action="step_%") == []  # LIKE wildcards are literal
+
+
+def _planned(tmp_path) -> tuple[Workspace, object, str]:
+    import orjson
+
+    from keyshift.core.spec import parse_spec
+
+    dump = tmp_path / "d.json"
+    dump.write_bytes(b"\n".join(orjson.dumps({"pk": {"S": s}}) for s in ["Acme", "Beta"]))
+    spec = parse_spec('[source]\ntable="a"\npartition_key="pk"\n[target]\ntable="b"\n')
+    return Workspace(tmp_path / "ws"), spec, str(dump)
+
+
+def test_a_plan_and_its_audit_entries_commit_together(tmp_path, monkeypatch):
+    """plan.start and plan.complete are written in the transactions that start and finish the plan:
+    when the audit write fails, the plan's row does not change either."""
+    from keyshift.core.plan import planner
+    from keyshift.core.store import workspace as workspace_module
+
+    ws, spec, dump = _planned(tmp_path)
+    planner.plan_to_completion(ws, spec, dump)
+    assert [e.action for e in ws.audit_log(2)] == ["plan.complete", "plan.start"]
+    plans_before = ws.connect().execute("SELECT count(*) FROM plans").fetchone()[0]
+    real = workspace_module.append_audit
+
+    def refuse(conn, operator, action, details=None):
+        if action == "plan.start":
+            raise RuntimeError("audit write failed")
+        return real(conn, operator, action, details)
+
+    monkeypatch.setattr(workspace_module, "append_audit", refuse)
+    with pytest.raises(RuntimeError, match="audit write failed"):
+        planner.plan_to_completion(ws, spec, dump)
+    assert ws.connect().execute("SELECT count(*) FROM plans").fetchone()[0] == plans_before
+    assert ws.verify_audit().chain_ok
+
+
+def test_a_keymap_build_and_its_audit_entry_commit_together(tmp_path, monkeypatch):
+    from keyshift.core.plan.planner import plan_to_completion
+    from keyshift.core.resolve.keymap_build import build_keymap, record_build
+    from keyshift.core.store import workspace as workspace_module
+
+    ws, spec, dump = _planned(tmp_path)
+    plan_to_completion(ws, spec, dump)
+    build = build_keymap(ws, allow_unresolved=True)
+    monkeypatch.setattr(workspace_module, "append_audit",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("audit write failed")))
+    with pytest.raises(RuntimeError):
+        record_build(ws, build, operator="alice", location=None)
+    assert ws.connect().execute("SELECT count(*) FROM keymaps").fetchone()[0] == 0
+    monkeypatch.undo()
+    record_build(ws, build, operator="alice", location=None)
+    assert ws.connect().execute("SELECT count(*) FROM keymaps").fetchone()[0] == 1
+    entry = ws.audit_log(1)[0]
+    assert entry.action == "keymap.build" and entry.details["mapped"] == build.summary["mapped"]
