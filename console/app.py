@@ -40,6 +40,7 @@ from keyshift.screens.restore_screen import RestoreScreen
 from keyshift.screens.run_kinds import RUN_KINDS, RunKind
 from keyshift.screens.runs import RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted, drive_run
 from keyshift.screens.stream_sync_screen import StreamSyncScreen
+from keyshift.screens.audit_screen import AuditScreen
 from keyshift.screens.verify_screen import VerifyScreen
 from keyshift.screens.widgets import WorkspaceChanged
 
@@ -145,6 +146,11 @@ class KeyshiftApp(App[None]):
         """Open the stream-sync screen (step 4; readable in read-only mode, starting is refused)."""
         if not isinstance(self.screen, StreamSyncScreen):
             self._push_installed("stream-sync", StreamSyncScreen)
+
+    def action_open_audit(self) -> None:
+        """Open the audit screen (it only reads: the same in read-only mode)."""
+        if not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen(self))
 
     def _push_installed(self, name: str, factory: Callable[[KeyshiftApp], Screen]) -> None:
         """Push the screen installed as ``name`` (built on first use, kept when closed)."""

@@ -57,7 +57,7 @@ def cli(ctx: click.Context, spec_path: Path, workspace_path: Path, endpoint_url:
         workspace_path=workspace_path,
         read_only=read_only,
         operator=operator or default_operator(),
-        aws=AwsContext(endpoint_url=endpoint_url, region=region, profile=profile),
+        aws=AwsContext(endpoint_url=endpoint_url, region=region, profile=profile, read_only=read_only),
     )
 
 
@@ -546,18 +546,38 @@ def restore_control(obj: Context, action: str | None, rate: float | None, worker
 
 # -- audit ---------------------------------------------------------------------------------------
 @cli.command()
+@click.option("--verify", "do_verify", is_flag=True,
+              help="Recompute the hash chain; name the first broken entry (exit 1 when broken).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--operator", "by_operator", default=None, help="Only this operator's entries.")
+@click.option("--action", "action", default=None,
+              help="Only this action, or actions under it (restore: restore.start, restore.complete…).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def audit(obj: Context, limit: int, as_json: bool) -> None:
-    """Show the audit log, newest first."""
-    entries = obj.workspace.audit_log(limit)
+def audit(obj: Context, do_verify: bool, limit: int, by_operator: str | None, action: str | None,
+          as_json: bool) -> None:
+    """Show the audit log, newest first; --verify checks its hash chain. Works read-only."""
+    if do_verify:
+        report = obj.workspace.verify_audit()
+        if as_json:
+            _emit_json(report.to_dict())
+        elif report.chain_ok:
+            head = f"; head {report.head_id} {report.head_hash}" if report.head_id is not None else ""
+            out.print(f"audit chain whole: {report.entries:,} entries verified{head}")
+        else:
+            out.print(f"[bold red]audit chain BROKEN[/] at entry {report.first_broken}:"
+                      f" {markup_escape(report.reason or '')} ({report.verified:,} of {report.entries:,}"
+                      " entries verified before it)")
+        if not report.chain_ok:
+            sys.exit(1)
+        return
+    entries = obj.workspace.audit_log(limit, action, operator=by_operator)
     if as_json:
-        _emit_json([e.__dict__ for e in entries])
+        _emit_json([e.to_dict() for e in entries])
         return
     table = Table("id", "time", "operator", "action", "details")
     for e in entries:
-        table.add_row(str(e.id), e.ts, markup_escape(e.operator), e.action,
+        table.add_row(str(e.id), e.ts, markup_escape(e.operator), markup_escape(e.action),
                       markup_escape(json.dumps(e.details, ensure_ascii=True)))
     out.print(table)
 

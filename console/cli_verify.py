@@ -55,7 +55,11 @@ def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_s
     from keyshift.core.migrate.preflight import verify_preflight
     from keyshift.core.migrate.verify.run import VerifyCancelled, run_verify
 
-    obj.require_writable("verify")
+    # Read-only mode runs it too (it only reads AWS, and the client refuses anything else), but
+    # records nothing: the run's bookkeeping lives in a temporary directory (record=False).
+    record = not obj.read_only
+    if resume and not record:
+        raise click.UsageError("--resume continues a recorded run; a read-only verify records none")
     ddb = obj.aws.client("dynamodb")
     pre = verify_preflight(obj.workspace, obj.spec, ddb, resume=resume)
     pre.raise_if_blocked({"no-plan": "keyshift plan --dump …", "nothing-to-resume": "run without --resume"})
@@ -66,17 +70,22 @@ def verify(obj: Context, segments: int, sample: int | None, resume: bool, page_s
     gen = run_verify(obj.workspace, obj.spec, ddb, segments=segments,
                      sample=sample, resume=resume, operator=obj.operator, page_size=page_size,
                      cancel=cancel, live=live, settle_timeout=settle_timeout,
-                     keymap=pre.build.keymap if pre.build is not None else None)
+                     keymap=pre.build.keymap if pre.build is not None else None, record=record)
     try:
         result = drive(gen, show=not as_json and err.is_terminal, console=err, describe=_verify_bar)
     except VerifyCancelled as exc:
-        err.print(f"verify run {exc.run_id} cancelled; `keyshift verify --resume` continues it")
+        if not record:
+            err.print("verify cancelled (read-only: nothing was recorded)")
+        else:
+            err.print(f"verify run {exc.run_id} cancelled; `keyshift verify --resume` continues it")
         sys.exit(130)
     s = result.summary
     if as_json:
         _emit_json(s)
     else:
         _print_report(s)
+    if not record:
+        err.print("read-only: this report is not recorded")
     if not result.equal:
         sys.exit(1)
 
@@ -89,7 +98,8 @@ def _verify_bar(p: Any) -> tuple[str, float | None, float, str]:
 def _print_report(s: dict[str, Any]) -> None:
     verdict = "[green]equal[/]" if s["equal"] else "[bold red]NOT equal[/]"
     scope = f"sample of {s['sample']:,}" if s["sample"] else "full"
-    out.print(f"verify run {s['run_id']} ({scope}, keymap {s['keymap']}, {s['segments']} segments,"
+    run = f"verify run {s['run_id']}" if s.get("run_id") is not None else "verify (not recorded)"
+    out.print(f"{run} ({scope}, keymap {s['keymap']}, {s['segments']} segments,"
               f" {s['seconds']:.1f} s): {verdict}")
     skipped = sum(s["skipped"].values())
     out.print(f"  compared {s['compared']:,}  missing {s['missing']:,}  extra "

@@ -19,8 +19,11 @@ import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-__all__ = ["AwsContext", "CONNECT_ATTEMPTS", "CONNECT_TIMEOUT_S", "DEFAULT_REGION", "aws_error_text",
-           "cap_connect_retries", "install_wire_json", "sends_wire_json"]
+from .errors import KeyshiftError
+
+__all__ = ["AwsContext", "CONNECT_ATTEMPTS", "CONNECT_TIMEOUT_S", "DEFAULT_REGION", "READ_OPERATION_PREFIXES",
+           "READ_OPERATIONS", "ReadOnlyRefused", "aws_error_text", "cap_connect_retries", "install_read_only",
+           "install_wire_json", "is_read_operation", "sends_wire_json"]
 
 #: Used only when neither ``--region`` nor the environment/profile sets one.
 DEFAULT_REGION = "us-east-1"
@@ -107,6 +110,61 @@ def sends_wire_json(client: Any) -> bool:
     return getattr(client, "keyshift_wire_json", False) is True
 
 
+class ReadOnlyRefused(KeyshiftError):
+    """A client of a read-only :class:`AwsContext` was asked to call an operation that is not a read."""
+
+    title = "Refused in read-only mode"
+
+
+#: Operations a read-only client may call, by name prefix (DynamoDB, Streams, S3 and any other
+#: service: ``GetItem``, ``BatchGetItem``, ``DescribeTable``, ``ListTables``, ``GetRecords``,
+#: ``GetShardIterator``, ``GetObject``, ``HeadObject``, ``ListObjectsV2``…).
+READ_OPERATION_PREFIXES = ("Get", "BatchGet", "Describe", "List", "Head")
+#: …and by exact name.
+READ_OPERATIONS = frozenset({"Query", "Scan", "TransactGetItems"})
+
+
+def is_read_operation(operation: str) -> bool:
+    """Whether ``operation`` (botocore's name, e.g. ``PutItem``) only reads."""
+    return operation in READ_OPERATIONS or operation.startswith(READ_OPERATION_PREFIXES)
+
+
+def _targets(params: dict[str, Any]) -> str:
+    """What a refused call would have touched, for the message: table(s), bucket and key, stream."""
+    if params.get("TableName"):
+        return f" on table {params['TableName']}"
+    if isinstance(params.get("RequestItems"), dict):
+        return f" on table {', '.join(map(str, params['RequestItems']))}"
+    if isinstance(params.get("TransactItems"), list):
+        tables = sorted({str(op.get("TableName")) for item in params["TransactItems"] if isinstance(item, dict)
+                         for op in item.values() if isinstance(op, dict) and op.get("TableName")})
+        return f" on table {', '.join(tables)}" if tables else ""
+    if params.get("Bucket"):
+        return f" on s3://{params['Bucket']}" + (f"/{params['Key']}" if params.get("Key") else "")
+    for name in ("StreamArn", "ResourceArn", "TableArn"):
+        if params.get(name):
+            return f" on {params[name]}"
+    return ""
+
+
+def _refuse_writes(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """``before-parameter-build`` (the first handler): refuse anything but a read, before the
+    request is even serialized, so nothing leaves the process."""
+    if is_read_operation(model.name):
+        return
+    service = model.service_model.service_name
+    raise ReadOnlyRefused(f"read-only mode: refusing {service} {model.name}{_targets(params)}"
+                          " (keyshift was started with --read-only; nothing was sent)")
+
+
+def install_read_only(client: Any) -> Any:
+    """Make ``client`` refuse every operation that is not a read (:func:`is_read_operation`) with
+    :class:`ReadOnlyRefused`, before parameters are built; returns the client."""
+    client.meta.events.register_first("before-parameter-build", _refuse_writes, unique_id="keyshift-read-only")
+    client.keyshift_read_only = True
+    return client
+
+
 def aws_error_text(exc: BaseException, endpoint: str | None = None) -> str:
     """One line an operator can act on for a botocore error: what failed, where, why."""
     if isinstance(exc, ClientError):
@@ -129,6 +187,9 @@ class AwsContext:
 
     ``hooks`` maps botocore event names to handlers registered on every client built here: tests
     and benchmarks inject faults or stub the network this way (``before-send``, ``after-call``).
+
+    ``read_only``: every client built here refuses any operation that is not a read
+    (:func:`install_read_only`), so a bug in a command cannot write in ``--read-only`` mode.
     """
 
     endpoint_url: str | None = None
@@ -137,6 +198,7 @@ class AwsContext:
     max_attempts: int = 10
     max_pool_connections: int = 32
     hooks: list[tuple[str, Any]] = field(default_factory=list)
+    read_only: bool = False
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -193,6 +255,8 @@ class AwsContext:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self.session.client(service, **kwargs)
                 client.meta.events.register("needs-retry", cap_connect_retries)
+                if self.read_only:
+                    install_read_only(client)
                 for event, handler in self.hooks:
                     client.meta.events.register(event, handler)
                 if not parameter_validation and service == "dynamodb":
@@ -207,4 +271,5 @@ class AwsContext:
 
     def describe(self) -> dict[str, Any]:
         """Where clients point, for status lines and ``--json`` output."""
-        return {"endpoint_url": self.endpoint_url, "region": self.region_name, "profile": self.profile}
+        return {"endpoint_url": self.endpoint_url, "region": self.region_name, "profile": self.profile,
+                "read_only": self.read_only}

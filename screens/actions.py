@@ -88,6 +88,10 @@ OPEN_STREAM_SYNC = ConsoleAction("open_stream_sync", "Stream sync",
 OPEN_VERIFY = ConsoleAction("open_verify", "Verify",
                        "Step 5: diff the new table against transform(old table), item by item",
                        key="5", binding_id="verify", opens="VerifyScreen")
+OPEN_AUDIT = ConsoleAction("open_audit", "Audit log",
+                           "Every recorded action (who, when, details), filtered; the hash chain verified",
+                           key="a", footer="Audit", binding_id="audit", opens="AuditScreen",
+                           show=False)  # the footer is full (Quit would drop out); F1 and the palette list it
 SHOW_HELP = ConsoleAction("help", "Help", "Every key of the screen you are on, and of the whole console",
                      key="f1,question_mark", scope="app", show=False, binding_id="help",
                      opens="HelpScreen")
@@ -100,7 +104,7 @@ CANCEL = ConsoleAction("cancel_work", "Cancel", "Cancel running work (a plan, a 
 #: Every console-level action, in footer order (the overview's footer shows them in this order).
 ACTIONS: tuple[ConsoleAction, ...] = (
     GO_OVERVIEW, OPEN_BROWSER, OPEN_PREVIEW, OPEN_QUEUE, PLAN_DUMP, OPEN_RESTORE, OPEN_STREAM_SYNC, OPEN_VERIFY,
-    SHOW_HELP, QUIT, CANCEL,
+    OPEN_AUDIT, SHOW_HELP, QUIT, CANCEL,
 )
 
 

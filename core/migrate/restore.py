@@ -237,10 +237,10 @@ def run_restore(
             watermark[head.file] = max(watermark.get(head.file, 0), head.last_line)
             acked.add(head.tally)
 
-    def checkpoint(state: str = "running") -> None:
+    def checkpoint(state: str = "running", audit: tuple[str, str, dict] | None = None) -> None:
         with lock:
             extra = {"retries": progress.retries, "throttles": progress.throttles}
-        _save_checkpoint(ws, run_id, watermark, {**acked.to_counters(), **extra}, state)
+        _save_checkpoint(ws, run_id, watermark, {**acked.to_counters(), **extra}, state, audit)
 
     def poll_control() -> None:
         nonlocal control_mtime
@@ -361,16 +361,14 @@ def run_restore(
                 watermark[uri] = max(watermark.get(uri, 0), 1 << 40)
     except RestoreCancelled:
         settle(block=True)
-        checkpoint("cancelled")
-        ws.audit(operator, "restore.cancel", {"run_id": run_id, "lines": acked.counts["lines"]})
+        checkpoint("cancelled", (operator, "restore.cancel", {"run_id": run_id, "lines": acked.counts["lines"]}))
         raise
     finally:
         pool.shutdown(wait=True)
         # The control file steers a running restore only: none is left behind to surprise the next.
         (ws.path / CONTROL_FILE).unlink(missing_ok=True)
     if failure:
-        checkpoint("failed")
-        ws.audit(operator, "restore.fail", {"run_id": run_id, "error": str(failure[0])})
+        checkpoint("failed", (operator, "restore.fail", {"run_id": run_id, "error": str(failure[0])}))
         if isinstance(failure[0], KeyshiftError):
             raise failure[0]
         raise RestoreError(f"restore stopped: {failure[0]}") from failure[0]
@@ -437,10 +435,13 @@ def _save_units(conn: Any, run_id: int, watermark: dict[str, int], counters: dic
 
 
 def _save_checkpoint(ws: Workspace, run_id: int, watermark: dict[str, int], counters: dict[str, Any],
-                     state: str) -> None:
+                     state: str, audit: tuple[str, str, dict] | None = None) -> None:
+    """The checkpoint and the run's state (and, when the run ends, its audit entry) in one transaction."""
     with ws.transaction() as conn:
         _save_units(conn, run_id, watermark, counters)
         runs.set_state(conn, run_id, state)
+        if audit is not None:
+            ws.audit(*audit)
 
 
 def plan_to_restore_args(plan_row: Any) -> dict[str, Any]:

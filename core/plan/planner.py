@@ -152,7 +152,7 @@ def _plan(ws, spec, dump_uri, normalizer, source, info, s3, operator, cancel, st
     conn = ws.connect()
     with ws.transaction():
         plan_id = _start(conn, spec, dump_uri, info, operator)
-    ws.audit(operator, "plan.start", {"plan_id": plan_id, "dump": dump_uri, "format": info.format})
+        ws.audit(operator, "plan.start", {"plan_id": plan_id, "dump": dump_uri, "format": info.format})
     progress = PlanProgress("reference", bytes_total=info.bytes_total)
     try:
         ref_problems: list[dict[str, Any]] = []
@@ -166,18 +166,18 @@ def _plan(ws, spec, dump_uri, normalizer, source, info, s3, operator, cancel, st
         summary = _classify(ws, spec, normalizer, info, progress, cancel)
     except (PlanCancelled, GeneratorExit, KeyboardInterrupt):
         # GeneratorExit: whoever drove the plan stopped listening; that is a cancel too.
-        _finish(ws, plan_id, "cancelled", None)
-        ws.audit(operator, "plan.cancel", {"plan_id": plan_id, "lines": progress.lines})
+        _finish(ws, plan_id, "cancelled", None,
+                (operator, "plan.cancel", {"plan_id": plan_id, "lines": progress.lines}))
         raise
     except BaseException as exc:
-        _finish(ws, plan_id, "failed", {"error": str(exc)})
-        ws.audit(operator, "plan.fail", {"plan_id": plan_id, "error": str(exc)})
+        _finish(ws, plan_id, "failed", {"error": str(exc)},
+                (operator, "plan.fail", {"plan_id": plan_id, "error": str(exc)}))
         raise
     summary["reference_problems"] = ref_problems[:100]
     summary["reference_problem_count"] = len(ref_problems)
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    _finish(ws, plan_id, "complete", summary)
-    ws.audit(operator, "plan.complete", {"plan_id": plan_id, **_audit_summary(summary)})
+    _finish(ws, plan_id, "complete", summary,
+            (operator, "plan.complete", {"plan_id": plan_id, **_audit_summary(summary)}))
     return PlanResult(plan_id, summary, info)
 
 
@@ -203,11 +203,16 @@ def _start(conn: Any, spec: Spec, dump_uri: str, info: DumpInfo, operator: str) 
     return int(cur.lastrowid)
 
 
-def _finish(ws: Workspace, plan_id: int, state: str, summary: dict | None) -> None:
-    ws.connect().execute(
-        "UPDATE plans SET state = ?, finished_at = ?, summary = ? WHERE id = ?",
-        (state, utcnow(), json.dumps(summary) if summary is not None else None, plan_id),
-    )
+def _finish(ws: Workspace, plan_id: int, state: str, summary: dict | None,
+            audit: tuple[str, str, dict] | None = None) -> None:
+    """The plan's end and its audit entry, in one transaction."""
+    with ws.transaction() as conn:
+        conn.execute(
+            "UPDATE plans SET state = ?, finished_at = ?, summary = ? WHERE id = ?",
+            (state, utcnow(), json.dumps(summary) if summary is not None else None, plan_id),
+        )
+        if audit is not None:
+            ws.audit(*audit)
 
 
 def _load_reference(ws, spec, normalizer, s3, problems, cancel) -> None:

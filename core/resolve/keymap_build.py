@@ -193,4 +193,5 @@ def record_build(ws: Workspace, build: KeymapBuild, *, operator: str, location: 
             " VALUES (?, ?, ?, ?, ?)",
             (build.keymap.version, utcnow(), operator, location, json.dumps(build.summary)),
         )
-    ws.audit(operator, "keymap.build", {**build.summary, "location": location})
+        # In the same transaction: the build and its audit entry commit together, or neither.
+        ws.audit(operator, "keymap.build", {**build.summary, "location": location})

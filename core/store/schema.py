@@ -20,7 +20,9 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # (echo suppression between forward and reverse sync, keyshift.core.migrate.stream.echo_log).
 # Version 7: stream records held because their raw identifier is not in the keymap, identifiers
 # first seen on the stream, and the keymaps stream sync applied (so a later keymap can be checked
-# to only add to them).
+# to only add to them). Version 8: the audit log's hash chain (``prev_hash``, ``hash``; the rows already
+# there are chained by keyshift.core.store.audit.backfill_chain, which the ``audit_chain_backfill``
+# meta flag this step sets asks for, in the step's own transaction) and indexes for its filters.
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -210,6 +212,13 @@ MIGRATIONS: dict[int, str] = {
         new_id TEXT,                     -- NULL: dropped
         PRIMARY KEY (version, raw)
     ) WITHOUT ROWID;
+    """,
+    8: """
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT;    -- the previous entry's hash ('' for the first)
+    ALTER TABLE audit ADD COLUMN hash TEXT;         -- SHA-256(prev_hash || canonical JSON of the entry)
+    CREATE INDEX IF NOT EXISTS audit_operator ON audit(operator, id);
+    CREATE INDEX IF NOT EXISTS audit_action ON audit(action, id);
+    INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_chain_backfill', '1');
     """,
 }
 

@@ -15,13 +15,24 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import WorkspaceError, WorkspaceMissing
-from .audit import AuditEntry, append_audit, read_audit
-from .schema import IDENTIFIER_INDEXES, MIGRATIONS, RECORD_INDEXES, SCHEMA_VERSION, utcnow
+from .audit import AUDIT_BACKFILL_FLAG, AuditEntry, ChainReport, append_audit, backfill_chain, read_audit, verify_chain
+from .schema import IDENTIFIER_INDEXES, MIGRATIONS, RECORD_INDEXES, SCHEMA_VERSION, clear_meta_flag, meta_flag, utcnow
 
 __all__ = ["Workspace", "AuditEntry", "SCHEMA_VERSION", "DB_NAME", "IDENTIFIER_INDEXES", "RECORD_INDEXES",
            "utcnow"]
 
 DB_NAME = "keyshift.db"
+
+
+def _execute_step(conn: sqlite3.Connection, statement: str) -> None:
+    """One statement of a schema step. ``ALTER TABLE … ADD COLUMN`` of a column that is there
+    already is skipped (SQLite has no ``IF NOT EXISTS`` for columns; a workspace rebuilt from an
+    older step, as tests simulate, may have it)."""
+    try:
+        conn.execute(statement)
+    except sqlite3.OperationalError as exc:
+        if not ("duplicate column name" in str(exc) and "ADD COLUMN" in statement.upper()):
+            raise
 
 
 class Workspace:
@@ -113,10 +124,14 @@ class Workspace:
                     continue
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
-                        conn.execute(statement)
+                        _execute_step(conn, statement)
                 if step == 2 and conn.execute("SELECT 1 FROM plans WHERE state = 'complete'").fetchone():
                     # A plan made before cases were stored: the domain derives its cases on next use.
                     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('derive_cases', '1')")
+                if meta_flag(conn, AUDIT_BACKFILL_FLAG):
+                    # The step that adds the audit chain: chain the entries already there, in order.
+                    backfill_chain(conn)
+                    clear_meta_flag(conn, AUDIT_BACKFILL_FLAG)
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(step),)
                 )
@@ -147,6 +162,11 @@ class Workspace:
         self._check_writable()
         return append_audit(self.connect(), operator, action, details)
 
-    def audit_log(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
-        """The newest audit entries first."""
-        return read_audit(self.connect(), limit=limit, action=action)
+    def audit_log(self, limit: int = 100, action: str | None = None, *, operator: str | None = None,
+                  before_id: int | None = None) -> list[AuditEntry]:
+        """The newest audit entries first (filters and paging: :func:`~keyshift.core.store.audit.read_audit`)."""
+        return read_audit(self.connect(), limit=limit, action=action, operator=operator, before_id=before_id)
+
+    def verify_audit(self) -> ChainReport:
+        """Recompute the audit log's hash chain (reads only: works read-only)."""
+        return verify_chain(self.connect())

@@ -32,6 +32,8 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,9 +137,10 @@ class VerifyProgress:
 
 @dataclass
 class VerifyResult:
-    """The finished run: its id and the ``verify --json`` document."""
+    """The finished run: its id and the ``verify --json`` document (``run_id`` None: not recorded,
+    ``record=False``)."""
 
-    run_id: int
+    run_id: int | None
     summary: dict[str, Any]
 
     @property
@@ -590,6 +593,7 @@ def run_verify(
     live: bool | None = None,
     settle_timeout: float = 120.0,
     settle_margin: float = 1.0,
+    record: bool = True,
 ) -> Iterator[VerifyProgress]:
     """Verify ``spec.target.table`` against transform(``spec.source.table``); yields progress,
     returns a :class:`VerifyResult` (``result.equal``).
@@ -603,7 +607,38 @@ def run_verify(
     after the sync has caught up past it (:class:`_Settle`; ``settle_timeout`` and
     ``settle_margin`` in seconds). None (the default) decides from the workspace: live when a
     stream-sync run is running with a fresh heartbeat.
+
+    ``record=False`` (read-only mode: the workspace may be open ``mode=ro``) reads the workspace
+    (keymap, stream sync's watermark) but writes nothing to it: the run, its checkpoints,
+    offenders, expected store and audit entry go to a scratch workspace in a temporary directory,
+    removed when the run ends. The report is the same, with ``run_id`` None and ``recorded``
+    false; such a run cannot be resumed.
     """
+    options = dict(segments=segments, sample=sample, resume=resume, operator=operator, keymap=keymap,
+                   page_size=page_size, cancel=cancel, live=live, settle_timeout=settle_timeout,
+                   settle_margin=settle_margin)
+    if record:
+        return (yield from _verify(ws, ws, spec, ddb, **options))
+    if resume:
+        raise VerifyError("a verify that is not recorded (read-only mode) cannot resume a run")
+    scratch = tempfile.mkdtemp(prefix="keyshift-verify-")
+    try:
+        book = Workspace(scratch)
+        try:
+            result = yield from _verify(ws, book, spec, ddb, **options)
+        finally:
+            book.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return VerifyResult(None, {**result.summary, "run_id": None, "recorded": False})
+
+
+def _verify(ws: Workspace, book: Workspace, spec: Any, ddb: Any, *, segments: int, sample: int | None,
+            resume: bool, operator: str, keymap: Keymap | None, page_size: int | None,
+            cancel: threading.Event | None, live: bool | None, settle_timeout: float,
+            settle_margin: float) -> Iterator[VerifyProgress]:
+    """:func:`run_verify`: reads decisions and stream sync's watermark from ``ws``, keeps the run's
+    bookkeeping in ``book`` (``ws`` itself unless the run is not recorded)."""
     started = time.perf_counter()
     if keymap is None:
         from ...resolve.keymap_build import build_keymap
@@ -618,36 +653,36 @@ def run_verify(
     settle = _Settle(ws, timeout=settle_timeout, margin=settle_margin) if live else None
     t = _Tables(ddb, spec.source.table, spec.target.table, names, keymap, settle)
     counts = _check_tables(t)
-    run_id, params = _open_run(ws, keymap=keymap, operator=operator, segments=segments, sample=sample,
+    run_id, params = _open_run(book, keymap=keymap, operator=operator, segments=segments, sample=sample,
                                page_size=page_size, resume=resume,
                                tables={"source": t.source, "target": t.target, "live": live})
     segments, sample, page_size = params["segments"], params["sample"], params["page_size"]
-    store = _expected_store(ws, run_id, params, resume)
+    store = _expected_store(book, run_id, params, resume)
     cancel = cancel or threading.Event()
     try:
         for phase in ("source", "target") if sample is None else ("source",):
             total = counts[phase] if sample is None else min(sample, counts[phase] or sample)
-            yield from _run_phase(ws, t, run_id, phase, segments, sample, page_size, total, cancel, started,
+            yield from _run_phase(book, t, run_id, phase, segments, sample, page_size, total, cancel, started,
                                   store)
             if cancel.is_set():
                 raise VerifyCancelled(run_id)
     except VerifyCancelled:
-        _set_state(ws, run_id, "cancelled")
+        _set_state(book, run_id, "cancelled")
         raise
     except (GeneratorExit, KeyboardInterrupt):
         cancel.set()
-        _set_state(ws, run_id, "cancelled")
+        _set_state(book, run_id, "cancelled")
         raise
     except (ClientError, BotoCoreError) as exc:
-        _set_state(ws, run_id, "failed")
+        _set_state(book, run_id, "failed")
         raise VerifyError(f"verify run {run_id} stopped on an AWS error: {exc} (`--resume` continues)") from exc
     except BaseException:
-        _set_state(ws, run_id, "failed")
+        _set_state(book, run_id, "failed")
         raise
     finally:
         if store is not None:
             store.close()  # kept on disk until the run completes: a resume needs it
-    summary = _finish(ws, run_id, keymap, params, time.perf_counter() - started, resumed=resume,
+    summary = _finish(book, run_id, keymap, params, time.perf_counter() - started, resumed=resume,
                       operator=operator)
     if store is not None:
         store.remove()
