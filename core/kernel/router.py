@@ -612,8 +612,10 @@ class MigrationRouter:
         names = self._names(keymap)
         if old_item is not None:
             outcome = transform(old_item, keymap, names)
-            if type(outcome) is Skip and outcome.kind not in ("dropped", "unresolved"):
-                return None  # a conflict loser, a bad key...: the new table holds another item here
+            if type(outcome) is Skip and outcome.kind != "unresolved":
+                # dropped: no new key to look at; a conflict loser, a bad key: the new table holds
+                # another item (or none) there by design. Not comparable, not counted.
+                return None
             if type(outcome) is Skip and outcome.kind == "unresolved":
                 return "mismatch", {"key": dict(key), "why": outcome.reason}
             expected = outcome.item if type(outcome) is Put else None
