@@ -39,6 +39,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -76,6 +77,19 @@ READ_TIMEOUT_S = 2.0
 MAX_ATTEMPTS = 2
 
 log = logging.getLogger("keyshift.router")
+
+#: Every live router, so a forked child (gunicorn, multiprocessing) gets fresh locks and reads and
+#: reports under its own pid instead of inheriting a lock another thread held at the fork.
+_ROUTERS: weakref.WeakSet[MigrationRouter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for router in list(_ROUTERS):
+        router._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RouterError(KeyshiftError):
@@ -278,6 +292,18 @@ class MigrationRouter:
         self._oldest: float | None = None
         self._flush_failing = False
         self._flush_not_before = -math.inf  # after a failed flush: no retry before this clock()
+        _ROUTERS.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: new locks (one may have been held at the fork), the cached state kept
+        but expired (so the child reads the flag itself), its own report, no inherited counts."""
+        self._lock = threading.Lock()
+        self._keymap_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._cache = (-math.inf, self._cache[1])
+        self._reported = None
+        self._counts, self._pending, self._oldest = {}, 0, None
 
     # -- construction helpers ----------------------------------------------------------------------
 

@@ -316,3 +316,19 @@ def test_many_threads_share_one_read_per_ttl_on_the_real_clock(ddb):
         t.join(10)
     assert errors == [] and len(done) == 16 and sum(done) > 1000
     assert 1 <= calls.count("GetItem", CONTROL) <= 2.0 / 0.25 + 1
+
+
+def test_a_forked_child_gets_fresh_locks_and_reads_for_itself(ddb):
+    """A fork while another thread held the read lock must not leave the child serving the
+    inherited state forever (the hook registered with os.register_at_fork runs _after_fork)."""
+    clock = FakeClock()
+    router = make(ddb, clock, ttl_seconds=1.0, instance="i-1")
+    router.table()
+    router._lock.acquire()                       # as if a thread was mid-read at the fork
+    flip(ddb, "new")
+    calls = counted(ddb)
+    clock.advance(1.0)
+    assert router.table() == OLD                 # the lock is taken: the cached value is served
+    router_mod._after_fork_in_child()            # what the child runs right after the fork
+    assert router.table() == NEW                 # the child read the flag itself (no TTL wait)
+    assert calls.count("GetItem", CONTROL) == 1 and calls.count("PutItem", CONTROL) == 1
