@@ -104,3 +104,34 @@ def test_layer_contracts_hold():
                             text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+_ROUTER_RUN = _KERNEL_RUN.split("import keyshift.core.kernel as kernel")[0] + """
+from keyshift.core.router import MigrationRouter, RouterUnavailable
+from keyshift.core.kernel import router as kernel_router
+assert MigrationRouter is kernel_router.MigrationRouter
+class Flag:  # a stub client: the router's own code paths run, nothing is sent
+    def get_item(self, **kw):
+        return {"Item": {"state": {"S": "new"}, "version": {"N": "2"}}}
+    def put_item(self, **kw):
+        pass
+router = MigrationRouter("keyshift-control", "f", "old", "new", client=Flag(),
+                         keymap={"format": "keyshift-keymap/1", "version": "v1", "unresolved": {}, "winners": [],
+                                 "entries": {"A": {"new_id": "C-1", "source": "rule"}}})
+assert router.table() == "new" and router.key("A") == "C-1"
+loaded = sorted({m.split('.')[0] for m in sys.modules} & set(BLOCKED))
+mine = sorted(m for m in sys.modules if m.startswith('keyshift.') and not m.startswith('keyshift.core.kernel'))
+print(json.dumps({"loaded": loaded, "keyshift": mine}))
+"""
+
+
+def test_the_router_for_services_needs_only_the_kernel():
+    """What a service imports (``from keyshift.core.router import MigrationRouter``, docs/services.md):
+    the re-export and the kernel, nothing else, and it runs there."""
+    result = subprocess.run([sys.executable, "-c", _ROUTER_RUN], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["loaded"] == []
+    assert doc["keyshift"] == ["keyshift.core", "keyshift.core.router"]
