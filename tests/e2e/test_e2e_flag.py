@@ -10,12 +10,15 @@
   the control table (acknowledged, stale, stragglers, cut over) and shadow counters;
 - both tables' stream positions are recorded at a flip and ``flag positions --out`` writes what
   ``stream-sync --reverse --from-positions`` reads;
-- read-only mode: status and history work, flip/init/approve refuse.
+- read-only mode: status and history work, flip/init/approve refuse;
+- the runbook end to end: plan, restore, follow, verify, every gate passing without --force, reverse
+  sync from the recorded positions carrying a write on the new table back, the flip back passing.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -367,3 +370,77 @@ def test_read_only(world: Any) -> None:
         result = world.run(*args, global_args=ro)
         assert result.returncode == 2 and "refused in read-only (audit) mode" in result.message, args
     assert world.run("flag", "status", "--json").json()["version"] == 0
+
+
+def test_the_runbook_forward_and_back_with_every_gate_passing(aws_env, boto_clients, tmp_path, run_cli, spawn_cli):
+    """Plan, restore, follow, verify: every gate passes and the flip to new needs no --force; then
+    reverse sync from the positions recorded at the flip catches up a write made on the new table,
+    and the flip back passes without --accept-loss."""
+    from test_e2e_stream_sync import Pipeline, create_orders
+    from keyshift.console.demo_data import item_line
+    from keyshift.core.migrate.stream.sync import sync_lag
+
+    p = Pipeline(tmp_path, aws_env, boto_clients, run_cli)
+    p.spec_path.write_text(p.spec_path.read_text(encoding="utf-8") + f'\n[control]\nflag = "{FLAG}"\n',
+                           encoding="utf-8")
+    create_orders(p.ddb)
+    for i in range(20):
+        p.put(f"CUST-{i % 4}", f"ORD-{i:03d}", total={"N": str(i)})
+    p.put("  Globex\u00a0", "ORD-G0", total={"N": "7"})
+    items = [i for page in p.ddb.get_paginator("scan").paginate(TableName="orders") for i in page["Items"]]
+    (tmp_path / "dump.json").write_bytes(b"".join(item_line(i) + b"\n" for i in items))
+    assert p.run("plan", "--dump", str(tmp_path / "dump.json"), "--format", "ddbjson", "--json").json()["records"] == 21
+    p.run("restore", "--create-table", "--json").json()
+    assert p.run("flag", "init").returncode == 0
+    ws = Workspace(p.workspace, read_only=True)
+    procs = []
+
+    def wait_for(condition, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, what
+            for proc in procs:
+                assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+
+    try:
+        procs.append(spawn_cli(p.argv("stream-sync", "--follow"), p.env, p.tmp))
+        wait_for(lambda: sync_lag(ws, "forward")["live"] and sync_lag(ws, "forward")["lag_seconds"] == 0,
+                 "forward sync did not catch up")
+        assert p.run("verify", "--json").json()["equal"] is True
+        forward = p.run("flag", "flip", "--to", "new", "--reason", "verified, lag 0", "--yes", "--json").json()
+        assert forward["forced"] is False and all(g["ok"] for g in forward["gates"]), forward["gates"]
+        assert [g["name"] for g in forward["gates"]] == ["cases", "held", "verify", "forward-sync", "reverse-ready"]
+        assert forward["positions"]["old"] and forward["positions"]["new"]
+
+        positions = tmp_path / "flip-positions.json"
+        p.run("flag", "positions", "--table", "new", "--out", str(positions), "--json").json()
+        procs.append(spawn_cli(p.argv("stream-sync", "--reverse", "--follow", "--from-positions", str(positions)),
+                               p.env, p.tmp))
+        # A service switched to the new table writes there after the flip.
+        key = {"customer_id": {"S": "CUST-1"}, "order_id": {"S": "ORD-001"}}
+        new_item = p.ddb.get_item(TableName="orders_v2", Key=key, ConsistentRead=True)["Item"]
+        p.ddb.put_item(TableName="orders_v2", Item={**new_item, "total": {"N": "4242"}})
+        written = time.time()
+        wait_for(lambda: (lambda lag: lag["live"] and lag["lag_seconds"] == 0 and (lag["caught_up_at"] or 0) > written)(
+            sync_lag(ws, "reverse")), "reverse sync did not catch up")
+        old_item = p.ddb.get_item(TableName="orders", Key=_key_old("CUST-1", "ORD-001"), ConsistentRead=True)["Item"]
+        assert old_item["total"] == {"N": "4242"}  # the write made on the new table reached the old one
+        back = p.run("flag", "flip", "--to", "old", "--reason", "rollback rehearsal", "--yes", "--json").json()
+        assert back["forced"] is False and back["history"]["accept_loss"] is False
+        assert back["gates"][0]["name"] == "reverse-caught-up" and back["gates"][0]["ok"], back["gates"]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        ws.close()
+    history = p.run("flag", "history", "--json").json()["history"]
+    assert [(h["from"], h["to"], h["forced"]) for h in history] == [("old", "new", False), ("new", "old", False)]
+
+
+def _key_old(customer: str, order: str) -> dict[str, Any]:
+    return {"customer": {"S": customer}, "order_id": {"S": order}}
