@@ -85,10 +85,20 @@ def stream_positions(ddb: Any, streams: Any, table: str, *, hints: Mapping[str, 
         ending = (shard.get("SequenceNumberRange") or {}).get("EndingSequenceNumber")
         last = hints.get(shard_id)
         iterator = _iterator(streams, arn, shard_id, last)
+        from_hint = last is not None
         for _ in range(_MAX_CALLS):
             if iterator is None:
                 break
-            page = streams.get_records(ShardIterator=iterator, Limit=_PAGE)
+            try:
+                page = streams.get_records(ShardIterator=iterator, Limit=_PAGE)
+            except ClientError:
+                if not from_hint:
+                    raise
+                # The hint was not a position of this shard after all: read it from its trim horizon.
+                from_hint, last = False, None
+                iterator = _iterator(streams, arn, shard_id, None)
+                continue
+            from_hint = False
             records = page.get("Records", [])
             if records:
                 last = records[-1]["dynamodb"]["SequenceNumber"]
