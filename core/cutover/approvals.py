@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .control_table import ApprovalRequest, FlagState, flag_pk, iso
+from .control_table import ApprovalRequest, ControlError, FlagState, flag_pk, iso
 from .flag import FlipRefused, audit_both, control_spec, requests
 
 __all__ = ["check_approvable", "file_request", "get_request", "list_requests", "settle_request"]
@@ -48,13 +48,13 @@ def list_requests(ddb: Any, spec: Any) -> list[ApprovalRequest]:
 
 
 def get_request(ddb: Any, spec: Any, request_id: str) -> ApprovalRequest:
-    """One request; :class:`FlipRefused` naming it when there is none."""
+    """One request; :class:`ControlError` (exit 2: bad input) naming it when there is none."""
     control = control_spec(spec)
     item = ddb.get_item(TableName=control.table, ConsistentRead=True,
                         Key={"pk": {"S": flag_pk(control.flag)}, "sk": {"S": f"request#{request_id}"}}).get("Item")
     if item is None:
-        raise FlipRefused(f"no approval request {request_id!r} for flag {control.flag} in {control.table}:"
-                          " keyshift flag requests", {"outcome": "refused", "request": request_id})
+        raise ControlError(f"no approval request {request_id!r} for flag {control.flag} in {control.table}:"
+                           " keyshift flag requests lists them")
     return ApprovalRequest.from_item(item)
 
 

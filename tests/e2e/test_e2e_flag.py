@@ -10,7 +10,7 @@
   the control table (acknowledged, stale, stragglers, cut over) and shadow counters;
 - both tables' stream positions are recorded at a flip and ``flag positions --out`` writes what
   ``stream-sync --reverse --from-positions`` reads;
-- read-only mode: status and history work, flip/init/approve refuse;
+- read-only mode: status and history work, flip/init/approve refuse; bad input is one line, exit 2;
 - the runbook end to end: plan, restore, follow, verify, every gate passing without --force, reverse
   sync from the recorded positions carrying a write on the new table back, the flip back passing.
 """
@@ -444,3 +444,27 @@ def test_the_runbook_forward_and_back_with_every_gate_passing(aws_env, boto_clie
 
 def _key_old(customer: str, order: str) -> dict[str, Any]:
     return {"customer": {"S": customer}, "order_id": {"S": order}}
+
+
+def test_bad_input_is_one_line_exit_2(world: Any, boto_clients: Any) -> None:
+    _ws(world)
+    no_control = world.tmp / "no-control.toml"
+    no_control.write_text(world.spec_path.read_text(encoding="utf-8").split("[control]")[0], encoding="utf-8")
+    for args in (("flag", "status"), ("flag", "init"), ("flag", "flip", "--to", "new", "--reason", "x", "--yes")):
+        result = world.run(*args, spec=no_control)
+        assert result.returncode == 2 and "has no [control] section" in result.message, (args, result.stderr)
+    boto_clients.dynamodb.create_table(TableName=CONTROL, BillingMode="PAY_PER_REQUEST",
+                                       AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                                       KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    wrong = world.run("flag", "init")
+    assert wrong.returncode == 2 and "table keyshift-control exists but is not a control table" in wrong.message
+    boto_clients.dynamodb.delete_table(TableName=CONTROL)
+    world.run("flag", "init")
+    missing = world.run("flag", "approve", "nope", "--yes")
+    assert missing.returncode == 2 and "no approval request 'nope' for flag orders-cutover" in missing.message
+    bad = world.run("flag", "flip", "--to", "sideways", "--reason", "x")
+    assert bad.returncode == 2 and "sideways" in bad.message
+    empty = world.run("flag", "positions", "--table", "new")
+    assert empty.returncode == 2 and "no stream position of orders_v2 recorded at version 0" in empty.message
+    for result in (wrong, missing, bad, empty):
+        assert "Traceback" not in result.stderr
