@@ -239,10 +239,12 @@ class CutoverScreen(Screen[None]):
     def _info(self, info: CutoverInfo) -> None:
         self.info = info
         self._show()
+        self.refresh_bindings()
 
     @on(FlipOutcome)
     def _outcome(self, outcome: FlipOutcome) -> None:
         self.outcome, self.busy = outcome, False
+        self.refresh_bindings()
         self.query_one("#cut-outcome", Static).update(
             Text(("✔ " if outcome.ok else "✘ ") + outcome.text, style="green" if outcome.ok else "red"))
         self.reload()
@@ -326,6 +328,7 @@ class CutoverScreen(Screen[None]):
             return
         context = self.host.context
         self.busy = True
+        self.refresh_bindings()
 
         def work() -> None:
             from keyshift.core.cutover.approvals import file_request
@@ -351,6 +354,10 @@ class CutoverScreen(Screen[None]):
                                                     + (" FORCED" if result.entry.forced else "")))
             except FlipRefused as exc:
                 self.post_message(FlipOutcome(False, exc.message))
+            except KeyshiftError as exc:
+                self.post_message(FlipOutcome(False, exc.message))
+            except (ClientError, BotoCoreError) as exc:
+                self.post_message(FlipOutcome(False, f"AWS error, nothing known to have changed: {exc}"))
 
         self.host.run_blocking(work, group="cutover-flip", description="flip the flag")
 
@@ -397,8 +404,10 @@ class CutoverScreen(Screen[None]):
                                      force=request.force, request=request)
                 self.post_message(FlipOutcome(True, f"request {request_id} approved: flipped to {result.state.state}"
                                                     f" (version {result.state.version})"))
-            except FlipRefused as exc:
+            except KeyshiftError as exc:  # FlipRefused included: a refusal is an outcome, not an error
                 self.post_message(FlipOutcome(False, exc.message))
+            except (ClientError, BotoCoreError) as exc:
+                self.post_message(FlipOutcome(False, f"AWS error, nothing known to have changed: {exc}"))
 
         self.host.run_blocking(work, group="cutover-flip", description="approve a flip request")
 
@@ -411,9 +420,16 @@ class CutoverScreen(Screen[None]):
         def work() -> None:
             from keyshift.core.cutover.flag import init_flag
 
-            context.require_writable("flag init")
-            result = init_flag(context.workspace, context.spec, context.aws.client("dynamodb"),
-                               operator=context.operator)
+            try:
+                context.require_writable("flag init")
+                result = init_flag(context.workspace, context.spec, context.aws.client("dynamodb"),
+                                   operator=context.operator)
+            except KeyshiftError as exc:
+                self.post_message(FlipOutcome(False, exc.message))
+                return
+            except (ClientError, BotoCoreError) as exc:
+                self.post_message(FlipOutcome(False, f"AWS error: {exc}"))
+                return
             state = result["flag"]
             self.post_message(FlipOutcome(True, f"flag {state.flag} " + (
                 "created (state old, version 0)" if result["flag_created"] else

@@ -145,3 +145,26 @@ async def test_read_only_shows_but_does_not_flip(tmp_path, aws_env):
         await pilot.pause()
         assert app.screen is screen  # no dialog
     assert core_flag.read_flag(writable.aws.client("dynamodb"), CONTROL, FLAG).version == 0
+
+
+async def test_a_flip_that_cannot_run_says_why_and_leaves_the_screen_usable(tmp_path, aws_env):
+    context = _context(tmp_path, aws_env["AWS_ENDPOINT_URL"])
+    ddb = context.aws.client("dynamodb")
+    core_flag.init_flag(context.workspace, context.spec, ddb, operator="alice")
+    app = make(context)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await wait_until(pilot, lambda: "version 0" in shown(screen, "#cut-flag"), timeout=15)
+        await pilot.press("f")
+        await wait_until(pilot, lambda: isinstance(app.screen, FlipDialog))
+        dialog = app.screen
+        dialog.query_one("#flip-reason", Input).value = "go"
+        dialog.query_one("#flip-force", Checkbox).value = True
+        dialog.query_one("#flip-table", Input).value = NEW
+        await pilot.pause()
+        ddb.delete_table(TableName=CONTROL)  # someone removed the control table meanwhile
+        dialog.query_one("#flip-yes", Button).press()
+        await wait_until(pilot, lambda: f"control table {CONTROL} does not exist" in shown(screen, "#cut-outcome"),
+                         timeout=15)
+        assert screen.busy is False and app.screen is screen  # no error modal, nothing stuck
+        await wait_until(pilot, lambda: "does not exist" in shown(screen, "#cut-flag"), timeout=15)
