@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,12 +35,17 @@ from keyshift.core.migrate.stream.reverse import positions_from_file
 from keyshift.core.spec import load_spec
 from keyshift.core.store.workspace import Workspace
 
-from conftest import _process_env
 
 pytestmark = pytest.mark.e2e
 
 CONTROL = "keyshift-control"
 FLAG = "orders-cutover"
+
+
+def _process_env(env: dict[str, str]) -> dict[str, str]:
+    """A subprocess environment as the e2e fixtures build it (no inherited AWS or keyshift settings)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KEYSHIFT_"))}
+    return {**base, **env, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
 
 
 def _ws(world: Any, name: str = ".keyshift") -> Path:
