@@ -29,6 +29,7 @@ from textual.worker import Worker, WorkerState
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.resolve.decisions import latest_decision_id
 from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings
+from keyshift.screens.cutover_screen import CutoverScreen
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.help_screen import HelpScreen
@@ -151,6 +152,11 @@ class KeyshiftApp(App[None]):
         """Open the audit screen (it only reads: the same in read-only mode)."""
         if not isinstance(self.screen, AuditScreen):
             self.push_screen(AuditScreen(self))
+
+    def action_open_cutover(self) -> None:
+        """Open the cut-over screen (step 6; readable in read-only mode, flipping is refused)."""
+        if not isinstance(self.screen, CutoverScreen):
+            self._push_installed("cutover", CutoverScreen)
 
     def _push_installed(self, name: str, factory: Callable[[KeyshiftApp], Screen]) -> None:
         """Push the screen installed as ``name`` (built on first use, kept when closed)."""

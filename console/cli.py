@@ -609,9 +609,11 @@ def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Pa
 
 from .cli_stream import stream_sync  # noqa: E402
 from .cli_verify import verify  # noqa: E402
+from .cli_flag import flag  # noqa: E402
 
 cli.add_command(verify)
 cli.add_command(stream_sync)
+cli.add_command(flag)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,6 +73,16 @@ class ControlSpec:
 
     table: str = "keyshift-control"
     flag: str = ""
+    #: ``shadow``: the fraction of reads routers also make on the new table, to count mismatches.
+    shadow_sample: float = 0.01
+    #: The cut-over gate: forward sync's ``lag_seconds`` must be at most this.
+    max_lag_seconds: float = 5.0
+    #: The two-person rule: ``flag flip`` files a request another operator approves.
+    require_approval: bool = False
+    #: How long an approval request stays open.
+    approval_ttl_minutes: float = 30.0
+    #: Routers seen within this many minutes must have acknowledged the flag's version.
+    router_window_minutes: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -198,8 +208,16 @@ def parse_spec(text: str, origin: str = "<spec>") -> Spec:
         control = ControlSpec(
             table=_str(ctl, "control", "table", origin) or "keyshift-control",
             flag=_str(ctl, "control", "flag", origin, required=True),
+            shadow_sample=_number(ctl, "control", "shadow_sample", origin, 0.01, low=0.0, high=1.0),
+            max_lag_seconds=_number(ctl, "control", "max_lag_seconds", origin, 5.0, low=0.0),
+            require_approval=_bool(ctl, "control", "require_approval", origin, False),
+            approval_ttl_minutes=_number(ctl, "control", "approval_ttl_minutes", origin, 30.0, low=0.0,
+                                         positive=True),
+            router_window_minutes=_number(ctl, "control", "router_window_minutes", origin, 5.0, low=0.0,
+                                          positive=True),
         )
-        _no_extra(ctl, "control", {"table", "flag"}, origin)
+        _no_extra(ctl, "control", {"table", "flag", "shadow_sample", "max_lag_seconds", "require_approval",
+                                   "approval_ttl_minutes", "router_window_minutes"}, origin)
 
     stm = _section(data, "stream", origin)
     new_identifiers = _str(stm, "stream", "new_identifiers", origin) or "hold"
@@ -232,6 +250,30 @@ def _str(section: dict, sname: str, key: str, origin: str, required: bool = Fals
         raise SpecError(f"{origin}: {sname}.{key} must be a string, not {type(value).__name__}")
     if not value.strip():
         raise SpecError(f"{origin}: {sname}.{key} must not be empty")
+    return value
+
+
+def _number(section: dict, sname: str, key: str, origin: str, default: float, *, low: float | None = None,
+            high: float | None = None, positive: bool = False) -> float:
+    if key not in section:
+        return default
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{origin}: {sname}.{key} must be a number, not {type(value).__name__}")
+    value = float(value)
+    if value != value or (low is not None and value < low) or (high is not None and value > high) \
+            or (positive and value <= 0):
+        bounds = f"between {low:g} and {high:g}" if high is not None else ("above 0" if positive else f"at least {low:g}")
+        raise SpecError(f"{origin}: {sname}.{key} must be {bounds}, not {value:g}")
+    return value
+
+
+def _bool(section: dict, sname: str, key: str, origin: str, default: bool) -> bool:
+    if key not in section:
+        return default
+    value = section[key]
+    if not isinstance(value, bool):
+        raise SpecError(f"{origin}: {sname}.{key} must be true or false, not {type(value).__name__}")
     return value
 
 

@@ -88,6 +88,10 @@ OPEN_STREAM_SYNC = ConsoleAction("open_stream_sync", "Stream sync",
 OPEN_VERIFY = ConsoleAction("open_verify", "Verify",
                        "Step 5: diff the new table against transform(old table), item by item",
                        key="5", binding_id="verify", opens="VerifyScreen")
+OPEN_CUTOVER = ConsoleAction("open_cutover", "Cut over",
+                         "Step 6: the flag every service reads: gates, routers, shadow reads, flip and flip back",
+                         key="6", footer="Cut over", binding_id="cutover", opens="CutoverScreen",
+                         show=False)  # the footer is full at 120 columns: the step link and help show it
 OPEN_AUDIT = ConsoleAction("open_audit", "Audit log",
                            "Every recorded action (who, when, details), filtered; the hash chain verified",
                            key="a", footer="Audit", binding_id="audit", opens="AuditScreen",
@@ -104,7 +108,7 @@ CANCEL = ConsoleAction("cancel_work", "Cancel", "Cancel running work (a plan, a 
 #: Every console-level action, in footer order (the overview's footer shows them in this order).
 ACTIONS: tuple[ConsoleAction, ...] = (
     GO_OVERVIEW, OPEN_BROWSER, OPEN_PREVIEW, OPEN_QUEUE, PLAN_DUMP, OPEN_RESTORE, OPEN_STREAM_SYNC, OPEN_VERIFY,
-    OPEN_AUDIT, SHOW_HELP, QUIT, CANCEL,
+    OPEN_CUTOVER, OPEN_AUDIT, SHOW_HELP, QUIT, CANCEL,
 )
 
 
@@ -131,7 +135,7 @@ STEPS: tuple[Step, ...] = (
     Step(3, "Restore", OPEN_RESTORE),
     Step(4, "Stream-sync", OPEN_STREAM_SYNC),
     Step(5, "Verify", OPEN_VERIFY),
-    Step(6, "Cut over"),
+    Step(6, "Cut over", OPEN_CUTOVER),
 )
 
 #: Actions that change the workspace or AWS, greyed out in read-only (audit) mode: the console-level
@@ -140,6 +144,7 @@ MUTATING_ACTIONS: frozenset[str] = frozenset({a.action for a in ACTIONS if a.mut
     "decide", "undo_decision", "bulk_resolve",
     "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
     "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume", "sync_once", "sync_follow",
+    "flag_flip", "flag_approve", "flag_init",
 })
 
 

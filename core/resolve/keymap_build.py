@@ -22,7 +22,8 @@ from ..kernel.keymap import FORMAT, Keymap, KeymapEntry, keymap_from_document
 from ..kernel.transform import KeyNames
 from ..store.workspace import Workspace, utcnow
 
-__all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "load_keymap_document"]
+__all__ = ["KeymapBuild", "UnresolvedError", "build_keymap", "keymap_document", "latest_keymap_version",
+           "load_keymap_document"]
 
 class UnresolvedError(KeyshiftError):
     """Cases are still open and ``allow_unresolved`` was not given."""
@@ -195,3 +196,11 @@ def record_build(ws: Workspace, build: KeymapBuild, *, operator: str, location: 
         )
         # In the same transaction: the build and its audit entry commit together, or neither.
         ws.audit(operator, "keymap.build", {**build.summary, "location": location})
+
+
+def latest_keymap_version(ws: Workspace) -> str | None:
+    """The version of the newest keymap built (``keyshift keymap build``), None when none was.
+
+    ``INSERT OR REPLACE`` gives a rebuilt version a new rowid, so the newest build is the last row."""
+    row = ws.connect().execute("SELECT version FROM keymaps ORDER BY built_at DESC, rowid DESC LIMIT 1").fetchone()
+    return row[0] if row else None

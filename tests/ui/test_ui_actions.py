@@ -58,7 +58,7 @@ async def test_overview_palette_and_help_list_the_table(planned):
         links = {f"{s.number} {s.name}": s.link for s in STEPS if s.link}
         assert _links() == links
         assert set(links.values()) == {"app.open_queue", "app.open_restore", "app.open_stream_sync",
-                                       "app.open_verify"}  # planning changes the workspace: a key, no link
+                                       "app.open_verify", "app.open_cutover"}  # planning changes the workspace: a key, no link
 
         # The palette: every table entry offered there, stream sync included, with the table's help.
         palette = await _palette_titles(app)
