@@ -141,8 +141,8 @@ def _keymap(f: Facts) -> StepStatus:
     blocking = f.blocking_open
     if blocking:
         n = sum(blocking.values())
-        return StepStatus("keymap", name, "blocked", f"{count(n, 'open case')} ({_open_list(blocking)}) "
-                          "must be decided first", QUEUE)
+        # The kinds are the resolve step's to list; here the count says enough.
+        return StepStatus("keymap", name, "blocked", f"{count(n, 'open case')} must be decided first", QUEUE)
     if f.keymap_version is None:
         return StepStatus("keymap", name, "ready", "nothing blocks it: build the keymap", KEYMAP)
     if f.keymap_stale:

@@ -383,10 +383,11 @@ def _next_step(status: list[StepStatus] | None) -> Text:
         if step.key == "keymap":
             text.append("Keymap ", style="bold").append(step.state.replace("-", " "), style=styles[step.state])
             text.append(f": {step.why}{_action_hint(step.next) if step.state != 'done' else ''}\n")
-    for step in status:
-        if step.state == "blocked" and step.key != "keymap":  # the keymap's line above says it
-            text.append("blocked ", style="bold red").append(f"{step.name}: {step.why}\n")
     upcoming = next_step(status)
+    for step in status:
+        # The keymap's line above says it; a step the next action unblocks needs no line of its own.
+        if step.state == "blocked" and step.key != "keymap" and (upcoming is None or step.next != upcoming.next):
+            text.append("blocked ", style="bold red").append(f"{step.name}: {step.why}\n")
     text.append("next: ", style="bold")
     if upcoming is None:
         return text.append("nothing: every step is done or running", style="green")

@@ -35,9 +35,11 @@ async def test_overview_status_names_the_open_cases_and_the_keymap_refusal_names
         await settle(pilot)
         status = shown(app.screen, "#next-step")
         # Computed from the cases (not identifiers), suspicious ones included, with the key to press.
-        assert re.search(r"Keymap blocked: \d+ open cases \(.*suspicious\) must be decided first \(c Resolve\)",
+        assert re.search(r"Keymap blocked: \d+ open cases must be decided first \(c Resolve\)",
                          status.replace("\n", " ")), status
         assert re.search(r"next: Resolve: \d+ open cases of \d+: .*ambiguous.*\(c Resolve\)", status.replace("\n", " "))
+        assert "suspicious" in status  # cases, suspicious ones included
+        assert "blocked Restore" not in status  # the next action (the queue) unblocks it: said once
         assert "--" not in status and "keyshift " not in status  # console actions, never CLI flags
 
         await pilot.press("k")
