@@ -29,10 +29,12 @@ from textual.worker import Worker, WorkerState
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.resolve.decisions import latest_decision_id
 from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings
+from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.cutover_screen import CutoverScreen
 from keyshift.screens.dump_browser import DumpBrowserScreen
 from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.help_screen import HelpScreen
+from keyshift.screens.keymap_screen import KeymapScreen
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog
@@ -78,11 +80,13 @@ class KeyshiftApp(App[None]):
     MUTATING_ACTIONS: ClassVar[frozenset[str]] = MUTATING_ACTIONS
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None,
-                 run_kinds: Mapping[str, RunKind] = RUN_KINDS) -> None:
+                 run_kinds: Mapping[str, RunKind] = RUN_KINDS, quit_warning: str | None = None) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
         the workspace path in the header (tests use it for stable snapshots); ``run_kinds``: how
-        each kind of run is prepared (tests replace one with a scripted run)."""
+        each kind of run is prepared (tests replace one with a scripted run); ``quit_warning``:
+        ``q`` asks first, saying this (the demo: quitting stops its embedded server)."""
         super().__init__()
+        self.quit_warning = quit_warning
         self.context = context
         self.page_size = page_size
         self._run_kinds = dict(run_kinds)
@@ -133,6 +137,11 @@ class KeyshiftApp(App[None]):
         if not isinstance(self.screen, ResolveQueueScreen):
             self.push_screen(ResolveQueueScreen(self))
 
+    def action_open_keymap(self) -> None:
+        """Open the keymap step (readable in read-only mode; building is refused there)."""
+        if not isinstance(self.screen, KeymapScreen):
+            self.push_screen(KeymapScreen(self))
+
     def action_open_restore(self) -> None:
         """Open the restore screen (step 3; readable in read-only mode, starting is refused)."""
         if not isinstance(self.screen, RestoreScreen):
@@ -175,6 +184,22 @@ class KeyshiftApp(App[None]):
             return
         if not isinstance(self.screen, PlanDialog):
             self.push_screen(PlanDialog(self))
+
+    async def action_quit(self) -> None:
+        """Leave the console; with a ``quit_warning`` (the demo) only once the operator confirms."""
+        if self.quit_warning is None:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return  # asking already
+
+        def answered(leave: bool | None) -> None:
+            if leave:
+                self.exit()
+            else:
+                self.notify("cancelled: still running", timeout=2)
+
+        self.push_screen(ConfirmScreen("Quit the demo?", self.quit_warning, confirm_label="Quit"), answered)
 
     def action_help(self) -> None:
         """Show every key of the current screen and of the console (F1, ``?``)."""

@@ -318,6 +318,11 @@ def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
     ])
 
 
+#: What ``q`` asks in the demo: the console is all there is of the demo's AWS.
+DEMO_QUIT_WARNING = ("Quitting stops the demo's embedded AWS server: its tables, streams and the flag are "
+                     "gone, and a running restore or sync stops with them. The workspace files stay on disk.")
+
+
 class _Stop(Exception):
     """SIGTERM arrived: leave the serving loop and stop the server."""
 
@@ -367,7 +372,7 @@ def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, 
         if open_console:
             from .app import make_app
 
-            app = make_app(ctx)
+            app = make_app(ctx, quit_warning=DEMO_QUIT_WARNING)
             app.run()
             return
         print(_instructions(server, setup), flush=True)

@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 __all__ = [
     "ACTIONS",
     "ConsoleAction",
+    "action_named",
     "MUTATING_ACTIONS",
     "STEPS",
     "Step",
@@ -79,6 +80,10 @@ OPEN_QUEUE = ConsoleAction("open_queue", "Resolution queue",
                       key="c", footer="Resolve", binding_id="resolve", opens="ResolveQueueScreen")
 PLAN_DUMP = ConsoleAction("plan", "Plan a dump", "Read a dump and classify every record (changes the workspace)",
                      key="p", binding_id="plan", mutates=True, opens="PlanDialog")
+OPEN_KEYMAP = ConsoleAction("open_keymap", "Keymap",
+                        "Build the keymap from the rules and decisions: its version, counts and what changed",
+                        key="k", binding_id="keymap", opens="KeymapScreen",
+                        show=False)  # the footer is full at 120 columns: the overview's status and help show it
 OPEN_RESTORE = ConsoleAction("open_restore", "Restore",
                         "Step 3: write transform(dump) into the new table, watch and steer it",
                         key="3", binding_id="restore", opens="RestoreScreen")
@@ -107,7 +112,7 @@ CANCEL = ConsoleAction("cancel_work", "Cancel", "Cancel running work (a plan, a 
 
 #: Every console-level action, in footer order (the overview's footer shows them in this order).
 ACTIONS: tuple[ConsoleAction, ...] = (
-    GO_OVERVIEW, OPEN_BROWSER, OPEN_PREVIEW, OPEN_QUEUE, PLAN_DUMP, OPEN_RESTORE, OPEN_STREAM_SYNC, OPEN_VERIFY,
+    GO_OVERVIEW, OPEN_BROWSER, OPEN_PREVIEW, OPEN_QUEUE, PLAN_DUMP, OPEN_KEYMAP, OPEN_RESTORE, OPEN_STREAM_SYNC, OPEN_VERIFY,
     OPEN_CUTOVER, OPEN_AUDIT, SHOW_HELP, QUIT, CANCEL,
 )
 
@@ -141,11 +146,16 @@ STEPS: tuple[Step, ...] = (
 #: Actions that change the workspace or AWS, greyed out in read-only (audit) mode: the console-level
 #: ones from the table and every screen's own.
 MUTATING_ACTIONS: frozenset[str] = frozenset({a.action for a in ACTIONS if a.mutates} | {
-    "decide", "undo_decision", "bulk_resolve",
+    "decide", "undo_decision", "bulk_resolve", "keymap_build",
     "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
     "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume", "sync_once", "sync_follow",
     "flag_flip", "flag_approve", "flag_init",
 })
+
+
+def action_named(action: str) -> ConsoleAction | None:
+    """The table's action ``action`` (e.g. a status's ``next``), None when there is none."""
+    return next((a for a in ACTIONS if a.action == action), None)
 
 
 def overview_bindings() -> list[BindingType]:

@@ -346,7 +346,7 @@ class CutoverScreen(Screen[None]):
                                        operator=context.operator, force=choice.force, accept_loss=choice.accept_loss,
                                        gates=[g.to_dict() for g in plan.gates])
                     self.post_message(FlipOutcome(True, f"approval request {req.id} filed; another operator approves"
-                                                        " it (a here, or keyshift flag approve)"))
+                                                        " it (a on this screen, in their console)"))
                     return
                 result = commit_flip(ws, ddb, streams, spec, plan, operator=context.operator, reason=choice.reason,
                                      force=choice.force)

@@ -24,8 +24,10 @@ from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.store.runs import Run
 from keyshift.core.migrate.stream.sync import latest_stream_sync, watermark
 from keyshift.core.migrate.verify.run import latest_verify
+from keyshift.core.status import StepStatus, next_step, read_status
+from keyshift.core.text.plural import count
 
-from .actions import PLAN_DUMP, STEPS, overview_bindings
+from .actions import OPEN_AUDIT, PLAN_DUMP, STEPS, action_named, overview_bindings
 from .host import ConsoleHost
 from .resolve_queue import DecisionsChanged
 from .restore_screen import restore_label
@@ -42,10 +44,11 @@ _PLAN_MARKS = {
     "failed": ("✘", "red", "failed"),
 }
 _NOT_STARTED = ("○", "dim", "not started")
+#: How often the overview re-reads the workspace while it is on top.
+REFRESH_SECONDS = 5.0
 _NO_PLAN_HELP = (
     "No plan yet.\n\n"
-    "Press p to plan a dump from here (a local file or directory, or s3://bucket/prefix), "
-    "or run:\n\n    keyshift plan --dump PATH\n\n"
+    "Press p to plan a dump from here (a local file or directory, or s3://bucket/prefix).\n\n"
     "A plan reads every line of the dump, normalizes every identifier and classifies every "
     "record; nothing is written to AWS."
 )
@@ -62,6 +65,7 @@ class OverviewLoaded(Message, bubble=False):
     restore: Run | None = None  # the latest restore run
     verify: dict[str, Any] | None = None  # the latest verify run or report (latest_verify)
     sync: Run | None = None  # the latest stream-sync run
+    status: list[StepStatus] | None = None  # every step's state, why and next action (core.status)
 
 
 class OverviewScreen(Screen[None]):
@@ -93,6 +97,15 @@ class OverviewScreen(Screen[None]):
         yield Footer()
 
     _failed = False  # the last read failed: do not re-read (and re-fail) on every resume
+
+    def on_mount(self) -> None:
+        # Another console or the CLI moves the state too (a decision, a run ending): re-read now and
+        # then while the overview is on top, so the status never tells of a world that is gone.
+        self.set_interval(REFRESH_SECONDS, self._refresh_if_current)
+
+    def _refresh_if_current(self) -> None:
+        if self.is_current and not self._failed:
+            self.action_reload()
 
     def on_screen_resume(self) -> None:
         """Shown first, or again after another screen closed: re-read the workspace."""
@@ -130,11 +143,12 @@ class OverviewScreen(Screen[None]):
                 counts = status_counts(ws) if plan is not None and plan.state == "complete" else None
                 resolved = progress(ws) if counts is not None else None
                 restore, verify, sync = latest_restore(ws), report_of(latest_verify(ws)), latest_stream_sync(ws)
+                status = read_status(ws)
             except KeyshiftError as exc:
                 self.post_message(OverviewLoaded(None, None, exc.message))
                 raise  # the App shows it in the error modal
             self.post_message(OverviewLoaded(plan, counts, resolved=resolved, restore=restore, verify=verify,
-                                             sync=sync))
+                                             sync=sync, status=status))
 
         self.host.run_blocking(load, group="overview", description="read the plan")
 
@@ -143,7 +157,7 @@ class OverviewScreen(Screen[None]):
         plan, counts = message.plan, message.counts
         self._failed = message.error is not None
         self._draw_steps(message)
-        self.query_one("#next-step", Static).update(_next_step(plan, counts))
+        self.query_one("#next-step", Static).update(_next_step(message.status))
         state = self.query_one("#plan-state", Static)
         if plan is None:
             state.update(Text(f"Cannot read the workspace: {message.error}", style="red")
@@ -225,7 +239,7 @@ class OverviewScreen(Screen[None]):
             grid.add_row("files", Text(f"{summary.get('files', 0):,}"))
             grid.add_row("lines", _lines(summary))
         elif plan.state == "failed":
-            grid.add_row("error", Text("the plan failed; see `keyshift audit`", style="red"))
+            grid.add_row("error", Text(f"the plan failed; the audit log says why ({OPEN_AUDIT.key})", style="red"))
         return grid
 
     @staticmethod
@@ -265,7 +279,7 @@ class OverviewScreen(Screen[None]):
             style="yellow" if suspicious else ""))
         warnings = list(summary.get("warnings", []))
         if summary.get("reference_problem_count"):
-            warnings.append(f"{summary['reference_problem_count']} unusable reference rows")
+            warnings.append(count(int(summary["reference_problem_count"]), "unusable reference row"))
         if summary.get("expected_items") is not None and summary["expected_items"] != summary.get("lines"):
             warnings.append(f"manifest expects {summary['expected_items']:,} items")
         grid.add_row("warnings", Text(str(len(warnings)), style="yellow" if warnings else ""))
@@ -349,20 +363,32 @@ def _lines(summary: dict[str, Any]) -> Text:
     return text
 
 
-def _next_step(plan: PlanRow | None, counts: dict[str, dict[str, int]] | None) -> Text:
-    """One line telling the operator what to do next."""
-    text = Text("next: ", style="bold")
-    if plan is None:
-        return text.append(f"plan a dump ({PLAN_DUMP.key})")
-    if plan.state == "running":
-        return text.append("wait for the running plan")
-    if plan.state != "complete":
-        return text.append(f"the last plan {plan.state}: plan the dump again ({PLAN_DUMP.key})")
-    summary = plan.summary or {}
-    open_items = [f"{counts[s]['identifiers']:,} {s}" for s in ("ambiguous", "orphaned", "invalid")
-                  if counts and counts.get(s, {}).get("identifiers")]
-    if summary.get("conflicts"):
-        open_items.append(f"{summary['conflicts']:,} conflicts")
-    if open_items:
-        return text.append("resolve " + ", ".join(open_items) + " (step 2)")
-    return text.append("nothing to resolve: restore (step 3)")
+def _action_hint(action: str | None) -> str:
+    """`` (k Keymap)``: the key and name of a console action, for a status line."""
+    found = action_named(action) if action else None
+    if found is None:
+        return ""
+    key = (found.key or "").split(",")[0]
+    return f" ({key} {found.footer_label})" if key else f" ({found.title}, in the palette)"
+
+
+def _next_step(status: list[StepStatus] | None) -> Text:
+    """What the status (:mod:`keyshift.core.status`) says: the keymap step (the checklist above
+    has no row for it), every blocked step and why, and the next thing to press."""
+    text = Text()
+    if status is None:
+        return text.append("next: ", style="bold").append(f"plan a dump ({PLAN_DUMP.key})")
+    styles = {"done": "green", "running": "yellow", "blocked": "red", "ready": "", "not-started": "dim"}
+    for step in status:
+        if step.key == "keymap":
+            text.append("Keymap ", style="bold").append(step.state.replace("-", " "), style=styles[step.state])
+            text.append(f": {step.why}{_action_hint(step.next) if step.state != 'done' else ''}\n")
+    upcoming = next_step(status)
+    for step in status:
+        # The keymap's line above says it; a step the next action unblocks needs no line of its own.
+        if step.state == "blocked" and step.key != "keymap" and (upcoming is None or step.next != upcoming.next):
+            text.append("blocked ", style="bold red").append(f"{step.name}: {step.why}\n")
+    text.append("next: ", style="bold")
+    if upcoming is None:
+        return text.append("nothing: every step is done or running", style="green")
+    return text.append(f"{upcoming.name}: {upcoming.why}{_action_hint(upcoming.next)}")

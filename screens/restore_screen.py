@@ -411,6 +411,11 @@ class RestoreScreen(Screen[None]):
         if action == "restore_resume":
             resumable = self.run is not None and self.run.state != "complete"
             return True if resumable and not running else None
+        if action == "restore_pause":
+            # A pause exists only while a restore does: this console's, or one running elsewhere
+            # (the CLI) that still answers. On a finished restore it would leave a stray request.
+            elsewhere = self.run is not None and self.run.state in ("running", "paused") and self.run.alive()
+            return True if running or elsewhere else None
         return True
 
     def action_back_or_cancel(self) -> None:
@@ -433,6 +438,8 @@ class RestoreScreen(Screen[None]):
 
     def action_restore_pause(self) -> None:
         """Toggle ``paused`` in the control file."""
+        if self.check_action("restore_pause", ()) is not True:
+            return
         def change(control: RestoreControl) -> str:
             control.paused = not control.paused
             return "pause requested" if control.paused else "resume requested"
@@ -529,7 +536,20 @@ def _from_summary(summary: Mapping[str, Any], total_lines: int | None) -> Restor
     progress = RestoreProgress(total_lines=total_lines, elapsed=float(summary.get("seconds", 0.0)))
     for name in ("lines", "written", "skipped", "dropped_by_decision", "unreadable", "retries", "throttles"):
         setattr(progress, name, int(summary.get(name, 0)))
+    progress.skip_reasons = {str(k): int(n) for k, n in (summary.get("skip_reasons") or {}).items()}
     return progress
+
+
+#: What each reason a restore skips a line for means (run_restore's skip kinds).
+_SKIP_REASONS = {
+    "superseded": "superseded (a later line of the dump has the same item)",
+    "unresolved": "of open cases (decide them in the queue to write them)",
+    "conflict-loser": "lost a key conflict to the record the decision kept",
+    "collision": "collide with another identifier's new key",
+    "invalid": "invalid identifiers (no new id possible)",
+    "bad-key": "identifier attribute not a string",
+    "other": "for another reason",
+}
 
 
 def _done(p: RestoreProgress) -> int:
@@ -551,6 +571,9 @@ def _stats(p: RestoreProgress, total: int | None, running: bool) -> Table:
     grid.add_row("written", Text(f"{p.written:,} items   {format_rate(p.rate, 'items')}"))
     grid.add_row("skipped", Text(f"{p.skipped:,}   dropped by decision {p.dropped_by_decision:,}"
                                  f"   unreadable {p.unreadable:,}"))
+    for reason, n in sorted(p.skip_reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        if n and reason != "unreadable":  # unreadable has its own count above
+            grid.add_row("", Text(f"  {n:,} {_SKIP_REASONS.get(reason, reason)}", style="dim"))
     grid.add_row("retries", Text(f"{p.retries:,}   throttles {p.throttles:,}",
                                  style="yellow" if p.retries or p.throttles else ""))
     if running:

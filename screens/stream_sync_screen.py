@@ -42,6 +42,7 @@ from keyshift.core.migrate.stream.sync import (
 )
 from keyshift.core.store.runs import Run
 
+from keyshift.core.text.plural import possessive
 from .confirm import ConfirmScreen
 from .host import ConsoleHost
 from .overview import sync_mark
@@ -89,12 +90,12 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
         # The console has no --from: a first reverse run starts at this second (the CLI's --from
         # names an earlier moment, e.g. the flip's).
         start = None if previous is not None and previous.units else StartPosition("latest")
-        where = ("from this second on (for an earlier start use `keyshift stream-sync --reverse --from`)"
+        where = ("from this second on (writes to the new table before now are not replayed)"
                  if start else "from the last reverse run's checkpoint")
-        body = (f"Replay {spec.target.table}'s stream back into {spec.source.table} through the inverse of "
+        body = (f"Replay {possessive(spec.target.table)} stream back into {spec.source.table} through the inverse of "
                 f"keymap {build.keymap.version}, {how}, {where}. Forward sync's own writes are skipped.")
     else:
-        body = (f"Replay {spec.source.table}'s stream into {spec.target.table} through keymap "
+        body = (f"Replay {possessive(spec.source.table)} stream into {spec.target.table} through keymap "
                 f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
                 "the trim horizon (the first time, and after a restore completed).")
     question = ConfirmScreen(

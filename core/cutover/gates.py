@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..text.plural import possessive
 from ..errors import KeyshiftError
 from ..kernel.transform import KeyNames, Skip
 from ..store import runs
@@ -206,10 +207,10 @@ def _reverse_caught_up(ws: Any, spec: Any, new_positions: TablePositions | None,
         return Gate("reverse-caught-up", True, f"reverse sync run {lag['run_id']} following, caught up (lag 0 s)")
     elif lag["caught_up_at"] is not None and (newest is None or lag["caught_up_at"] > newest):
         return Gate("reverse-caught-up", True, f"reverse sync run {lag['run_id']} caught up past the newest record"
-                    f" on {spec.target.table}'s stream")
+                    f" on {possessive(spec.target.table)} stream")
     else:
         problem = (f"reverse sync run {lag['run_id']} lag {lag['lag_seconds']} s, not caught up past the newest"
-                   f" record on {spec.target.table}'s stream")
+                   f" record on {possessive(spec.target.table)} stream")
     if accept_loss:
         return Gate("reverse-caught-up", True, f"{problem}; loss ACCEPTED (--accept-loss): writes made on"
                     f" {spec.target.table} since the flip may not reach {spec.source.table}")
