@@ -592,8 +592,13 @@ def audit(obj: Context, do_verify: bool, limit: int, by_operator: str | None, ac
 @click.option("--ask-operator", is_flag=True,
               help="Ask the operator's name first (what each browser session of --serve runs).")
 @click.pass_obj
-def console(obj: Context, serve: bool, host: str, port: int, ask_operator: bool) -> None:
+@click.pass_context
+def console(ctx: click.Context, obj: Context, serve: bool, host: str, port: int, ask_operator: bool) -> None:
     """Open the console on the workspace (or, with --serve, serve it to a browser)."""
+    given = [f"--{name}" for name in ("host", "port")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given and not serve:
+        raise click.UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only used with --serve")
     if serve:
         from .serve import serve_console
 

@@ -163,4 +163,8 @@ def serve_console(context: Context, *, host: str, port: int) -> None:
             "WARNING: prefer an SSH tunnel to a loopback server, and stop the server when the pairing is done.\n")
         sys.stderr.flush()
     server = server_class(console_command(context), host=host, port=port, token=make_token())
-    server.serve()
+    try:
+        server.serve()
+    except OSError as exc:  # the port is taken, the address is not this machine's: the operator's to fix
+        raise KeyshiftError(f"cannot serve the console on {host}:{port}: {exc.strerror or exc}; "
+                            "pass another --port or --host") from exc

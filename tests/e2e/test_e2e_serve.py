@@ -235,3 +235,16 @@ def _wait_for_text(page: Any, frames: bytearray, text: str, timeout: float = 30.
         page.wait_for_timeout(250)
     pytest.fail(f"the browser never showed {text!r}; it showed: {seen[-1000:]!r}, "
                 f"and received: {bytes(frames[-1000:])!r}")
+
+
+def test_a_taken_port_and_serve_options_alone_are_one_line_errors(world: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = world.run("console", "--serve", "--port", str(port), timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"cannot serve the console on 127.0.0.1:{port}" in result.message and "--port" in result.message
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    alone = world.run("console", "--port", "8001", timeout=30)
+    assert alone.returncode == 2 and "--port is only used with --serve" in alone.message
