@@ -36,6 +36,7 @@ from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.help_screen import HelpScreen
 from keyshift.screens.keymap_screen import KeymapScreen
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
+from keyshift.screens.operator_prompt import OperatorPrompt
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
@@ -80,13 +81,16 @@ class KeyshiftApp(App[None]):
     MUTATING_ACTIONS: ClassVar[frozenset[str]] = MUTATING_ACTIONS
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None,
-                 run_kinds: Mapping[str, RunKind] = RUN_KINDS, quit_warning: str | None = None) -> None:
+                 run_kinds: Mapping[str, RunKind] = RUN_KINDS, quit_warning: str | None = None,
+                 ask_operator: bool = False) -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
         the workspace path in the header (tests use it for stable snapshots); ``run_kinds``: how
         each kind of run is prepared (tests replace one with a scripted run); ``quit_warning``:
-        ``q`` asks first, saying this (the demo: quitting stops its embedded server)."""
+        ``q`` asks first, saying this (the demo: quitting stops its embedded server);
+        ``ask_operator``: first ask who is operating (a browser session of ``console --serve``)."""
         super().__init__()
         self.quit_warning = quit_warning
+        self._ask_operator = ask_operator
         self.context = context
         self.page_size = page_size
         self._run_kinds = dict(run_kinds)
@@ -109,6 +113,14 @@ class KeyshiftApp(App[None]):
 
     def on_mount(self) -> None:
         self._poll_timer = self.set_interval(POLL_SECONDS, self._poll_decisions)
+        if self._ask_operator:
+            self.push_screen(OperatorPrompt(), self._operator_named)
+
+    def _operator_named(self, name: str | None) -> None:
+        """The browser session's operator: what its decisions and audit entries record from now on."""
+        if name:
+            self.context.operator = name
+            self.sub_title = f"{self.sub_title} · {name}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.MUTATING_ACTIONS and self.read_only:

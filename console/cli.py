@@ -584,12 +584,29 @@ def audit(obj: Context, do_verify: bool, limit: int, by_operator: str | None, ac
 
 # -- console and demo ----------------------------------------------------------------------------
 @cli.command()
+@click.option("--serve", is_flag=True, help="Serve the console to a browser (pairing), behind a fresh token.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --serve: the address to listen on; anything but loopback is warned about.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="With --serve: the port to listen on.")
+@click.option("--ask-operator", is_flag=True,
+              help="Ask the operator's name first (what each browser session of --serve runs).")
 @click.pass_obj
-def console(obj: Context) -> None:
-    """Open the console on the workspace."""
+@click.pass_context
+def console(ctx: click.Context, obj: Context, serve: bool, host: str, port: int, ask_operator: bool) -> None:
+    """Open the console on the workspace (or, with --serve, serve it to a browser)."""
+    given = [f"--{name}" for name in ("host", "port")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given and not serve:
+        raise click.UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only used with --serve")
+    if serve:
+        from .serve import serve_console
+
+        serve_console(obj, host=host, port=port)
+        return
     from .app import make_app
 
-    make_app(obj).run()
+    make_app(obj, ask_operator=ask_operator).run()
 
 
 @cli.command()
