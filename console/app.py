@@ -19,16 +19,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from textual import on
+from textual.actions import ActionParseResult, parse
 from textual.app import App
 from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.resolve.decisions import latest_decision_id
-from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings
+from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings, read_only_refusal
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.cutover_screen import CutoverScreen
 from keyshift.screens.dump_browser import DumpBrowserScreen
@@ -54,6 +56,12 @@ from .context import Context
 __all__ = ["KeyshiftApp", "make_app"]
 
 log = logging.getLogger(__name__)
+
+#: The banner every full screen shows in read-only mode (a sub-title alone is easy to miss).
+READ_ONLY_BANNER = "READ-ONLY · audit mode: every screen reads, nothing changes the workspace or AWS"
+
+#: Screens the console can open on (``keyshift audit --console`` opens on the audit screen).
+START_SCREENS = ("overview", "audit")
 
 #: How often the console looks for decisions recorded by another console or the CLI.
 POLL_SECONDS = 1.0
@@ -82,13 +90,18 @@ class KeyshiftApp(App[None]):
 
     def __init__(self, context: Context, *, page_size: int = 100, workspace_label: str | None = None,
                  run_kinds: Mapping[str, RunKind] = RUN_KINDS, quit_warning: str | None = None,
-                 ask_operator: bool = False) -> None:
+                 ask_operator: bool = False, start_on: str = "overview") -> None:
         """``page_size`` is how many records the browser holds at once; ``workspace_label`` replaces
         the workspace path in the header (tests use it for stable snapshots); ``run_kinds``: how
         each kind of run is prepared (tests replace one with a scripted run); ``quit_warning``:
         ``q`` asks first, saying this (the demo: quitting stops its embedded server);
-        ``ask_operator``: first ask who is operating (a browser session of ``console --serve``)."""
+        ``ask_operator``: first ask who is operating (a browser session of ``console --serve``);
+        ``start_on``: one of :data:`START_SCREENS`, opened over the overview (so Escape still
+        leads back to it)."""
         super().__init__()
+        if start_on not in START_SCREENS:
+            raise ValueError(f"start_on must be one of {', '.join(START_SCREENS)}, not {start_on!r}")
+        self._start_on = start_on
         self.quit_warning = quit_warning
         self._ask_operator = ask_operator
         self.context = context
@@ -113,6 +126,10 @@ class KeyshiftApp(App[None]):
 
     def on_mount(self) -> None:
         self._poll_timer = self.set_interval(POLL_SECONDS, self._poll_decisions)
+        self.screen_change_signal.subscribe(self, self._watch_screens)
+        self._watch_screens(self.screen)  # the default screen came before the subscription
+        if self._start_on == "audit":
+            self.action_open_audit()
         if self._ask_operator:
             self.push_screen(OperatorPrompt(), self._operator_named)
 
@@ -126,6 +143,36 @@ class KeyshiftApp(App[None]):
         if action in self.MUTATING_ACTIONS and self.read_only:
             return None  # shown greyed out: the operator sees it exists but is refused here
         return True
+
+    async def run_action(self, action: str | ActionParseResult, default_namespace: Any = None,
+                         namespaces: Any = None) -> bool:
+        """Every key, footer click and palette command passes here: in read-only mode a mutating
+        one is refused *aloud*. Textual alone skips an action ``check_action`` disables and lets
+        the key fall through, so the operator pressed ``d`` and saw nothing happen."""
+        name = (parse(action) if isinstance(action, str) else action)[1]
+        if self.read_only and name in self.MUTATING_ACTIONS:
+            self.refuse_read_only(name)
+            return True  # handled: the key goes no further (a lower binding must not act on it)
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def refuse_read_only(self, action: str) -> None:
+        """Say why ``action`` does nothing here (one notification per press)."""
+        self.notify(read_only_refusal(action), severity="warning", timeout=4)
+
+    def _watch_screens(self, screen: Screen) -> None:
+        """Each screen shown: give a full one its READ-ONLY banner once it has composed."""
+        if self.read_only and not isinstance(screen, ModalScreen):
+            screen.call_after_refresh(self._add_banner, screen)
+
+    def _add_banner(self, screen: Screen) -> None:
+        """Put the banner first on ``screen`` (under its docked header), once."""
+        if not screen.is_attached or screen.query("#read-only-banner"):
+            return
+        banner = Static(READ_ONLY_BANNER, id="read-only-banner", markup=False)
+        if screen.children:
+            screen.mount(banner, before=0)
+        else:
+            screen.mount(banner)
 
     # -- navigation (the action table's actions: keys, palette and help come from it) ---------
     def action_overview(self) -> None:
@@ -192,7 +239,7 @@ class KeyshiftApp(App[None]):
     def action_plan(self) -> None:
         """Open the plan dialog (refused in read-only mode by :meth:`check_action`)."""
         if self.read_only:
-            self.notify("planning changes the workspace: refused in read-only mode", severity="warning")
+            self.refuse_read_only("plan")
             return
         if not isinstance(self.screen, PlanDialog):
             self.push_screen(PlanDialog(self))

@@ -6,6 +6,7 @@ workspace (a :class:`~keyshift.core.errors.KeyshiftError`), 130 interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keyshift.core.aws import AwsContext, aws_error_text
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.text.escape import escape, unescape
+from keyshift.core.text.lookalike import badges, marks
 
 from .context import Context, default_operator
 from .progress import drive
@@ -242,7 +244,7 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
         collect_held(ws, obj.spec, obj.aws.client("dynamodb"), operator=obj.operator)
     cases = list_cases(ws, kind=kind, open_only=open_only, samples=as_json)
     if as_json:
-        _emit_json([c.to_dict() for c in cases])
+        _emit_json([_with_marks(c) for c in cases])
         return
     decided = sum(c.status == "decided" for c in cases)
     moot = sum(c.status == "moot" for c in cases)
@@ -253,13 +255,28 @@ def resolve_list(obj: Context, kind: str | None, open_only: bool, as_json: bool)
         d = c.decision
         table.add_row(
             c.id, c.kind, c.status,
-            markup_escape(" | ".join(m.escaped for m in c.members)),
+            markup_escape(" | ".join(_marked(m.raw) for m in c.members)),
             str(sum(m.items for m in c.members)),
-            markup_escape(", ".join(escape(x) for x in c.candidates)),
+            markup_escape(", ".join(_marked(x) for x in c.candidates)),
             markup_escape(c.moot) if c.moot else
             markup_escape(f"{d['action']} by {d['operator']}: {d['reason']}") if d else "",
         )
     out.print(table)
+
+
+def _marked(raw: str) -> str:
+    """The escaped form, then the look-alike badges: ``Café`` and ``Cafe\\u0301 [NFD]`` differ."""
+    label = badges(raw)
+    return f"{escape(raw)} {label}" if label else escape(raw)
+
+
+def _with_marks(case: Any) -> dict[str, Any]:
+    """A case's JSON with every member's and candidate's look-alike marks (``marks``)."""
+    doc = case.to_dict()
+    for member, raw in zip(doc["members"], (m.raw for m in case.members)):
+        member["marks"] = [m.to_dict() for m in marks(raw)]
+    doc["candidate_marks"] = [[m.to_dict() for m in marks(x)] for x in case.candidates]
+    return doc
 
 
 @resolve.command("decide")
@@ -553,10 +570,22 @@ def restore_control(obj: Context, action: str | None, rate: float | None, worker
 @click.option("--action", "action", default=None,
               help="Only this action, or actions under it (restore: restore.start, restore.complete…).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--console", "open_console", is_flag=True,
+              help="Open the console read-only on the audit screen instead (for reviewers).")
 @click.pass_obj
 def audit(obj: Context, do_verify: bool, limit: int, by_operator: str | None, action: str | None,
-          as_json: bool) -> None:
+          as_json: bool, open_console: bool) -> None:
     """Show the audit log, newest first; --verify checks its hash chain. Works read-only."""
+    if open_console:
+        if do_verify or as_json:
+            raise click.UsageError("--console opens the audit screen (its v verifies the chain): "
+                                   "it takes neither --verify nor --json")
+        from .app import make_app
+
+        reviewer = read_only_context(obj)
+        reviewer.workspace  # noqa: B018 - a missing workspace is the one-line error, before any screen
+        make_app(reviewer, start_on="audit").run()
+        return
     if do_verify:
         report = obj.workspace.verify_audit()
         if as_json:
@@ -580,6 +609,14 @@ def audit(obj: Context, do_verify: bool, limit: int, by_operator: str | None, ac
         table.add_row(str(e.id), e.ts, markup_escape(e.operator), markup_escape(e.action),
                       markup_escape(json.dumps(e.details, ensure_ascii=True)))
     out.print(table)
+
+
+def read_only_context(obj: Context) -> Context:
+    """``obj`` as ``--read-only`` would have made it: the workspace opened read-only and every AWS
+    client refusing writes, whatever the command line said (``audit --console`` is for reviewers)."""
+    if obj.read_only:
+        return obj
+    return dataclasses.replace(obj, read_only=True, aws=dataclasses.replace(obj.aws, read_only=True))
 
 
 # -- console and demo ----------------------------------------------------------------------------

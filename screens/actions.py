@@ -18,11 +18,13 @@ __all__ = [
     "ConsoleAction",
     "action_named",
     "MUTATING_ACTIONS",
+    "MUTATING_TITLES",
     "STEPS",
     "Step",
     "app_bindings",
     "overview_bindings",
     "palette_actions",
+    "read_only_refusal",
 ]
 
 
@@ -156,6 +158,26 @@ MUTATING_ACTIONS: frozenset[str] = frozenset({a.action for a in ACTIONS if a.mut
 def action_named(action: str) -> ConsoleAction | None:
     """The table's action ``action`` (e.g. a status's ``next``), None when there is none."""
     return next((a for a in ACTIONS if a.action == action), None)
+
+
+#: What each mutating action does, for the read-only refusal ("read-only: deciding a case is
+#: disabled"): the table's own titles, and a phrase for each screen's action.
+MUTATING_TITLES: dict[str, str] = {
+    **{a.action: a.title.lower() for a in ACTIONS if a.mutates},
+    "decide": "deciding a case", "undo_decision": "undoing a decision", "bulk_resolve": "bulk resolve",
+    "restore_start": "starting a restore", "restore_resume": "resuming a restore",
+    "restore_pause": "pausing a restore", "restore_rate_up": "raising the restore rate",
+    "restore_rate_down": "lowering the restore rate", "restore_set_rate": "setting the restore rate",
+    "restore_set_workers": "setting the restore workers", "verify_start": "starting a recorded verify",
+    "verify_resume": "resuming a verify", "sync_once": "a stream-sync pass", "sync_follow": "following the stream",
+    "flag_flip": "flipping the flag", "flag_approve": "approving a flip", "flag_init": "creating the flag",
+}
+
+
+def read_only_refusal(action: str) -> str:
+    """The one line an operator reads when a mutating key is pressed in read-only mode."""
+    what = MUTATING_TITLES.get(action, action.replace("_", " "))
+    return f"read-only: {what} is disabled (this console only reads; reopen it without --read-only)"
 
 
 def overview_bindings() -> list[BindingType]:

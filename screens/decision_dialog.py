@@ -35,9 +35,11 @@ from keyshift.core.resolve.decisions import default_primary
 from keyshift.core.resolve.new_ids import new_id_problem
 from keyshift.core.text.normalize import DEFAULT_RULES
 from keyshift.core.text.escape import escape, unescape
+from keyshift.core.text.lookalike import badges
 
 from .confirm import ConfirmScreen
 from .host import ConsoleHost
+from .lookalike_badge import identifier_text
 from .widgets import ProgressPanel, visible_text
 
 __all__ = ["ACTION_HELP", "ACTION_LABELS", "BulkDialog", "DecisionDialog", "DecisionRequest", "member_label"]
@@ -83,7 +85,7 @@ class DecisionRequest:
 
 def member_label(member: Member) -> Text:
     """A member as a one-line label: invisible characters marked, then its item count."""
-    label = visible_text(member.raw)
+    label = identifier_text(member.raw)
     label.append(f"  · {member.items:,} item{'s' if member.items != 1 else ''}", style="dim")
     return label
 
@@ -130,7 +132,7 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         if action in ("same", "map"):
             if case.candidates:
                 yield Label("Candidates (Enter on one to use it)")
-                yield OptionList(*(Option(visible_text(c), id=str(i)) for i, c in enumerate(case.candidates)),
+                yield OptionList(*(Option(identifier_text(c), id=str(i)) for i, c in enumerate(case.candidates)),
                                  id="candidates")
             yield Label("New id")
             first = case.candidates[0] if case.candidates else ""
@@ -143,7 +145,8 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
                     for member in members:
                         yield RadioButton(member_label(member), value=member.raw == default)
         elif action == "split":
-            hint = ", ".join(escape(c) for c in case.candidates)
+            # Escaped candidates plus their badges: ``Café`` and ``Cafe\u0301`` escape alike.
+            hint = ", ".join(escape(c) + (f" ({badges(c)})" if badges(c) else "") for c in case.candidates)
             for i, member in enumerate(members):
                 yield Label(member_label(member), classes="split-label")
                 yield Input(placeholder=f"new id for this raw form{f' (candidates: {hint})' if hint else ''}",

@@ -21,11 +21,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from textual.worker import Worker, get_current_worker
 
-from keyshift.core.text.escape import unescape
+from keyshift.core.text.escape import escape, unescape
+from keyshift.core.text.lookalike import marks
 from keyshift.core.text.normalize import Normalizer
 from keyshift.core.plan.queries import RECORD_FILTERS, PlanRow, RecordRow, latest_plan, records_page
 
 from .host import ConsoleHost
+from .lookalike_badge import BADGE_STYLE, identifier_text
 from .normalize_preview import NormalizePreviewScreen
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
@@ -315,6 +317,13 @@ class DumpBrowserScreen(Screen[None]):
                 text.append(f"  ·  {change.get('description', '')}")
             for flag in row.suspicious:
                 text.append(f"  ·  ⚠ {flag}", style="yellow")
+        if row.raw:
+            for mark in marks(row.raw):  # the badge's meaning, and the raw form no terminal hides
+                text.append("  ·  ")
+                text.append(f" {mark.label} ", style=BADGE_STYLE)
+                text.append(f" {mark.detail}")
+            if marks(row.raw):
+                text.append(f"  ·  escaped {escape(row.raw)}")
         detail.update(text)
 
     @on(DataTable.RowSelected, "#records")
@@ -352,7 +361,7 @@ def _cells(row: RecordRow) -> tuple[Any, ...]:
     return (
         Text(str(row.line), justify="right"),
         Text(Path(row.file).name, no_wrap=True, overflow="ellipsis"),
-        visible_text(row.raw),
+        identifier_text(row.raw),
         visible_text(row.canonical),
         visible_text(row.new_id),
         Text(row.status, style=STATUS_STYLES.get(row.status, "")),

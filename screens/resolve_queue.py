@@ -33,11 +33,13 @@ from textual.worker import get_current_worker
 from keyshift.core.resolve.cases import KINDS, Case, get_case, list_cases
 from keyshift.core.resolve.decisions import ACTIONS, decide, latest_decision_id, undo
 from keyshift.core.text.escape import escape
+from keyshift.core.text.lookalike import marks
 from keyshift.core.plan.queries import latest_plan
 
 from .confirm import ConfirmScreen
 from .decision_dialog import ACTION_LABELS, BulkDialog, DecisionDialog, DecisionRequest
 from .host import ConsoleHost
+from .lookalike_badge import BADGE_STYLE, identifier_text
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
 
 __all__ = [
@@ -366,7 +368,7 @@ class ResolveQueueScreen(Screen[None]):
 
 # -- rendering ---------------------------------------------------------------------------------
 def _cells(case: Case) -> tuple[Any, ...]:
-    members = Text(" | ", style="dim").join(visible_text(m.raw) for m in case.members)
+    members = Text(" | ", style="dim").join(identifier_text(m.raw) for m in case.members)
     members.no_wrap, members.overflow = True, "ellipsis"
     d = case.decision
     decision = Text(f"{d['action']} · {d['operator']}", no_wrap=True, overflow="ellipsis") if d else Text("")
@@ -389,7 +391,7 @@ def _head(case: Case) -> Table:
     grid.add_row("case", Text(f"{case.title}"))
     if case.sort_key is not None:
         grid.add_row("sort key", Text(case.sort_key))
-    candidates = Text(", ").join(visible_text(c) for c in case.candidates) if case.candidates else Text(
+    candidates = Text(", ").join(identifier_text(c) for c in case.candidates) if case.candidates else Text(
         "none: a new id must be typed", style="dim")
     grid.add_row("candidates", candidates)
     if case.kind == "unmapped" and case.details:
@@ -420,7 +422,8 @@ def _members(case: Case) -> Group:
         for number, member in enumerate(chunk, start + 1):
             table.add_column(f"member {number}", ratio=1, overflow="fold")
         rows: list[tuple[str, list[Any]]] = [
-            ("raw", [visible_text(m.raw) for m in chunk]),
+            ("raw", [identifier_text(m.raw) for m in chunk]),
+            ("look-alike", [_marks(m.raw) for m in chunk]),
             ("escaped", [Text(m.escaped, overflow="fold") for m in chunk]),
             ("canonical", [visible_text(m.canonical) for m in chunk]),
             ("items", [Text(f"{m.items:,}") for m in chunk]),
@@ -434,6 +437,16 @@ def _members(case: Case) -> Group:
             table.add_row(label, *cells)
         tables.append(table)
     return Group(*tables)
+
+
+def _marks(raw: str) -> Text:
+    """Every look-alike mark of a member, one per line: what its badge stands for."""
+    found = marks(raw)
+    if not found:
+        return Text("none", style="dim")
+    text = Text("\n").join(Text.assemble((f" {m.label} ", BADGE_STYLE), f" {m.detail}") for m in found)
+    text.no_wrap, text.overflow = False, "fold"
+    return text
 
 
 def _changes(changes: list[dict[str, Any]]) -> Text:
