@@ -84,18 +84,24 @@ class ExpectedStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        self._prepared = False
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS expected (tkey BLOB NOT NULL, skey TEXT NOT NULL,"
-                         " digest BLOB NOT NULL, seen INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tkey, skey))")
-            self._local.conn = conn
+            # Connections are opened one at a time: switching a new file to WAL needs it to itself
+            # (SQLite answers "database is locked" at once, without waiting, when segment threads
+            # race to do it), and it is done once: WAL is a property of the file from then on.
             with self._lock:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=60000")
+                if not self._prepared:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("CREATE TABLE IF NOT EXISTS expected (tkey BLOB NOT NULL, skey TEXT NOT NULL,"
+                                 " digest BLOB NOT NULL, seen INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tkey, skey))")
+                    self._prepared = True
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._local.conn = conn
                 self._conns.append(conn)
         return conn
 
