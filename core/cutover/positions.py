@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
+from ..migrate.stream.source import list_shards
+
 __all__ = ["TablePositions", "stream_positions"]
 
 #: Records per GetRecords call (the service's maximum).
@@ -42,18 +44,6 @@ class TablePositions:
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "stream_arn": self.stream_arn, "positions": dict(self.positions),
                 "newest_at": self.newest_at}
-
-
-def _shards(streams: Any, arn: str) -> list[dict[str, Any]]:
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamArn": arn}
-    while True:
-        desc = streams.describe_stream(**kwargs)["StreamDescription"]
-        shards.extend(desc.get("Shards", []))
-        last = desc.get("LastEvaluatedShardId")
-        if not last:
-            return shards
-        kwargs["ExclusiveStartShardId"] = last
 
 
 def _iterator(streams: Any, arn: str, shard_id: str, after: str | None) -> str | None:
@@ -80,7 +70,7 @@ def stream_positions(ddb: Any, streams: Any, table: str, *, hints: Mapping[str, 
     hints = dict(hints or {})
     positions: dict[str, str] = {}
     newest: float | None = None
-    for shard in _shards(streams, arn):
+    for shard in list_shards(streams, arn):
         shard_id = shard["ShardId"]
         ending = (shard.get("SequenceNumberRange") or {}).get("EndingSequenceNumber")
         last = hints.get(shard_id)
