@@ -24,6 +24,7 @@ __all__ = [
     "KeymapEntry",
     "KeymapFormatError",
     "keymap_from_document",
+    "split_s3_uri",
     "sort_key_json",
 ]
 
@@ -96,6 +97,15 @@ class Keymap:
     def raws_for(self, new_id: str) -> tuple[str, ...]:
         """The raw identifiers that map to ``new_id`` (empty when none)."""
         return self.reverse.get(new_id, ())
+
+
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    """``(bucket, key)`` of an ``s3://bucket/key`` artifact location, None when it is not one
+    (no bucket, no key, or a folder). The Lambda handler and the router read keymaps from there."""
+    if not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/") or uri[5:].startswith("/"):
+        return None
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
 
 
 def keymap_from_document(doc: Any) -> Keymap:

@@ -39,7 +39,7 @@ from .batch_writer import install_json_body, key_text, write_all
 from .echo import item_digest, key_json
 from .echo_dynamodb import DynamoDBEchoLog
 from .errors import KeyshiftError
-from .keymap import Keymap, KeymapFormatError, keymap_from_document
+from .keymap import Keymap, KeymapFormatError, keymap_from_document, split_s3_uri
 from .merged import is_shared, settle_shared_key
 from .reverse_records import old_key, reverse_outcome
 from .stream_records import record_outcome
@@ -78,10 +78,10 @@ def _parse_uri(uri: str | None) -> tuple[str, str]:
     if not uri:
         raise LambdaConfigError(f"{ENV_KEYMAP_URI} is not set: give the s3://bucket/key that"
                                 " `keyshift keymap build --out` wrote")
-    if not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/") or uri[5:].startswith("/"):
+    location = split_s3_uri(uri)
+    if location is None:
         raise LambdaConfigError(f"{ENV_KEYMAP_URI}={uri!r} is not s3://bucket/key")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
+    return location
 
 
 @dataclass(frozen=True)

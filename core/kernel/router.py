@@ -46,7 +46,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from .errors import KeyshiftError
-from .keymap import Keymap, KeymapFormatError, keymap_from_document
+from .keymap import Keymap, KeymapFormatError, keymap_from_document, split_s3_uri
 from .transform import KeyNames, Put, Skip, transform
 
 __all__ = [
@@ -544,9 +544,10 @@ class MigrationRouter:
             return keymap
 
     def _load_keymap(self, uri: str) -> Keymap:
-        if not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/"):
+        location = split_s3_uri(uri)
+        if location is None:
             raise RouterError(f"flag {self.flag!r}: keymap_uri {uri!r} is not s3://bucket/key")
-        bucket, key = uri[5:].split("/", 1)
+        bucket, key = location
         try:
             if self._s3 is None:
                 self._s3 = self._default_client("s3")
