@@ -342,8 +342,9 @@ def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
 
 
 #: What ``q`` asks in the demo: the console is all there is of the demo's AWS.
-DEMO_QUIT_WARNING = ("Quitting stops the demo's embedded AWS server: its tables, streams and the flag are "
-                     "gone, and a running restore or sync stops with them. The workspace files stay on disk.")
+DEMO_QUIT_WARNING = ("Quitting stops the demo's live writer, its three services and its embedded AWS server: "
+                     "its tables, streams and the flag are gone, and a running restore or sync stops with them. "
+                     "The workspace files stay on disk.")
 
 
 class _Stop(Exception):
@@ -426,8 +427,8 @@ def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, 
         _say("stopping")
     finally:
         if activity is not None:  # before the server: a thread must not outlive its endpoint
-            done = activity.stop()
-            _say(f"demo activity stopped (writer: {done['writer']}; log: {activity.log_path})")
+            activity.stop()
+            _say(f"demo activity stopped: {activity.summary_line()} (log: {activity.log_path})")
         server.stop()
         signal.signal(signal.SIGTERM, previous)
         _say("local server stopped")

@@ -19,7 +19,7 @@ from typing import Any
 
 from keyshift.core.kernel.transform import KeyNames
 
-from .demo_live import ACTIVITY_LOGGER, LiveWriter
+from .demo_live import ACTIVITY_LOGGER, FlagGate, LiveWriter
 from .demo_services import SERVICES, DemoService, WorkspaceKeymap
 
 __all__ = ["ActivityOptions", "DemoActivity", "LOG_NAME", "demo_client"]
@@ -89,6 +89,8 @@ class DemoActivity:
         if opts.writes_per_second > 0:
             self.writer = LiveWriter(self.ddb, spec.source.table, keys=keys, names=raws,
                                      writes_per_second=opts.writes_per_second, max_writes=opts.max_writes,
+                                     gate=FlagGate(self.ddb, spec.control.table, spec.control.flag,
+                                                   ttl_seconds=opts.ttl_seconds),
                                      log=log)
         # Names the reference knows exactly: the keymap maps them once their cases are decided.
         known = [r for r in raws if r in self.reference_names] or raws
@@ -116,6 +118,18 @@ class DemoActivity:
         logging.getLogger(ACTIVITY_LOGGER).info("demo activity stopped: %s", summary)
         self._close_log()
         return summary
+
+    def summary_line(self) -> str:
+        """What the threads did, in one line (printed when the demo stops)."""
+        parts = []
+        if self.writer is not None:
+            w = self.writer.stats
+            parts.append(f"writer {w.writes:,} writes ({w.puts:,} puts, {w.stream_only_puts:,} for stream-only"
+                         f" names, {w.updates:,} updates, {w.deletes:,} deletes), {w.errors:,} failed")
+        for s in self.services:
+            writes = ", ".join(f"{n:,} on {t}" for t, n in sorted(s.stats.writes.items())) or "no writes"
+            parts.append(f"{s.service} {writes}, {s.stats.reads:,} reads, {s.stats.errors:,} failed")
+        return "; ".join(parts) or "nothing ran"
 
     def describe(self) -> str:
         """The one line the demo prints before the console opens."""

@@ -7,6 +7,11 @@ and deletes orders, and puts orders for **stream-only** names (:data:`STREAM_ONL
 dirty forms of names the reference data knows, two the reference does not know. Stream sync then
 has real work, and the stream's new identifiers appear in the console as held / unmapped cases.
 
+It writes only while the flag says ``old`` or ``shadow`` (:class:`FlagGate`): it stands for the
+legacy traffic of the old table, which the services take over at the cut-over, and a write to the
+old table after a flip to ``new`` would be one no sync carries forward (reverse sync owns that
+direction then). It resumes on a flip back.
+
 It runs in the console's process, so it never prints: everything goes to a logger the demo
 points at ``<demo dir>/demo-activity.log``. It is bounded (``max_writes``; the keys it remembers
 for updates and deletes sit in a fixed-size deque) and stops when asked, between two writes.
@@ -24,7 +29,7 @@ from typing import Any
 
 from . import demo_data as dd
 
-__all__ = ["STREAM_ONLY", "LiveWriter", "WriterStats", "ACTIVITY_LOGGER"]
+__all__ = ["STREAM_ONLY", "FlagGate", "LiveWriter", "WriterStats", "ACTIVITY_LOGGER"]
 
 #: The logger the writer and the services write to (the demo sends it to demo-activity.log).
 ACTIVITY_LOGGER = "keyshift.demo.activity"
@@ -55,6 +60,7 @@ class WriterStats:
     updates: int = 0
     deletes: int = 0
     errors: int = 0
+    paused: int = 0  # ticks skipped because the flag was not old/shadow
     stream_only_names: set[str] = field(default_factory=set)
 
     @property
@@ -63,7 +69,41 @@ class WriterStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {"puts": self.puts, "stream_only_puts": self.stream_only_puts, "updates": self.updates,
-                "deletes": self.deletes, "errors": self.errors, "writes": self.writes}
+                "deletes": self.deletes, "errors": self.errors, "paused": self.paused,
+                "writes": self.writes}
+
+
+class FlagGate:
+    """Whether the old table takes writes now: the flag's state is ``old`` or ``shadow``.
+
+    Reads the flag item (one consistent ``GetItem``) at most every ``ttl_seconds``; without a
+    control table, a flag or an answer it says yes (before a cut-over the old table is the
+    source of truth). Not a :class:`~keyshift.core.kernel.router.MigrationRouter`: the writer is
+    no service, and must not show up among the routers the cut-over screen lists."""
+
+    def __init__(self, ddb: Any, control_table: str, flag: str, ttl_seconds: float = 1.0,
+                 clock: Any = None) -> None:
+        import time
+
+        self.ddb, self.control_table, self.flag = ddb, control_table, flag
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock or time.monotonic
+        self._checked: tuple[float, str | None] = (-float("inf"), None)
+
+    def state(self) -> str | None:
+        at, state = self._checked
+        if self._clock() - at >= self.ttl_seconds:
+            try:
+                item = self.ddb.get_item(TableName=self.control_table, ConsistentRead=True,
+                                         Key={"pk": {"S": f"flag#{self.flag}"}, "sk": {"S": "state"}}).get("Item")
+                state = (item or {}).get("state", {}).get("S")
+            except Exception:  # noqa: BLE001 - no control table (yet): the old table is in force
+                state = None
+            self._checked = (self._clock(), state)
+        return state
+
+    def open(self) -> bool:
+        return self.state() in (None, "old", "shadow")
 
 
 class LiveWriter(threading.Thread):
@@ -78,7 +118,7 @@ class LiveWriter(threading.Thread):
     def __init__(self, ddb: Any, table: str, *, keys: list[tuple[str, str]], names: list[str],
                  writes_per_second: float = 3.0, max_writes: int = 5000, seed: int = dd.SEED,
                  stream_only: tuple[tuple[str, str], ...] = STREAM_ONLY,
-                 log: logging.Logger | None = None) -> None:
+                 gate: FlagGate | None = None, log: logging.Logger | None = None) -> None:
         super().__init__(name="keyshift-demo-writer", daemon=True)
         if writes_per_second <= 0:
             raise ValueError("writes_per_second must be positive (0 means: do not start a writer)")
@@ -94,6 +134,8 @@ class LiveWriter(threading.Thread):
                                                    maxlen=REMEMBERED_KEYS)
         self._stop_event = threading.Event()
         self._counter = 0
+        self._gate = gate
+        self._was_open = True
         self.log = log or logging.getLogger(ACTIVITY_LOGGER)
 
     def request_stop(self) -> None:
@@ -114,10 +156,23 @@ class LiveWriter(threading.Thread):
                 if self.stats.writes + self.stats.errors >= self.max_writes:
                     self.log.info("writer: %d writes done, stopping (its bound)", self.max_writes)
                     break
-                self.write_once()
+                if self._gate_open():
+                    self.write_once()
         except BaseException:  # noqa: BLE001 - the console owns the terminal: log, never print
             self.log.exception("writer: stopped by an unexpected error")
         self.log.info("writer: stopped: %s", self.stats.to_dict())
+
+    def _gate_open(self) -> bool:
+        is_open = self._gate is None or self._gate.open()
+        if is_open != self._was_open:
+            if is_open:
+                self.log.info("writer: the flag is old again: writing to %s", self.table)
+            else:
+                self.log.info("writer: the flag is not old: paused (the services write to the new table now)")
+            self._was_open = is_open
+        if not is_open:
+            self.stats.paused += 1
+        return is_open
 
     def write_once(self) -> None:
         """One write, chosen at random: a put, a stream-only put, an update or a delete."""

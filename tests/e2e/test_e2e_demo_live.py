@@ -128,9 +128,10 @@ def test_services_register_follow_flips_and_write_on_the_table_in_force(
     ws.close()
 
     activity = start_activity(obj, setup, ActivityOptions(
-        writes_per_second=0, services=SERVICES, service_interval=0.05, ttl_seconds=0.2, keymap_refresh_s=0.2))
+        writes_per_second=20, services=SERVICES, service_interval=0.05, ttl_seconds=0.2, keymap_refresh_s=0.2))
+    writer = activity.writer
     try:
-        assert activity.writer is None
+        assert writer is not None
         # Registered from the start, on version 0 (state old): what the cut-over screen lists.
         _wait_for(lambda: _acknowledged(ddb, spec, 0), what="three routers on version 0")
         _wait_for(lambda: all(s.stats.writes.get("orders") for s in activity.services), what="writes on orders")
@@ -141,13 +142,20 @@ def test_services_register_follow_flips_and_write_on_the_table_in_force(
                   what="writes on orders_v2")
         channels = {i["channel"]["S"] for i in ddb.scan(TableName="orders_v2", ConsistentRead=True)["Items"]}
         assert channels == set(SERVICES)
+        # The live writer is the old table's legacy traffic: paused while the flag says new.
+        paused_at = _wait_for(lambda: writer.stats.paused, what="the writer pausing")
+        writes = writer.stats.writes
+        _wait_for(lambda: writer.stats.paused >= paused_at + 5, what="five paused ticks")
+        assert writer.stats.writes == writes
 
         _flip(run_cli, aws_env, setup, "old")
         _wait_for(lambda: _acknowledged(ddb, spec, 2), what="three routers acknowledging version 2")
         before = {s.service: s.stats.writes["orders"] for s in activity.services}
         _wait_for(lambda: all(s.stats.writes["orders"] > before[s.service] for s in activity.services),
                   what="writes on orders again after the flip back")
+        _wait_for(lambda: writer.stats.writes > writes, what="the writer writing again after the flip back")
         assert all(s.stats.errors == 0 for s in activity.services), [s.stats for s in activity.services]
+        assert writer.stats.errors == 0
     finally:
         summary = activity.stop()
     assert summary["alive"] == [] and _demo_threads() == []
