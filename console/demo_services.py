@@ -222,5 +222,5 @@ class DemoService(threading.Thread):
             table = self.router.table()
             found = self.ddb.get_item(TableName=table, Key=out.key, ConsistentRead=True).get("Item") is not None
         self.stats.reads += 1
-        self.log.info("%s: read %s on %s: %s", self.service, key[self.names.source_sk or ""]["S"]
-                      if self.names.source_sk else "", table, "found" if found else "not found")
+        self.log.info("%s: read %s on %s: %s", self.service, item["order_id"]["S"], table,
+                      "found" if found else "not found")

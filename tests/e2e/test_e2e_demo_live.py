@@ -159,3 +159,32 @@ def test_services_register_follow_flips_and_write_on_the_table_in_force(
     finally:
         summary = activity.stop()
     assert summary["alive"] == [] and _demo_threads() == []
+
+
+def test_a_failing_writer_logs_and_keeps_going_without_printing(boto_clients: Any, tmp_path: Path,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    """Every write fails (no such table): each failure is counted and logged, none is raised or
+    printed, and the writer still stops at its bound."""
+    import logging
+
+    from keyshift.console.demo_live import LiveWriter
+
+    log = logging.getLogger("keyshift.demo.activity.test")
+    log.propagate = False
+    handler = logging.FileHandler(tmp_path / "activity.log", encoding="utf-8")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        writer = LiveWriter(boto_clients.dynamodb, "no-such-table", keys=[("Acme", "ORD-1")], names=["Acme"],
+                            writes_per_second=200, max_writes=5, log=log)
+        writer.start()
+        writer.join(10)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert not writer.is_alive()
+    assert writer.stats.errors == 5 and writer.stats.writes == 0
+    text = (tmp_path / "activity.log").read_text(encoding="utf-8")
+    assert text.count("write failed: ") == 5 and "ResourceNotFoundException" in text
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
