@@ -322,12 +322,15 @@ def _scan(ddb: Any, table: str, say=_say) -> list[dict[str, Any]]:
 
 def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
     """The exact shell lines that point another terminal at the demo."""
+    from .demo_activity import LOG_NAME
+
     env = " ".join(f"{k}={v}" for k, v in DEMO_ENV.items())
     ks = (f"keyshift --spec {shlex.quote(str(setup.spec_path))}"
           f" --workspace {shlex.quote(str(setup.workspace_path))}")
     return "\n".join([
         f"keyshift demo is serving a local AWS on {server.endpoint_url} (Ctrl-C stops it).",
         f"Demo directory: {setup.directory}",
+        f"The live writer and the services log to: {setup.directory / LOG_NAME}",
         "",
         "Point other shells at it:",
         f"  export AWS_ENDPOINT_URL={server.endpoint_url} {env}",
