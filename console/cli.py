@@ -653,7 +653,7 @@ def console(ctx: click.Context, obj: Context, serve: bool, host: str, port: int,
 @click.option("--port", type=int, default=0, help="Port for the local server [default: a free one].")
 @click.option("--dir", "demo_dir", type=click.Path(path_type=Path), default=None,
               help="Where the demo spec and workspace go [default: a new temp directory].")
-@click.option("--writes-per-second", type=click.FloatRange(min=0), default=3.0, show_default=True,
+@click.option("--writes-per-second", type=click.FloatRange(min=0, max=100), default=3.0, show_default=True,
               help="How fast the live writer changes the old table after the dump (0: no writer).")
 @click.option("--max-writes", type=click.IntRange(min=1), default=5000, show_default=True,
               help="The live writer stops after this many writes.")
