@@ -653,12 +653,21 @@ def console(ctx: click.Context, obj: Context, serve: bool, host: str, port: int,
 @click.option("--port", type=int, default=0, help="Port for the local server [default: a free one].")
 @click.option("--dir", "demo_dir", type=click.Path(path_type=Path), default=None,
               help="Where the demo spec and workspace go [default: a new temp directory].")
+@click.option("--writes-per-second", type=click.FloatRange(min=0, max=100), default=3.0, show_default=True,
+              help="How fast the live writer changes the old table after the dump (0: no writer).")
+@click.option("--max-writes", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="The live writer stops after this many writes.")
 @click.pass_obj
-def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Path | None) -> None:
-    """Start a local DynamoDB/S3 (moto) with a dirty table, plan it, and open the console."""
+def demo(obj: Context, n_records: int, no_console: bool, port: int, demo_dir: Path | None,
+         writes_per_second: float, max_writes: int) -> None:
+    """Start a local DynamoDB/S3 (moto) with a dirty table, plan it, and open the console.
+
+    A live writer keeps changing the old table and three services (checkout, billing, support)
+    read and write through the router, so sync and the cut-over have real work to show."""
     from .demo import run_demo
 
-    run_demo(obj, n_records=n_records, open_console=not no_console, port=port, demo_dir=demo_dir)
+    run_demo(obj, n_records=n_records, open_console=not no_console, port=port, demo_dir=demo_dir,
+             writes_per_second=writes_per_second, max_writes=max_writes)
 
 
 from .cli_stream import stream_sync  # noqa: E402

@@ -28,8 +28,8 @@ from keyshift.core.errors import KeyshiftError
 
 from .context import Context
 
-__all__ = ["LocalMotoServer", "DemoSetup", "run_demo", "setup_demo", "reset_moto", "DEMO_ENV",
-           "SPEC_TEMPLATE"]
+__all__ = ["LocalMotoServer", "DemoSetup", "run_demo", "setup_demo", "start_activity", "reset_moto",
+           "DEMO_ENV", "SPEC_TEMPLATE"]
 
 HOST = "127.0.0.1"  # never anything else: the demo and the tests stay on loopback
 
@@ -202,6 +202,9 @@ class DemoSetup:
     workspace_path: Path
     dump_uri: str
     summary: dict[str, Any]
+    #: The items the dump holds and the names the reference knows (what the demo's activity uses).
+    items: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    reference_names: set[str] = field(default_factory=set, repr=False)
 
 
 def _say(message: str) -> None:
@@ -238,7 +241,8 @@ def setup_demo(obj: Context, directory: Path, n_records: int, *, say=_say) -> De
     # The dump's point in time is the scan's start, after the stream was enabled: design (a), which
     # `keyshift stream-sync` checks against the export's exportTime.
     point_in_time = datetime.now(timezone.utc)
-    lines = [dd.item_line(item) for item in _scan(ddb, "orders", say)]
+    scanned = _scan(ddb, "orders", say)
+    lines = [dd.item_line(item) for item in scanned]
     lines += data.extra_lines  # a malformed line, a numeric customer...: the plan quarantines them
     base, objects = dd.export_objects(lines, bucket=DUMPS_BUCKET, prefix=DUMP_PREFIX, table="orders",
                                       when=point_in_time)
@@ -259,7 +263,26 @@ def setup_demo(obj: Context, directory: Path, n_records: int, *, say=_say) -> De
         f"identifiers {ids['total']:,}: {ids['fixed']} fixed, {ids['ambiguous']} ambiguous, "
         f"{ids['orphaned']} orphaned, {ids['invalid']} invalid; {s['conflicts']} conflicts, "
         f"{s['suspicious']} suspicious ({time.perf_counter() - t0:.1f}s)")
-    return DemoSetup(directory, spec_path, workspace_path, dump_uri, s)
+    _init_control(obj, spec_path, workspace_path, say)
+    return DemoSetup(directory, spec_path, workspace_path, dump_uri, s, items=scanned,
+                     reference_names={r["name"] for r in data.reference})
+
+
+def _init_control(obj: Context, spec_path: Path, workspace_path: Path, say=_say) -> None:
+    """Create the control table and the flag (state ``old``), as ``keyshift flag init`` does, so
+    the demo's services register from the start and the cut-over screen has something to show."""
+    from keyshift.core.cutover.flag import init_flag
+    from keyshift.core.spec import load_spec
+    from keyshift.core.store.workspace import Workspace
+
+    spec = load_spec(spec_path)
+    ws = Workspace(workspace_path, create=False)
+    try:
+        result = init_flag(ws, spec, obj.aws.client("dynamodb"), operator=obj.operator)
+    finally:
+        ws.close()
+    state = result["flag"]
+    say(f"control table {spec.control.table}: flag {state.flag} in state {state.state} (version {state.version})")
 
 
 _PROGRESS_EVERY = 10_000
@@ -299,12 +322,15 @@ def _scan(ddb: Any, table: str, say=_say) -> list[dict[str, Any]]:
 
 def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
     """The exact shell lines that point another terminal at the demo."""
+    from .demo_activity import LOG_NAME
+
     env = " ".join(f"{k}={v}" for k, v in DEMO_ENV.items())
     ks = (f"keyshift --spec {shlex.quote(str(setup.spec_path))}"
           f" --workspace {shlex.quote(str(setup.workspace_path))}")
     return "\n".join([
         f"keyshift demo is serving a local AWS on {server.endpoint_url} (Ctrl-C stops it).",
         f"Demo directory: {setup.directory}",
+        f"The live writer and the services log to: {setup.directory / LOG_NAME}",
         "",
         "Point other shells at it:",
         f"  export AWS_ENDPOINT_URL={server.endpoint_url} {env}",
@@ -319,21 +345,37 @@ def _instructions(server: LocalMotoServer, setup: DemoSetup) -> str:
 
 
 #: What ``q`` asks in the demo: the console is all there is of the demo's AWS.
-DEMO_QUIT_WARNING = ("Quitting stops the demo's embedded AWS server: its tables, streams and the flag are "
-                     "gone, and a running restore or sync stops with them. The workspace files stay on disk.")
+DEMO_QUIT_WARNING = ("Quitting stops the demo's live writer, its three services and its embedded AWS server: "
+                     "its tables, streams and the flag are gone, and a running restore or sync stops with them. "
+                     "The workspace files stay on disk.")
 
 
 class _Stop(Exception):
     """SIGTERM arrived: leave the serving loop and stop the server."""
 
 
+def start_activity(obj: Context, setup: DemoSetup, options: Any = None) -> Any:
+    """Start the live writer and the services on the demo just set up (a started
+    :class:`~keyshift.console.demo_activity.DemoActivity`; ``stop()`` it before the server)."""
+    from keyshift.core.spec import load_spec
+
+    from .demo_activity import ActivityOptions, DemoActivity, demo_client
+
+    ddb = demo_client(obj.aws.endpoint_url, obj.aws.region_name)
+    return DemoActivity(ddb, load_spec(setup.spec_path), setup.workspace_path, setup.directory, setup.items,
+                        setup.reference_names, options or ActivityOptions()).start()
+
+
 def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, port: int = 0,
-             demo_dir: Path | None = None) -> None:
-    """Start the local server, build and plan the demo, then open the console or serve until Ctrl-C.
+             demo_dir: Path | None = None, writes_per_second: float = 3.0, max_writes: int = 5000) -> None:
+    """Start the local server, build and plan the demo, start its live writer and services, then
+    open the console or serve until Ctrl-C.
 
     The demo's own workspace is always planned; ``obj.read_only`` only opens the console in audit
-    mode. Ctrl-C (SIGINT) or SIGTERM stops the server and returns normally.
+    mode. Ctrl-C (SIGINT) or SIGTERM stops the activity, then the server, and returns normally.
     """
+    from .demo_activity import ActivityOptions
+
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise KeyshiftError("keyshift demo needs moto's server: pip install 'keyshift[demo]'",
                             title="moto is not installed")
@@ -348,6 +390,7 @@ def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, 
     server = LocalMotoServer(port=port, log=directory / "moto-server.log")
     previous = signal.getsignal(signal.SIGTERM)
     app: Any = None
+    activity: Any = None
 
     def on_term(signum: int, frame: Any) -> None:
         if app is not None:  # let the console restore the terminal on its way out
@@ -367,6 +410,10 @@ def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, 
         obj.aws.endpoint_url = server.endpoint_url
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
         setup = setup_demo(obj, directory, n_records)
+        # After the dump: what the writer does from now on reaches the new table only by the stream.
+        activity = start_activity(obj, setup, ActivityOptions(writes_per_second=writes_per_second,
+                                                              max_writes=max_writes))
+        _say(activity.describe())
         ctx = Context(spec_path=setup.spec_path, workspace_path=setup.workspace_path,
                       read_only=obj.read_only, operator=obj.operator, aws=obj.aws)
         if open_console:
@@ -382,6 +429,9 @@ def run_demo(obj: Context, *, n_records: int = 2000, open_console: bool = True, 
     except (KeyboardInterrupt, _Stop):
         _say("stopping")
     finally:
+        if activity is not None:  # before the server: a thread must not outlive its endpoint
+            activity.stop()
+            _say(f"demo activity stopped: {activity.summary_line()} (log: {activity.log_path})")
         server.stop()
         signal.signal(signal.SIGTERM, previous)
         _say("local server stopped")

@@ -74,7 +74,15 @@ def test_demo_serves_until_interrupted(tmp_path: Path, run_cli, spawn_cli) -> No
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0, _drain(err)
         assert not _answers(endpoint), "the local server must stop with the demo"
-        assert "stopped" in _drain(err)
+        errors = _drain(err)
+        assert "stopped" in errors
+        # The live writer and the three services ran (and said so before serving), logging to a file.
+        assert f"their log: {demo_dir / 'demo-activity.log'}" in errors
+        assert "3 services (checkout, billing, support)" in errors
+        assert "demo activity stopped" in errors
+        activity = (demo_dir / "demo-activity.log").read_text(encoding="utf-8")
+        assert "checkout: now on orders (flag state old, version 0)" in activity
+        assert "Traceback" not in errors
     finally:
         if proc.poll() is None:
             proc.kill()
