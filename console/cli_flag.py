@@ -32,10 +32,25 @@ def _emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, ensure_ascii=True, default=str))
 
 
+#: What fixes a failed gate, worded for a shell (the console words the same codes as keys).
+GATE_REMEDIES = {
+    "resolve-open": "keyshift resolve list --open",
+    "resolve-unmapped": "keyshift resolve list --kind unmapped",
+    "verify": "keyshift verify",
+    "restore": "keyshift restore",
+    "follow-forward": "keyshift stream-sync --follow",
+    "follow-reverse": "keyshift stream-sync --reverse --follow (a first run starts at the flip's recorded"
+                      " positions), or flip with --accept-loss --reason",
+    "accept-loss": "flip with --accept-loss --reason",
+}
+
+
 def _print_gates(gates: list[dict[str, Any]], console: Console = err) -> None:
     for g in gates:
         mark = "[green]ok  [/]" if g["ok"] else "[bold red]FAIL[/]"
-        console.print(f"  {mark} {markup_escape(g['name'])}: {markup_escape(g['detail'])}")
+        remedy = GATE_REMEDIES.get(g.get("remedy") or "", "") if not g["ok"] else ""
+        console.print(f"  {mark} {markup_escape(g['name'])}: {markup_escape(g['detail'])}"
+                      + (f": {markup_escape(remedy)}" if remedy else ""))
 
 
 def _confirm(table: str, what: str) -> None:

@@ -95,6 +95,9 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     direction = "reverse" if reverse else "forward"
     obj.require_writable("stream-sync")
     ddb = obj.aws.client("dynamodb")
+    start_note = ""
+    if reverse and start is None and not restart:
+        start, start_note = _start_from_flip(obj, ddb)
     # Records the Lambda handler held come into the workspace first: their cases, and their apply.
     collected = collect_held(obj.workspace, obj.spec, ddb, operator=obj.operator)
     pre = stream_sync_preflight(obj.workspace, obj.spec, ddb, allow_unresolved=allow_unresolved,
@@ -102,6 +105,8 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     pre.raise_if_blocked(_HINTS)
     for warning in pre.warnings:
         err.print(f"[yellow]warning:[/] {markup_escape(warning)}")
+    if start_note and not as_json:
+        err.print(f"reverse sync starts {markup_escape(start_note)}")
     build = pre.build
     assert build is not None  # the preflight passed
     cancel = threading.Event()
@@ -129,6 +134,24 @@ def stream_sync(obj: Context, follow: bool, restart: bool, allow_unresolved: boo
     if summary["unmapped"]:
         out.print(f"{summary['unmapped']:,} record(s) held for identifiers first seen on the stream: "
                   "keyshift resolve list --kind unmapped")
+
+
+def _start_from_flip(obj: Context, ddb: Any) -> tuple[Any, str]:
+    """A first reverse run with no --from starts after the positions the flip to ``new`` recorded.
+
+    Returns ``(None, "")`` when a previous reverse run has a checkpoint to continue from, or when
+    no flip to new is recorded (then the sync itself asks for --from).
+    """
+    from keyshift.core.cutover.reverse_start import flip_start
+    from keyshift.core.migrate.stream.sync import latest_stream_sync
+
+    previous = latest_stream_sync(obj.workspace, "reverse")
+    if previous is not None and previous.units:
+        return None, ""
+    found = flip_start(ddb, obj.spec)
+    if found is None:
+        return None, ""
+    return found.start, found.describe()
 
 
 def _lambda_status(obj: Context, as_json: bool) -> None:

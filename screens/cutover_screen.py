@@ -31,6 +31,18 @@ from textual.worker import get_current_worker
 
 from keyshift.core.cutover.control_table import STATES
 from keyshift.core.cutover.gates import Gate
+
+#: What fixes a failed gate, as console actions (the CLI words the same codes as commands).
+GATE_REMEDIES = {
+    "resolve-open": "c: the resolve queue",
+    "resolve-unmapped": "c: the resolve queue, kind unmapped",
+    "verify": "5: verify",
+    "restore": "3: restore",
+    "follow-forward": "4 then f: follow forward sync",
+    "follow-reverse": "4, r, then f: follow reverse sync (a first run starts at the flip's positions),"
+                      " or flip with 'Accept loss'",
+    "accept-loss": "flip with 'Accept loss'",
+}
 from keyshift.core.errors import KeyshiftError
 
 from .confirm import ConfirmScreen
@@ -275,7 +287,9 @@ class CutoverScreen(Screen[None]):
         for g in info.gates:
             gates.append("✔ " if g.ok else "✘ ", style="green" if g.ok else "red")
             gates.append(f"{g.name}: ", style="bold")
-            gates.append(f"{g.detail}\n")
+            gates.append(g.detail)
+            remedy = GATE_REMEDIES.get(g.remedy, "") if not g.ok else ""
+            gates.append(f" — {remedy}\n" if remedy else "\n", style="cyan")
         self.query_one("#cut-gates", Static).update(gates)
         self.query_one("#cut-routers", Static).update(_routers(s))
         sh = s["shadow"]

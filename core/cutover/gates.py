@@ -15,8 +15,10 @@ To ``new`` (the new table becomes the source of truth):
 
 A flip back (to ``old``, or from ``new`` to ``shadow``: the old table is the source of truth
 again): ``reverse-caught-up``: reverse sync following with ``lag_seconds == 0``, or its
-``caught_up_at`` later than the newest record on the new table's stream; ``--accept-loss``
-(with a reason) passes it, saying so in its detail.
+``caught_up_at`` later than the newest record on the new table's stream, and started no later
+than the flip to new (from its recorded positions, the trim horizon or an earlier time:
+:mod:`.reverse_start`); accepting the loss (``--accept-loss``, with a reason) passes it, saying so
+in its detail.
 
 ``old`` -> ``shadow`` (the old table stays the source of truth): ``new-table``: the new table
 exists (routers read it for the sampled shadow reads).
@@ -38,22 +40,29 @@ from ..kernel.transform import KeyNames, Skip
 from ..store import runs
 from .positions import TablePositions
 
-__all__ = ["Gate", "flip_kind", "gates_for", "is_flip_back", "SAMPLE_ITEMS"]
+__all__ = ["Gate", "REMEDIES", "flip_kind", "gates_for", "is_flip_back", "SAMPLE_ITEMS"]
 
 #: How many new table items the inverse dry run reads.
 SAMPLE_ITEMS = 50
 
 
+#: What fixes a failed gate, as a code each front end words its own way (the CLI names a command,
+#: the console a key): the detail says what the gate saw, never how one front end does something.
+REMEDIES = ("resolve-open", "resolve-unmapped", "verify", "restore", "follow-forward", "follow-reverse",
+            "accept-loss")
+
+
 @dataclass(frozen=True)
 class Gate:
-    """One check before a flip: its name, whether it passed, and what it saw."""
+    """One check before a flip: its name, whether it passed, what it saw, and (failed) what fixes it."""
 
     name: str
     ok: bool
     detail: str
+    remedy: str = ""  # one of REMEDIES, or "" (nothing an operator action fixes, or it passed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "remedy": self.remedy}
 
 
 def is_flip_back(from_state: str, to_state: str) -> bool:
@@ -96,7 +105,7 @@ def _cases(ws: Any) -> Gate:
         for c in open_cases:
             kinds[c.kind] = kinds.get(c.kind, 0) + 1
         return Gate("cases", False, f"{len(open_cases)} open case(s) ("
-                    + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + "): keyshift resolve list --open")
+                    + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")", "resolve-open")
     return Gate("cases", True, "no open case")
 
 
@@ -105,8 +114,8 @@ def _held(ws: Any) -> Gate:
 
     waiting = held.counts(ws)["held"]
     if waiting:
-        return Gate("held", False, f"{waiting} stream record(s) held for identifiers the keymap does not know:"
-                    " keyshift resolve list --kind unmapped")
+        return Gate("held", False, f"{waiting} stream record(s) held for identifiers the keymap does not know",
+                    "resolve-unmapped")
     return Gate("held", True, "no held record")
 
 
@@ -120,26 +129,26 @@ def keymap_in_force(ws: Any) -> str:
 def _verify(ws: Any) -> Gate:
     verify = runs.latest(ws, "verify")
     if verify is None:
-        return Gate("verify", False, "no verify run: keyshift verify")
+        return Gate("verify", False, "no verify run", "verify")
     summary = verify.summary or {}
     if verify.state != "complete":
         return Gate("verify", False, f"the latest verify (run {verify.id}) is {verify.state}, not complete")
     if not summary.get("equal"):
         return Gate("verify", False, f"the latest verify (run {verify.id}) found differences:"
                     f" {summary.get('missing', 0)} missing, {summary.get('extra', 0)} extra,"
-                    f" {summary.get('different', 0)} different")
+                    f" {summary.get('different', 0)} different", "verify")
     restores = [r for r in (runs.latest(ws, "restore", complete=True), runs.latest(ws, "import", complete=True)) if r]
     if not restores:
-        return Gate("verify", False, "no complete restore: keyshift restore")
+        return Gate("verify", False, "no complete restore", "restore")
     restore = max(restores, key=lambda r: r.id)
     started, finished = _epoch(verify.started_at), _epoch(restore.finished_at)
     if verify.id < restore.id or (started is not None and finished is not None and started < finished):
         return Gate("verify", False, f"the latest verify (run {verify.id}) is older than the last {restore.kind}"
-                    f" (run {restore.id}, finished {restore.finished_at}): verify again")
+                    f" (run {restore.id}, finished {restore.finished_at})", "verify")
     in_force = keymap_in_force(ws)
     if verify.keymap != in_force:
         return Gate("verify", False, f"the latest verify (run {verify.id}) used keymap {verify.keymap}, the keymap in"
-                    f" force is {in_force}: verify again")
+                    f" force is {in_force}", "verify")
     return Gate("verify", True, f"verify run {verify.id} equal ({summary.get('compared', '?')} compared), after"
                 f" {restore.kind} run {restore.id}, keymap {in_force}")
 
@@ -149,10 +158,10 @@ def _forward_sync(ws: Any, max_lag: float) -> Gate:
 
     lag = sync_lag(ws, "forward")
     if lag["run_id"] is None:
-        return Gate("forward-sync", False, "no stream sync run: keyshift stream-sync --follow")
+        return Gate("forward-sync", False, "no stream sync run", "follow-forward")
     if not lag["live"]:
-        return Gate("forward-sync", False, f"stream sync run {lag['run_id']} is {lag['state']}, not following:"
-                    " keyshift stream-sync --follow")
+        return Gate("forward-sync", False, f"stream sync run {lag['run_id']} is {lag['state']}, not following",
+                    "follow-forward")
     seconds = lag["lag_seconds"]
     if seconds is None or seconds > max_lag:
         return Gate("forward-sync", False, f"stream sync run {lag['run_id']} lag "
@@ -193,14 +202,45 @@ def _reverse_ready(ws: Any, spec: Any, ddb: Any) -> Gate:
                 f" {len(items)} sampled item(s)")
 
 
-def _reverse_caught_up(ws: Any, spec: Any, new_positions: TablePositions | None, accept_loss: bool) -> Gate:
+def _reverse_started_after_flip(ws: Any, spec: Any, ddb: Any) -> str | None:
+    """Why the reverse run misses writes made since the flip to new, or None when it does not.
+
+    A reverse run (and every run continuing its checkpoints, which inherit its ``skip_before``)
+    that started "from this second on", or at a time after the flip, never replays the new table's
+    writes made between the flip and that start. Positions and the trim horizon cover the flip.
+    """
+    from ..migrate.stream.sync import latest_stream_sync
+    from .control_table import parse_iso
+    from .reverse_start import flip_start
+
+    run = latest_stream_sync(ws, "reverse")
+    if run is None or ddb is None:
+        return None
+    params = run.params or {}
+    skip_before = params.get("skip_before")
+    if params.get("skip_kind", "before-start") != "before-start" or skip_before is None:
+        return None  # from positions, the trim horizon, or raised to the restore's floor (older)
+    found = flip_start(ddb, spec)
+    flipped_at = parse_iso(found.entry.at) if found is not None else None
+    if flipped_at is None or float(skip_before) <= int(flipped_at):
+        return None
+    started = datetime.fromtimestamp(float(skip_before), timezone.utc).isoformat(timespec="seconds")
+    return (f"reverse sync run {run.id} replays from {started} on, after the flip to new at {found.entry.at}"
+            f" (version {found.entry.version}): writes made on {spec.target.table} in between are not replayed")
+
+
+def _reverse_caught_up(ws: Any, spec: Any, new_positions: TablePositions | None, accept_loss: bool,
+                       ddb: Any = None) -> Gate:
     from ..migrate.stream.sync import sync_lag
 
     lag = sync_lag(ws, "reverse")
     newest = new_positions.newest_at if new_positions is not None else None
     problem = None
+    late = _reverse_started_after_flip(ws, spec, ddb) if lag["run_id"] is not None else None
     if lag["run_id"] is None:
-        problem = "no reverse sync run (keyshift stream-sync --reverse --follow --from-positions …)"
+        problem = "no reverse sync run"
+    elif late is not None:
+        problem = late
     elif not lag["live"]:
         problem = f"reverse sync run {lag['run_id']} is {lag['state']}, not following"
     elif lag["lag_seconds"] == 0:
@@ -212,10 +252,10 @@ def _reverse_caught_up(ws: Any, spec: Any, new_positions: TablePositions | None,
         problem = (f"reverse sync run {lag['run_id']} lag {lag['lag_seconds']} s, not caught up past the newest"
                    f" record on {possessive(spec.target.table)} stream")
     if accept_loss:
-        return Gate("reverse-caught-up", True, f"{problem}; loss ACCEPTED (--accept-loss): writes made on"
+        return Gate("reverse-caught-up", True, f"{problem}; loss ACCEPTED: writes made on"
                     f" {spec.target.table} since the flip may not reach {spec.source.table}")
     return Gate("reverse-caught-up", False, f"{problem}: writes made on {spec.target.table} would not reach"
-                f" {spec.source.table}; or pass --accept-loss with --reason")
+                f" {spec.source.table}", "follow-reverse")
 
 
 def _new_table(spec: Any, ddb: Any) -> Gate:
@@ -235,5 +275,5 @@ def gates_for(ws: Any, spec: Any, ddb: Any, *, from_state: str, to_state: str, a
                 _guard("verify", lambda: _verify(ws)), _guard("forward-sync", lambda: _forward_sync(ws, max_lag)),
                 _guard("reverse-ready", lambda: _reverse_ready(ws, spec, ddb))]
     if kind == "back":
-        return [_guard("reverse-caught-up", lambda: _reverse_caught_up(ws, spec, new_positions, accept_loss))]
+        return [_guard("reverse-caught-up", lambda: _reverse_caught_up(ws, spec, new_positions, accept_loss, ddb))]
     return [_guard("new-table", lambda: _new_table(spec, ddb))]

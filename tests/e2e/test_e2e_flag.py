@@ -155,7 +155,7 @@ def test_flip_back_needs_reverse_sync_or_accept_loss(world: Any) -> None:
     assert back.returncode == 1
     gates = json.loads(back.stdout)["gates"]
     assert [g["name"] for g in gates] == ["reverse-caught-up"] and not gates[0]["ok"]
-    assert "no reverse sync run" in gates[0]["detail"] and "--accept-loss" in gates[0]["detail"]
+    assert "no reverse sync run" in gates[0]["detail"] and gates[0]["remedy"] == "follow-reverse"
     accepted = world.run("flag", "flip", "--to", "old", "--reason", "rollback, loss accepted", "--yes",
                          "--accept-loss", "--json").json()
     assert (accepted["state"], accepted["version"], accepted["forced"]) == ("old", 2, False)
@@ -365,7 +365,7 @@ def test_positions_recorded_at_the_flip(world: Any, boto_clients: Any) -> None:
     world.run("flag", "init")
     flipped = world.run("flag", "flip", "--to", "shadow", "--reason", "shadow", "--yes", "--json").json()
     assert flipped["forced"] is False and flipped["gates"] == [{"name": "new-table", "ok": True,
-                                                                 "detail": "table orders_v2 is ACTIVE"}]
+                                                                 "detail": "table orders_v2 is ACTIVE", "remedy": ""}]
     assert flipped["positions"] == {"old": last_seq("orders"), "new": last_seq("orders_v2")}
     assert world.run("flag", "history", "--json").json()["history"][0]["positions"] == flipped["positions"]
     out_file = world.tmp / "new-positions.json"

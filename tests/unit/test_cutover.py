@@ -108,7 +108,7 @@ def test_reverse_gate_caught_up_or_accepted(tmp_path):
     ws = Workspace(tmp_path)
     spec = parse_spec(BASE)
     gate = g._reverse_caught_up(ws, spec, None, accept_loss=False)
-    assert not gate.ok and "--accept-loss" in gate.detail
+    assert not gate.ok and gate.remedy == "follow-reverse" and "--" not in gate.detail  # no CLI flag: each front end words the remedy
     accepted = g._reverse_caught_up(ws, spec, None, accept_loss=True)
     assert accepted.ok and "loss ACCEPTED" in accepted.detail
     now = time.time()
