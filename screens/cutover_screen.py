@@ -33,7 +33,7 @@ from keyshift.core.cutover.control_table import STATES
 from keyshift.core.cutover.gates import Gate
 from keyshift.core.errors import KeyshiftError
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 
 __all__ = ["CutoverScreen", "FlipDialog", "FlipChoice", "natural_target"]
@@ -149,7 +149,8 @@ class FlipDialog(ModalScreen["FlipChoice | None"]):
 
     @on(Button.Pressed, "#flip-no")
     def action_cancel(self) -> None:
-        """Dismiss without flipping."""
+        """Dismiss without flipping, and say so."""
+        say_cancelled(self, "the flag was not flipped")
         self.dismiss(None)
 
 

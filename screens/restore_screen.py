@@ -47,7 +47,7 @@ from keyshift.core.migrate.preflight import restore_preflight
 from keyshift.core.store.runs import Run
 from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 from .runs import RESTORE, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import format_eta, format_rate, visible_text
@@ -222,7 +222,8 @@ class NumberDialog(ModalScreen[float | None]):
 
     @on(Button.Pressed, "#number-cancel")
     def action_cancel(self) -> None:
-        """Dismiss without a value."""
+        """Dismiss without a value, and say so."""
+        say_cancelled(self, "nothing changed")
         self.dismiss(None)
 
 
