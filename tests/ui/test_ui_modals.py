@@ -7,16 +7,46 @@ from typing import Any
 
 from textual.widgets import Button, Input, Static
 
+from keyshift.core.errors import KeyshiftError
 from keyshift.core.store.workspace import Workspace
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.decision_dialog import BulkDialog, DecisionDialog
 from keyshift.screens.dump_browser import DumpBrowserScreen
+from keyshift.screens.error_modal import ErrorModal
 from keyshift.screens.restore_screen import NumberDialog
+from keyshift.screens.run_kinds import RUN_KINDS, RunKind
+from keyshift.screens.run_notes import finished_note
+from keyshift.screens.runs import Launch, RunRequest
 from ui_support import BAD_LINES, SIZE, make, settle, text_of, wait_until
 
 
+def record_notes(app: Any) -> list[str]:
+    """Every notification ``app`` posts from now on (its own list drops them as they expire)."""
+    heard: list[str] = []
+    notify = app.notify
+
+    def noting(message: str, **options: Any) -> None:
+        heard.append(str(message))
+        notify(message, **options)
+
+    app.notify = noting
+    app.heard = heard
+    return heard
+
+
 def notes(app: Any) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    return app.heard
+
+
+async def noted_since(pilot: Any, before: int, *expected: str) -> None:
+    """Wait until the notifications after the first ``before`` are ``expected``."""
+    await wait_until(pilot, lambda: len(notes(pilot.app)) >= before + len(expected))
+    await pilot.pause()
+    assert notes(pilot.app)[before:] == list(expected)
+
+
+async def noted(pilot: Any, text: str) -> None:
+    await wait_until(pilot, lambda: text in notes(pilot.app))
 
 
 def decisions(fixture: Any) -> list[Any]:
@@ -39,6 +69,7 @@ async def open_queue_on(pilot: Any, filter_key: str) -> Any:
 async def test_cancelling_any_dialog_says_cancelled(resolvable):
     app = make(resolvable.context())
     async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
         queue = await open_queue_on(pilot, "2")  # orphaned
         # A decision dialog, by Escape and by its Cancel button.
         for how in ("escape", "button"):
@@ -50,7 +81,7 @@ async def test_cancelling_any_dialog_says_cancelled(resolvable):
             else:
                 await pilot.click("#decision-cancel")
             await wait_until(pilot, lambda: app.screen is queue)
-            assert notes(app)[before:] == ["cancelled: nothing decided"], how
+            await noted_since(pilot, before, "cancelled: nothing decided")
         # A drop's confirmation: the decision dialog and the confirmation both close, once said.
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, DecisionDialog))
@@ -59,31 +90,32 @@ async def test_cancelling_any_dialog_says_cancelled(resolvable):
         before = len(notes(app))
         await pilot.click("#confirm-no")
         await wait_until(pilot, lambda: app.screen is queue)
-        assert notes(app)[before:] == ["cancelled: nothing dropped"]
+        await noted_since(pilot, before, "cancelled: nothing dropped")
         # The bulk dialog closed without applying anything.
         await pilot.press("b")
         await wait_until(pilot, lambda: isinstance(app.screen, BulkDialog))
         before = len(notes(app))
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is queue)
-        assert notes(app)[before:] == ["cancelled: nothing applied"]
+        await noted_since(pilot, before, "cancelled: nothing applied")
         assert decisions(resolvable) == []
 
 
 async def test_the_number_and_plan_dialogs_say_cancelled(planned):
     app = make(planned.context())
     async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
         await settle(pilot)
         dialog = NumberDialog("Rate", "items per second", 10, minimum=1, maximum=100)
         await app.push_screen(dialog)
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is not dialog)
-        assert notes(app)[-1] == "cancelled: nothing changed"
+        await noted(pilot, "cancelled: nothing changed")
         await pilot.press("p")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "PlanDialog")
         await pilot.click("#plan-close")
         await wait_until(pilot, lambda: type(app.screen).__name__ != "PlanDialog")
-        assert notes(app)[-1] == "cancelled: nothing planned"
+        await noted(pilot, "cancelled: nothing planned")
 
 
 async def test_a_refused_id_keeps_the_cursor_in_its_field(resolvable):
@@ -91,6 +123,7 @@ async def test_a_refused_id_keeps_the_cursor_in_its_field(resolvable):
     the decision recorded had a half-typed reason and the wrong id."""
     app = make(resolvable.context())
     async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
         await open_queue_on(pilot, "2")
         await pilot.press("m")
         await wait_until(pilot, lambda: isinstance(app.screen, DecisionDialog))
@@ -119,6 +152,7 @@ async def test_a_refused_id_keeps_the_cursor_in_its_field(resolvable):
 async def test_the_quarantine_view_shows_each_lines_excerpt(planned):
     app = make(planned.context())
     async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
         await settle(pilot)
         await pilot.press("b")
         await settle(pilot)
@@ -132,3 +166,57 @@ async def test_the_quarantine_view_shows_each_lines_excerpt(planned):
         assert row.excerpt and any(row.excerpt in line or line.startswith(row.excerpt) for line in BAD_LINES)
         assert f"dump.json:{row.line}" in detail and "quarantined: " in detail
         assert "excerpt" in detail and row.excerpt[:20] in detail
+
+
+# -- runs say how they ended ----------------------------------------------------------------------
+def _finishing(summary: dict[str, Any]) -> Any:
+    def prepare(request: RunRequest) -> Launch:
+        def gen() -> Any:
+            yield 1
+            return summary
+        return Launch(gen(), details={"scripted": True}, result=lambda value: ("complete", value))
+    return prepare
+
+
+def _failing(request: RunRequest) -> Launch:
+    def gen() -> Any:
+        yield 1
+        raise KeyshiftError("the new table vanished", title="Verify failed")
+    return Launch(gen())
+
+
+async def test_every_finished_run_notifies_its_counts_and_a_failed_one_opens_the_error(planned):
+    kinds = {**RUN_KINDS,
+             "restore": RunKind("restore", "scripted restore", _finishing(
+                 {"written": 2000, "skipped": 12, "dropped_by_decision": 1, "unreadable": 0})),
+             "stream-sync": RunKind("stream-sync", "scripted sync", _finishing(
+                 {"puts": 1, "deletes": 2, "skipped": {"echo": 3}, "held": 0})),
+             "verify": RunKind("verify", "scripted verify", _failing)}
+    app = make(planned.context(), run_kinds=kinds)
+    async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
+        await settle(pilot)
+        app.start_run("restore")
+        await wait_until(pilot, lambda: app.slot("restore").outcome == "complete")
+        await noted(pilot, "restore finished: 2,000 written, 12 skipped, 1 dropped by decision")
+        app.start_run("stream-sync")
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome == "complete")
+        await noted(pilot, "stream sync finished: 1 put, 2 deletes, 3 skipped")
+        app.start_run("verify")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-ok")))
+        await settle(pilot)
+        assert app.slot("verify").outcome == "failed" and app.screen.error_title == "Verify failed"
+        assert not any(n.startswith("verify") for n in notes(app))  # the modal says it, once
+
+
+def test_finished_notes_name_counts_in_words():
+    assert finished_note("verify", "complete", {"equal": True, "compared": 344, "recorded": False}) == \
+        "verify finished: equal, 344 compared, not recorded: read-only"
+    assert finished_note("verify", "complete", {"missing": 1, "compared": 3}) == \
+        "verify finished: 1 difference, 3 compared"
+    assert finished_note("plan", "complete", {"records": 1, "quarantined": 6}) == \
+        "plan finished: 1 record, 6 quarantined"
+    assert finished_note("restore", "cancelled", None).startswith("restore cancelled: its checkpoint is kept")
+    assert finished_note("stream-sync", "stopped", {"puts": 0, "deletes": 0}) == \
+        "stream sync stopped: 0 puts, 0 deletes, 0 skipped"
+    assert finished_note("restore", "failed", None) is None
