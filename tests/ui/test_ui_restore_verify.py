@@ -281,10 +281,27 @@ async def test_read_only_greys_out_starting_and_steering(finished):
         assert read_control(Workspace(finished / "ws", read_only=True)) is None
         await pilot.press("escape")
         screen = await _open(pilot, "5", VerifyScreen)
-        assert screen.active_bindings["s"].enabled is False
+        assert screen.active_bindings["r"].enabled is False  # resuming a recorded run records
+        assert screen.active_bindings["s"].enabled is True  # verifying without recording is allowed
+
+
+async def test_read_only_verify_runs_without_recording(world):
+    _restore(world)
+    world.workspace.close()
+    app = make(_context(world.spec_path.parent, world.aws.endpoint_url, read_only=True))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, "5", VerifyScreen)
         await pilot.press("s")
+        await wait_until(pilot, lambda: app.slot("verify").outcome is not None, timeout=20)
+        assert app.slot("verify").outcome == "complete", app.slot("verify")
         await settle(pilot)
-        assert not app.slot("verify").running
+        assert "equal (not recorded: read-only)" in shown(screen, "#verify-state")
+        assert re.search(rf"compared {ITEMS}\s+missing 0", shown(screen, "#verify-report"))
+    ws = Workspace(world.spec_path.parent / "ws", read_only=True)
+    try:
+        assert ws.connect().execute("SELECT count(*) FROM runs WHERE kind = 'verify'").fetchone()[0] == 0
+    finally:
+        ws.close()
 
 
 # -- verify -------------------------------------------------------------------------------------
