@@ -3,6 +3,7 @@ view shows what was read, runs say how they ended."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from textual.widgets import Button, Input, Static
@@ -17,6 +18,8 @@ from keyshift.screens.restore_screen import NumberDialog
 from keyshift.screens.run_kinds import RUN_KINDS, RunKind
 from keyshift.screens.run_notes import finished_note
 from keyshift.screens.runs import Launch, RunRequest
+from keyshift.screens.stream_sync_screen import StreamSyncScreen
+from keyshift.screens.verify_screen import VerifyScreen
 from ui_support import BAD_LINES, SIZE, make, settle, text_of, wait_until
 
 
@@ -220,3 +223,57 @@ def test_finished_notes_name_counts_in_words():
     assert finished_note("stream-sync", "stopped", {"puts": 0, "deletes": 0}) == \
         "stream sync stopped: 0 puts, 0 deletes, 0 skipped"
     assert finished_note("restore", "failed", None) is None
+
+
+# -- a run's controls exist only while it runs ----------------------------------------------------
+def _held(release: threading.Event) -> Any:
+    """A run that stays running until ``release`` is set, or stops when cancelled."""
+    def prepare(request: RunRequest) -> Launch:
+        def gen() -> Any:
+            while not release.wait(0.05):
+                if request.cancel.is_set():
+                    raise Stopped()
+                yield None
+            return {"equal": True, "compared": 0}
+        return Launch(gen(), details={"scripted": True}, result=lambda value: ("complete", value))
+    return prepare
+
+
+class Stopped(Exception):
+    """The held run saw its cancel event."""
+
+
+async def test_run_controls_exist_only_while_their_run_does(planned):
+    release = threading.Event()
+    kinds = {**RUN_KINDS, "verify": RunKind("verify", "held verify", _held(release), (Stopped,)),
+             "stream-sync": RunKind("stream-sync", "held sync", _held(release), (Stopped,))}
+    app = make(planned.context(), run_kinds=kinds)
+    async with app.run_test(size=SIZE) as pilot:
+        record_notes(app)
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        verify = app.screen
+        assert isinstance(verify, VerifyScreen)
+        assert verify.active_bindings["s"].enabled and not verify.active_bindings["r"].enabled
+        app.start_run("verify")
+        await wait_until(pilot, lambda: app.slot("verify").started)
+        await pilot.pause()
+        assert not verify.active_bindings["s"].enabled and not verify.active_bindings["r"].enabled
+        await pilot.press("escape")  # while it runs, Escape stops it (and stays on the screen)
+        await wait_until(pilot, lambda: app.slot("verify").outcome == "cancelled")
+        assert app.screen is verify
+        await noted(pilot, "verify cancelled: its checkpoint is kept, resume it from its screen")
+        await pilot.pause()
+        assert verify.active_bindings["s"].enabled
+        await pilot.press("escape")  # nothing runs: back
+        await wait_until(pilot, lambda: app.screen is not verify)
+        # The sync screen's start and direction keys, only while no replay runs.
+        sync = StreamSyncScreen(app)
+        app.start_run("stream-sync")
+        await wait_until(pilot, lambda: app.slot("stream-sync").started)
+        assert {a: sync.check_action(a, ()) for a in ("sync_once", "sync_follow", "switch_direction")} == \
+            dict.fromkeys(("sync_once", "sync_follow", "switch_direction"))
+        release.set()
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome == "complete")
+        assert all(sync.check_action(a, ()) for a in ("sync_once", "sync_follow", "switch_direction"))
