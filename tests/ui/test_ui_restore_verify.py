@@ -267,6 +267,25 @@ async def test_cancel_leaves_a_resumable_run_that_r_resumes(world):
         assert _count(world, TARGET) == ITEMS
 
 
+async def test_restoring_into_a_full_table_says_how_many_items_it_holds(world):
+    _restore(world)
+    world.workspace.close()
+    app = make(world)
+    heard: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        notify = app.notify
+        app.notify = lambda message, **options: (heard.append(str(message)), notify(message, **options))
+        screen = await _open(pilot, "3", RestoreScreen)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=10)
+        assert app.screen.confirm_title == "Restore into a non-empty table?"
+        assert f"already holds about {ITEMS} items" in app.screen.message
+        assert f"{ITEMS} lines" in app.screen.message  # and what will be written
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.slot("restore").outcome == "declined", timeout=10)
+        assert "cancelled: nothing written" in heard and app.screen is screen
+
+
 async def test_read_only_greys_out_starting_and_steering(finished):
     app = make(_context(finished, "http://127.0.0.1:9", read_only=True))
     async with app.run_test(size=SIZE) as pilot:
