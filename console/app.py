@@ -41,6 +41,7 @@ from keyshift.screens.normalize_preview import NormalizePreviewScreen
 from keyshift.screens.operator_prompt import OperatorPrompt
 from keyshift.screens.overview import OverviewScreen
 from keyshift.screens.plan_dialog import PlanDialog
+from keyshift.screens.run_notes import finished_note
 from keyshift.screens.resolve_queue import DecisionsChanged, ResolveQueueScreen
 from keyshift.screens.restore_screen import RestoreScreen
 from keyshift.screens.run_kinds import RUN_KINDS, RunKind
@@ -357,8 +358,11 @@ class KeyshiftApp(App[None]):
         self.slot(message.kind).apply(message)
         if isinstance(message, RunFinished):
             self.refresh_bindings()
-            if message.outcome == "declined":
-                self.notify("nothing started", timeout=3)
+            # Every ended run says how, with its counts (a failed one: the error modal instead).
+            note = finished_note(message.kind, message.outcome, message.summary)
+            if note is not None:
+                self.notify(note, timeout=3 if message.outcome == "declined" else 6,
+                            severity="warning" if message.outcome == "cancelled" else "information")
         self._forward(message)
 
     def _forward(self, message: Message) -> None:

@@ -146,11 +146,12 @@ STEPS: tuple[Step, ...] = (
 )
 
 #: Actions that change the workspace or AWS, greyed out in read-only (audit) mode: the console-level
-#: ones from the table and every screen's own.
+#: ones from the table and every screen's own. Starting a verify is not one: a read-only console
+#: verifies without recording (resuming a recorded run is).
 MUTATING_ACTIONS: frozenset[str] = frozenset({a.action for a in ACTIONS if a.mutates} | {
     "decide", "undo_decision", "bulk_resolve", "keymap_build",
     "restore_start", "restore_resume", "restore_pause", "restore_rate_up", "restore_rate_down",
-    "restore_set_rate", "restore_set_workers", "verify_start", "verify_resume", "sync_once", "sync_follow",
+    "restore_set_rate", "restore_set_workers", "verify_resume", "sync_once", "sync_follow",
     "flag_flip", "flag_approve", "flag_init",
 })
 
@@ -168,8 +169,7 @@ MUTATING_TITLES: dict[str, str] = {
     "restore_start": "starting a restore", "restore_resume": "resuming a restore",
     "restore_pause": "pausing a restore", "restore_rate_up": "raising the restore rate",
     "restore_rate_down": "lowering the restore rate", "restore_set_rate": "setting the restore rate",
-    "restore_set_workers": "setting the restore workers", "verify_start": "starting a recorded verify",
-    "verify_resume": "resuming a verify", "sync_once": "a stream-sync pass", "sync_follow": "following the stream",
+    "restore_set_workers": "setting the restore workers", "verify_resume": "resuming a recorded verify", "sync_once": "a stream-sync pass", "sync_follow": "following the stream",
     "flag_flip": "flipping the flag", "flag_approve": "approving a flip", "flag_init": "creating the flag",
 }
 

@@ -15,14 +15,21 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-__all__ = ["ConfirmScreen"]
+__all__ = ["ConfirmScreen", "say_cancelled"]
+
+
+def say_cancelled(screen: ModalScreen, what: str = "") -> None:
+    """Tell the operator a modal was cancelled (every modal says so: a silent Escape leaves them
+    unsure whether the step ran). ``what``: what did not happen, e.g. ``"nothing dropped"``."""
+    screen.app.notify(f"cancelled: {what}" if what else "cancelled", timeout=3)
 
 
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before a destructive action; dismisses with True only on an explicit confirmation.
 
     ``type_to_confirm``: text the operator must type exactly (e.g. the table name) to enable the
-    confirm button. Escape and the cancel button dismiss with False.
+    confirm button. Escape and the cancel button dismiss with False and notify "cancelled"
+    (``cancelled``: what did not happen, added to that notification).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -30,12 +37,13 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, message: str, *, confirm_label: str = "Confirm",
-                 type_to_confirm: str | None = None) -> None:
+                 type_to_confirm: str | None = None, cancelled: str = "") -> None:
         super().__init__()
         self.confirm_title = title
         self.message = message
         self.confirm_label = confirm_label
         self.type_to_confirm = type_to_confirm
+        self.cancelled = cancelled
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
@@ -69,5 +77,6 @@ class ConfirmScreen(ModalScreen[bool]):
 
     @on(Button.Pressed, "#confirm-no")
     def action_cancel(self) -> None:
-        """Dismiss without confirming."""
+        """Dismiss without confirming, and say so."""
+        say_cancelled(self, self.cancelled)
         self.dismiss(False)

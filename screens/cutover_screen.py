@@ -45,7 +45,7 @@ GATE_REMEDIES = {
 }
 from keyshift.core.errors import KeyshiftError
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 
 __all__ = ["CutoverScreen", "FlipDialog", "FlipChoice", "natural_target"]
@@ -161,7 +161,8 @@ class FlipDialog(ModalScreen["FlipChoice | None"]):
 
     @on(Button.Pressed, "#flip-no")
     def action_cancel(self) -> None:
-        """Dismiss without flipping."""
+        """Dismiss without flipping, and say so."""
+        say_cancelled(self, "the flag was not flipped")
         self.dismiss(None)
 
 

@@ -6,6 +6,10 @@ identifiers to drop for ``drop``, which raw's item survives for ``keep`` on a co
 collects; the queue screen confirms what drops data and records the decision in a thread worker.
 Ids are typed with escapes accepted (``Acme\\u200b``), like everywhere else in the console.
 
+A refusal never moves focus: Enter in a field whose own value is refused keeps the cursor there
+(the next keystrokes would otherwise land in another field), and a decision the store refuses
+(:meth:`DecisionDialog.refused`) keeps the dialog open with everything typed and the refusal shown.
+
 :class:`BulkDialog` chooses a kind, a condition and an action from ``core.bulk``, previews the count
 and a sample of the matching cases in a thread, asks for the shared reason and a confirmation, and
 applies in a thread worker with progress.
@@ -14,7 +18,7 @@ applies in a thread worker with progress.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,12 +41,13 @@ from keyshift.core.text.normalize import DEFAULT_RULES
 from keyshift.core.text.escape import escape, unescape
 from keyshift.core.text.lookalike import badges
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 from .lookalike_badge import identifier_text
 from .widgets import ProgressPanel, visible_text
 
-__all__ = ["ACTION_HELP", "ACTION_LABELS", "BulkDialog", "DecisionDialog", "DecisionRequest", "member_label"]
+__all__ = ["ACTION_HELP", "ACTION_LABELS", "BulkDialog", "DecisionAccepted", "DecisionDialog", "DecisionRefused",
+           "DecisionRequest", "member_label"]
 
 #: How many matching cases a bulk preview shows.
 _SAMPLE = 5
@@ -90,17 +95,36 @@ def member_label(member: Member) -> Text:
     return label
 
 
+@dataclass
+class DecisionRefused(Message, bubble=False):
+    """The store refused the dialog's request (``why``: its operator-readable reason)."""
+
+    why: str
+
+
+class DecisionAccepted(Message, bubble=False):
+    """The dialog's request was recorded: the dialog closes."""
+
+
 class DecisionDialog(ModalScreen["DecisionRequest | None"]):
-    """Ask for ``action``'s parameters and a reason; dismisses with a request, or None (Escape)."""
+    """Ask for ``action``'s parameters and a reason; dismisses with a request, or None (Escape).
+
+    With ``submit``, a complete request goes to ``submit(dialog, request)`` instead and the dialog
+    stays open until :class:`DecisionAccepted` (recorded: it closes) or :class:`DecisionRefused`
+    (the refusal is shown under the fields, nothing typed is lost, focus stays where it was).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="decision.cancel", tooltip="Decide nothing and go back"),
     ]
 
-    def __init__(self, case: Case, action: str, *, rules: Sequence[str] = ()) -> None:
+    def __init__(self, case: Case, action: str, *, rules: Sequence[str] = (),
+                 submit: Callable[[DecisionDialog, DecisionRequest], None] | None = None) -> None:
         """``rules``: the plan's normalization rules; typed new ids are checked against them as
         the operator types (the same check :func:`~keyshift.core.resolve.decisions.decide` makes)."""
         super().__init__()
+        self.submit = submit
+        self.pending = False  # a submitted request is being confirmed or recorded
         self.case = case
         self.action = action
         self.rules = tuple(rules) or DEFAULT_RULES
@@ -209,6 +233,9 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
         return new_id
 
     def _validate(self) -> DecisionRequest | None:
+        if self.pending:  # being recorded: a refusal will re-enable it
+            self.query_one("#decision-ok", Button).disabled = True
+            return None
         try:
             request = self.request()
         except ValueError as exc:
@@ -235,21 +262,58 @@ class DecisionDialog(ModalScreen["DecisionRequest | None"]):
     def _submitted(self, event: Input.Submitted) -> None:
         request = self._validate()
         if request is not None:
-            self.dismiss(request)
+            self._send(request)
+        elif self._field_problem(event.input) is not None:
+            self.app.bell()  # this field is refused: the cursor stays, the problem is shown below
         elif event.input.id == "new-id":
             self.query_one("#reason", Input).focus()  # the primary choice is preselected: Tab reaches it
         elif event.input.id != "reason":
             self.focus_next()
 
+    def _field_problem(self, field: Input) -> str | None:
+        """Why the typed id in ``field`` is refused (None: it is fine, or it is not an id field)."""
+        if field.id != "new-id" and not field.has_class("split-id"):
+            return None
+        allow = self.query_one("#allow-suspicious", Checkbox).value
+        try:
+            self._checked(_typed_id(field.value, "new id"), allow)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     @on(Button.Pressed, "#decision-ok")
     def _ok(self) -> None:
         request = self._validate()
         if request is not None:
+            self._send(request)
+
+    def _send(self, request: DecisionRequest) -> None:
+        if self.submit is None:
             self.dismiss(request)
+        elif not self.pending:
+            self.pending = True
+            self.query_one("#decision-ok", Button).disabled = True
+            self.submit(self, request)
+
+    def resume(self) -> None:
+        """The submitted request was not recorded (a confirmation declined): edit it again."""
+        self.pending = False
+        self._validate()
+
+    @on(DecisionRefused)
+    def _refused(self, message: DecisionRefused) -> None:
+        self.pending = False
+        self._validate()
+        self.query_one("#decision-problem", Static).update(Text(f"refused: {message.why}", style="red"))
+
+    @on(DecisionAccepted)
+    def _accepted(self) -> None:
+        self.dismiss(None)
 
     @on(Button.Pressed, "#decision-cancel")
     def action_cancel(self) -> None:
-        """Dismiss without deciding."""
+        """Dismiss without deciding, and say so."""
+        say_cancelled(self, "nothing decided")
         self.dismiss(None)
 
 
@@ -478,6 +542,8 @@ class BulkDialog(ModalScreen[bool]):
         if self.applying:
             self.notify("applying: wait for it to finish", severity="warning", timeout=2)
             return
+        if not self.applied:
+            say_cancelled(self, "nothing applied")
         self.dismiss(self.applied > 0)
 
 

@@ -311,6 +311,10 @@ class DumpBrowserScreen(Screen[None]):
         text = Text(f"{Path(row.file).name}:{row.line}  ", style="bold")
         if row.status == "quarantined":
             text.append(f"quarantined: {row.reason}")
+            # The line as read: what the operator searches the dump for to fix it.
+            text.append("\nexcerpt  ", style="bold")
+            text.append_text(visible_text(row.excerpt, edge_spaces=False) if row.excerpt
+                             else Text("(none recorded)", style="dim"))
         else:
             text.append(row.reason or row.status)
             for change in row.changes:

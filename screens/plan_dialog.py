@@ -27,7 +27,7 @@ from keyshift.core.text.escape import escape
 from keyshift.core.plan.planner import PlanCancelled, PlanProgress, PlanResult, run_plan
 from keyshift.core.plan.queries import PlanRow, latest_plan
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 from .runs import PLAN, Launch, RunFinished, RunProgressed, RunRequest
 from .widgets import ProgressPanel
@@ -78,6 +78,7 @@ class PlanDialog(ModalScreen[None]):
         self.host = host
         self.dump_uri = dump_uri
         self.running = False  # a plan started here runs (the dialog stays open until it ends)
+        self.planned = False  # a plan was started here (closing then is not cancelling)
         self.current: PlanRow | None = None  # the workspace's latest plan, read on mount
 
     def compose(self) -> ComposeResult:
@@ -142,11 +143,12 @@ class PlanDialog(ModalScreen[None]):
             "Replace the current plan?",
             f"The workspace holds a complete plan of {escape(current.dump_uri)} ({records:,} records). "
             "Planning again replaces it, even if the new plan is cancelled.",
-            confirm_label="Plan again",
+            confirm_label="Plan again", cancelled="the current plan is kept",
         )
         self.app.push_screen(question, lambda yes: self._run(uri, fmt) if yes else None)
 
     def _run(self, uri: str, fmt: str) -> None:
+        self.planned = True
         self._set_running(True)
         self.query_one(ProgressPanel).show(phase="starting", done=0, fraction=None, rate=0.0, eta=None)
         self._outcome(Text(""))
@@ -164,6 +166,8 @@ class PlanDialog(ModalScreen[None]):
             self.host.cancel_run(PLAN)
             self._outcome(Text("cancelling…", style="yellow"))
         else:
+            if not self.planned:
+                say_cancelled(self, "nothing planned")
             self.dismiss()
 
     @on(RunProgressed)

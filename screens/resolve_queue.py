@@ -4,8 +4,9 @@ The list holds every case of the plan (a kind filter narrows it); the selected c
 shown side by side with invisible characters marked, each change named, item counts, a sample
 item and the candidate ids. ``s x d m k a`` decide (each only where the case's kind takes it),
 ``u`` reopens, ``b`` decides many open cases at once. Every decision asks for a reason in a small
-modal; decisions that drop data are confirmed first. Reads and writes run in App-owned thread
-workers; a refused decision (:class:`~keyshift.core.resolve.cases.CaseError`) reaches the error modal.
+modal; decisions that drop data (a drop, keeping one record of a conflict) are confirmed first,
+the confirmation naming what goes. Reads and writes run in App-owned thread workers; a refused
+decision (:class:`~keyshift.core.resolve.cases.CaseError`) is shown in its dialog, which stays open.
 
 Two consoles on one workspace see each other's decisions: the App polls the newest decision id
 (:func:`latest_decision_id`) and posts :class:`DecisionsChanged` to every screen when it moved.
@@ -34,10 +35,12 @@ from keyshift.core.resolve.cases import KINDS, Case, get_case, list_cases
 from keyshift.core.resolve.decisions import ACTIONS, decide, latest_decision_id, undo
 from keyshift.core.text.escape import escape
 from keyshift.core.text.lookalike import marks
-from keyshift.core.plan.queries import latest_plan
+from keyshift.core.errors import KeyshiftError
+from keyshift.core.plan.queries import ConflictRecord, conflict_records, latest_plan
 
 from .confirm import ConfirmScreen
-from .decision_dialog import ACTION_LABELS, BulkDialog, DecisionDialog, DecisionRequest
+from .decision_dialog import (ACTION_LABELS, BulkDialog, DecisionAccepted, DecisionDialog, DecisionRefused,
+                              DecisionRequest)
 from .host import ConsoleHost
 from .lookalike_badge import BADGE_STYLE, identifier_text
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
@@ -103,6 +106,16 @@ class DecisionRecorded(Message, bubble=False):
     case_id: str
     action: str
     decision_id: int
+
+
+@dataclass
+class ConflictRecordsLoaded(Message, bubble=False):
+    """The records a conflict keep would choose between, read in a thread for its confirmation."""
+
+    case: Case
+    request: DecisionRequest
+    dialog: DecisionDialog
+    records: list[ConflictRecord]
 
 
 class ResolveQueueScreen(Screen[None]):
@@ -254,14 +267,14 @@ class ResolveQueueScreen(Screen[None]):
         case = self.current
         if case is None or self.check_action("decide", (action,)) is not True:
             return
-        self.app.push_screen(DecisionDialog(case, action, rules=self.rules), partial(self._asked, case))
+        self.app.push_screen(DecisionDialog(case, action, rules=self.rules, submit=partial(self._asked, case)))
 
     def action_undo_decision(self) -> None:
         """Reopen the selected case, with a reason."""
         case = self.current
         if case is None or self.check_action("undo_decision", ()) is not True:
             return
-        self.app.push_screen(DecisionDialog(case, "undo"), partial(self._asked, case))
+        self.app.push_screen(DecisionDialog(case, "undo", submit=partial(self._asked, case)))
 
     def action_bulk_resolve(self) -> None:
         """Decide many open cases at once (the dialog previews before anything is applied)."""
@@ -269,38 +282,76 @@ class ResolveQueueScreen(Screen[None]):
             return
         self.app.push_screen(BulkDialog(self.host, self.kind))  # it tells every screen when it applied decisions
 
-    def _asked(self, case: Case, request: DecisionRequest | None) -> None:
-        if request is None:
-            return
-        if request.action != "drop":
-            self._record(case, request)
-            return
-        dropped = [m for m in case.members if m.raw in (request.raws or [])]
-        items = sum(m.items for m in dropped)
-        lines = "\n".join(f"  {escape(m.raw)}  ({m.items:,} items)" for m in dropped)
-        question = ConfirmScreen(
-            "Drop data?",
-            f"Leave {len(dropped)} raw identifier(s) and their {items:,} item(s) out of the migration:\n\n"
-            f"{lines}\n\nThey will not be in the new table. Undo (u) reopens the case.",
-            confirm_label="Drop",
-        )
-        self.app.push_screen(question, lambda yes: self._record(case, request) if yes else
-                             self.notify("nothing dropped", timeout=2))
+    def _asked(self, case: Case, dialog: DecisionDialog, request: DecisionRequest) -> None:
+        """The dialog's request: confirmed first when it drops data, then recorded."""
+        if request.action == "drop":
+            dropped = [m for m in case.members if m.raw in (request.raws or [])]
+            items = sum(m.items for m in dropped)
+            lines = "\n".join(f"  {escape(m.raw)}  ({m.items:,} items)" for m in dropped)
+            self._confirm(case, dialog, request, ConfirmScreen(
+                "Drop data?",
+                f"Leave {len(dropped)} raw identifier(s) and their {items:,} item(s) out of the migration:\n\n"
+                f"{lines}\n\nThey will not be in the new table. Undo (u) reopens the case.",
+                confirm_label="Drop", cancelled="nothing dropped"))
+        elif request.action == "keep" and case.kind == "conflict":
+            raws, sort_key, context = [m.raw for m in case.members], case.sort_key, self.host.context
 
-    def _record(self, case: Case, request: DecisionRequest) -> None:
-        """Record ``request`` in a thread; a refusal (CaseError) goes to the App's error modal."""
+            def load() -> None:
+                records = conflict_records(context.workspace, raws, sort_key)
+                self.post_message(ConflictRecordsLoaded(case, request, dialog, records))
+
+            self.host.run_blocking(load, group="queue-conflict", description="read a conflict's records")
+        else:
+            self._record(case, request, dialog)
+
+    @on(ConflictRecordsLoaded)
+    def _conflict_records(self, message: ConflictRecordsLoaded) -> None:
+        """Confirm a conflict keep with the records themselves: the survivor and those it replaces."""
+        survivor = (message.request.raws or [""])[0]
+        kept = [r for r in message.records if r.raw == survivor]
+        lost = [r for r in message.records if r.raw != survivor]
+        key = escape(message.case.new_key) if message.case.new_key else "(empty)"
+        on = f"{key} / {message.case.sort_key}" if message.case.sort_key is not None else key
+        self._confirm(message.case, message.dialog, message.request, ConfirmScreen(
+            "Keep one record, drop the others?",
+            f"{len(message.records)} record(s) land on the new key {on}. Keep {len(kept)} of "
+            f"{escape(survivor)}; leave {len(lost)} record(s) of the others out of the migration:\n\n"
+            f"keeps\n{_record_lines(kept)}\n\ndrops\n{_record_lines(lost)}\n\nUndo (u) reopens the case.",
+            confirm_label="Keep it, drop the others", cancelled="nothing dropped"))
+
+    def _confirm(self, case: Case, dialog: DecisionDialog, request: DecisionRequest,
+                 question: ConfirmScreen) -> None:
+        """Ask ``question`` over the dialog; declined: both close (the confirmation said "cancelled")."""
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._record(case, request, dialog)
+            else:
+                dialog.dismiss(None)
+
+        self.app.push_screen(question, answered)
+
+    def _record(self, case: Case, request: DecisionRequest, dialog: DecisionDialog) -> None:
+        """Record ``request`` in a thread; a refusal is shown in ``dialog``, which stays open."""
         context, case_id = self.host.context, case.id
 
         def work() -> None:
-            context.require_writable(f"resolve {request.action}")
-            ws = context.workspace
-            fresh = get_case(ws, case_id)  # as it is now: another console may have decided it
-            if request.action == "undo":
-                decision = undo(ws, fresh, reason=request.reason, operator=context.operator)
-            else:
-                decision = decide(ws, fresh, request.action, reason=request.reason, operator=context.operator,
-                                  new_id=request.new_id, mapping=request.mapping, raws=request.raws,
-                                  allow_suspicious=request.allow_suspicious, primary=request.primary)
+            try:
+                context.require_writable(f"resolve {request.action}")
+                ws = context.workspace
+                fresh = get_case(ws, case_id)  # as it is now: another console may have decided it
+                if request.action == "undo":
+                    decision = undo(ws, fresh, reason=request.reason, operator=context.operator)
+                else:
+                    decision = decide(ws, fresh, request.action, reason=request.reason, operator=context.operator,
+                                      new_id=request.new_id, mapping=request.mapping, raws=request.raws,
+                                      allow_suspicious=request.allow_suspicious, primary=request.primary)
+            except KeyshiftError as exc:  # refused: the dialog shows why and keeps what was typed
+                dialog.post_message(DecisionRefused(f"{exc.title}: {exc.message}"))
+                return
+            except BaseException:
+                dialog.post_message(DecisionRefused("failed (see the error)"))
+                raise  # the App's error modal shows it
+            dialog.post_message(DecisionAccepted())
             self.post_message(DecisionRecorded(case_id, decision.action, decision.id))
 
         # One group per case: deciding the next case quickly never supersedes this one.
@@ -367,6 +418,22 @@ class ResolveQueueScreen(Screen[None]):
 
 
 # -- rendering ---------------------------------------------------------------------------------
+def _record_lines(records: list[ConflictRecord], attributes: int = 4) -> str:
+    """One line per record: its identifier, where it is, and a few of its attributes."""
+    if not records:
+        return "  (none)"
+    lines = []
+    for r in records:
+        where = f"{r.file.rsplit('/', 1)[-1]}:{r.line}"
+        if r.item is None:
+            shown = f"{r.size:,} bytes (the plan kept no copy of this item)"
+        else:
+            shown = ", ".join(f"{name}={json.dumps(value, ensure_ascii=True)}"
+                              for name, value in list(sorted(r.item.items()))[:attributes])
+        lines.append(f"  {escape(r.raw)}  {where}  {shown}")
+    return "\n".join(lines)
+
+
 def _cells(case: Case) -> tuple[Any, ...]:
     members = Text(" | ", style="dim").join(identifier_text(m.raw) for m in case.members)
     members.no_wrap, members.overflow = True, "ellipsis"

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from botocore.exceptions import ClientError
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -34,6 +35,7 @@ from textual.worker import get_current_worker
 
 from keyshift.core.errors import KeyshiftError
 from keyshift.core.text.escape import visible
+from keyshift.core.text.plural import count
 from keyshift.core.plan.queries import PlanRow, latest_plan
 from keyshift.core.migrate.restore import (
     RestoreError,
@@ -47,7 +49,7 @@ from keyshift.core.migrate.preflight import restore_preflight
 from keyshift.core.store.runs import Run
 from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
 from .runs import RESTORE, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import format_eta, format_rate, visible_text
@@ -156,9 +158,9 @@ def prepare_restore(request: RunRequest) -> Launch | None:
     elif pre.blocked("not-empty") is not None:
         question = ConfirmScreen(
             "Restore into a non-empty table?",
-            f"Table {table} already holds items. Restoring writes {what} over them: items with the "
-            "same key are replaced, every other item stays.", confirm_label="Restore",
-            type_to_confirm=table)
+            f"Table {table} already holds {_held_items(ddb, table)}. Restoring writes {what} over them: "
+            "items with the same key are replaced, every other item stays.", confirm_label="Restore",
+            type_to_confirm=table, cancelled="nothing written")
     else:
         question = ConfirmScreen("Start the restore?", f"Write {what} into {table}.", confirm_label="Restore")
     if not request.confirm(question):
@@ -169,6 +171,15 @@ def prepare_restore(request: RunRequest) -> Launch | None:
                       operator=context.operator, workers=workers, rate=rate, resume=resume, cancel=request.cancel)
     return Launch(gen, details={"table": table, "total_lines": args["total_lines"]},
                   snapshot=lambda p: dataclasses.replace(p, errors=list(p.errors)))
+
+
+def _held_items(ddb: Any, table: str) -> str:
+    """How many items ``table`` holds, as DynamoDB estimates it (refreshed about every six hours)."""
+    try:
+        n = ddb.describe_table(TableName=table)["Table"].get("ItemCount")
+    except ClientError:  # the question is still worth asking without the number
+        return "items"
+    return "items" if n is None else f"about {count(int(n), 'item')} (DynamoDB's estimate)"
 
 
 # -- a small number dialog -----------------------------------------------------------------------
@@ -222,7 +233,8 @@ class NumberDialog(ModalScreen[float | None]):
 
     @on(Button.Pressed, "#number-cancel")
     def action_cancel(self) -> None:
-        """Dismiss without a value."""
+        """Dismiss without a value, and say so."""
+        say_cancelled(self, "nothing changed")
         self.dismiss(None)
 
 

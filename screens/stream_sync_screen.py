@@ -31,6 +31,7 @@ from textual.widgets import Footer, Header, Sparkline, Static
 from textual.worker import get_current_worker
 
 from keyshift.core.migrate.preflight import stream_sync_preflight
+from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.migrate.stream.source import StreamSyncError
 from keyshift.core.migrate.stream.reverse import StartPosition
 from keyshift.core.migrate.stream.sync import (
@@ -41,6 +42,7 @@ from keyshift.core.migrate.stream.sync import (
     watermark,
 )
 from keyshift.core.store.runs import Run
+from keyshift.core.store.workspace import Workspace
 
 from keyshift.core.text.plural import possessive
 from .confirm import ConfirmScreen
@@ -98,17 +100,30 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
         body = (f"Replay {possessive(spec.source.table)} stream into {spec.target.table} through keymap "
                 f"{build.keymap.version}, {how}. It continues from the last run's checkpoint, or starts from "
                 "the trim horizon (the first time, and after a restore completed).")
-    question = ConfirmScreen(
-        "Follow the stream?" if follow else "Replay the stream?", f"{body}{open_cases}",
-        confirm_label="Follow" if follow else "Replay")
-    if not request.confirm(question):
-        return None
+    # Forward, after a complete restore and with nothing open, there is nothing to weigh: no question.
+    restored = direction == "forward" and _restore_complete(ws)
+    if direction == "forward" and not restored:
+        body += ("\n\n⚠ No restore has completed yet. The new table gets only what changes on the old "
+                 "table (what the stream still holds, then every change from now on): items that do not "
+                 "change stay missing from the new table until a restore writes them.")
+    if not restored or pre.warnings:
+        question = ConfirmScreen(
+            "Follow the stream?" if follow else "Replay the stream?", f"{body}{open_cases}",
+            confirm_label="Follow" if follow else "Replay", cancelled="no replay started")
+        if not request.confirm(question):
+            return None
     gen = run_stream_sync(ws, spec, build.keymap, ddb=ddb, streams=context.aws.client("dynamodbstreams"),
                           follow=follow, operator=context.operator, cancel=request.cancel,
                           direction=direction, start=start)
     # A stopped replay returns its summary too: its state says how it ended (complete, stopped).
     return Launch(gen, snapshot=lambda p: dataclasses.replace(p, skipped=dict(p.skipped)),
                   result=lambda summary: (summary["state"], summary))
+
+
+def _restore_complete(ws: Workspace) -> bool:
+    """A restore of this workspace completed (the new table holds the dump, not only the stream's)."""
+    run = latest_restore(ws)
+    return run is not None and run.state == "complete"
 
 
 # -- the screen ----------------------------------------------------------------------------------

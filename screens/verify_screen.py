@@ -125,16 +125,26 @@ def verify_mark(report: dict[str, Any] | None) -> tuple[str, str, str]:
 # -- the run -------------------------------------------------------------------------------------
 def prepare_verify(request: RunRequest) -> Launch:
     """The same checks as ``keyshift verify``, in the worker thread; the :class:`Launch` that scans
-    both tables (nothing to confirm: a verify writes nothing to AWS). Options: ``resume``."""
+    both tables (nothing to confirm: a verify writes nothing to AWS). Options: ``resume``.
+
+    A read-only console verifies too, but records nothing (``record=False``, as ``keyshift
+    --read-only verify`` does): the report lives in the run's summary (``recorded`` False) only."""
     context, resume = request.context, bool(request.options.get("resume"))
-    context.require_writable("verify")
+    record = not context.read_only
+    if record:
+        context.require_writable("verify")
+    elif resume:
+        raise VerifyError("a read-only verify records nothing, so there is no run of its to resume",
+                          title="Verify not started")
     ws, spec, ddb = context.workspace, context.spec, context.aws.client("dynamodb")
     pre = verify_preflight(ws, spec, ddb, resume=resume)
     if pre.blockers:
         raise VerifyError("; ".join(b.message for b in pre.blockers), title="Verify not started")
     gen = run_verify(ws, spec, ddb, segments=SEGMENTS, resume=resume, operator=context.operator,
-                     cancel=request.cancel, keymap=pre.build.keymap if pre.build is not None else None)
-    return Launch(gen, snapshot=lambda p: dataclasses.replace(p, segments=dict(p.segments)),
+                     cancel=request.cancel, keymap=pre.build.keymap if pre.build is not None else None,
+                     record=record)
+    return Launch(gen, details={"recorded": record},
+                  snapshot=lambda p: dataclasses.replace(p, segments=dict(p.segments)),
                   result=lambda report: ("complete", report.summary))
 
 
@@ -199,7 +209,7 @@ class VerifyScreen(Screen[None]):
         Binding("escape", "back_or_cancel", "Back / cancel", id="verify.cancel",
                 tooltip="Cancel this console's running verify (resumable with r), or go back"),
         Binding("s", "verify_start", "Verify", id="verify.start",
-                tooltip="Scan both tables and diff every item (records a verify run in the workspace)"),
+                tooltip="Scan both tables and diff every item (recorded in the workspace; read-only: not recorded)"),
         Binding("r", "verify_resume", "Resume run", id="verify.resume",
                 tooltip="Continue the interrupted verify run from its checkpoints"),
     ]
@@ -258,11 +268,18 @@ class VerifyScreen(Screen[None]):
 
         self.host.run_blocking(load, group="verify-info", description="read the latest verify")
 
+    @property
+    def unrecorded(self) -> dict[str, Any] | None:
+        """This console's last verify when it was not recorded (read-only): the ledger lacks it."""
+        summary = self.slot.summary
+        return summary if summary is not None and summary.get("recorded") is False else None
+
     @on(VerifyInfo)
     def _info(self, message: VerifyInfo) -> None:
-        self.report, self.loaded = message.report, True
-        self.query_one("#verify-report", Static).update(_report(message.report))
-        self._fill(message.report)
+        report = self.unrecorded or message.report  # a read-only run is newer than the ledger's
+        self.report, self.loaded = report, True
+        self.query_one("#verify-report", Static).update(_report(report))
+        self._fill(report)
         self._render_live()
         self.refresh_bindings()
 
@@ -305,7 +322,8 @@ class VerifyScreen(Screen[None]):
                        done=live.done, fraction=live.fraction, rate=live.rate, eta=live.eta)
         state = self.query_one("#verify-state", Static)
         if slot.running:
-            text = Text("◐ running — Escape cancels (resumable)", style="yellow")
+            text = Text("◐ running (not recorded: read-only) — Escape cancels" if self.host.read_only
+                        else "◐ running — Escape cancels (resumable)", style="yellow")
             if live is not None:
                 text.append(f"   so far: missing {live.missing:,} · extra {live.extra:,} · "
                             f"different {live.different:,}", style="bold" if live.missing or live.extra
@@ -329,7 +347,10 @@ class VerifyScreen(Screen[None]):
             if slot.outcome == "complete":
                 panel.finish("complete")
             mark, style, label = verify_mark(self.report)
-            state.update(Text(f"{mark} latest run #{self.report['run_id']}: {label}", style=style))
+            if self.report.get("recorded") is False:
+                state.update(Text(f"{mark} this console's verify: {label} (not recorded: read-only)", style=style))
+            else:
+                state.update(Text(f"{mark} latest run #{self.report['run_id']}: {label}", style=style))
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -452,7 +473,8 @@ def _report(report: dict[str, Any] | None) -> Table | Text:
         return grid
     scope = f"sample of {report['sample']:,}" if report.get("sample") else "full"
     grid.add_row("verdict", Text(f"{mark} {label}", style=f"bold {style}"))
-    grid.add_row("run", Text(f"#{report['run_id']} · {scope} · keymap {report['keymap']} · "
+    run = "not recorded (read-only)" if report.get("run_id") is None else f"#{report['run_id']}"
+    grid.add_row("run", Text(f"{run} · {scope} · keymap {report['keymap']} · "
                              f"{report['segments']} segments · {report['seconds']:.1f} s · "
                              f"{report['source_table']} → {report['target_table']}"))
     grid.add_row("when", Text(f"{report['started_at']} → {report['finished_at']}"))

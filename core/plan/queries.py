@@ -14,6 +14,8 @@ from typing import Any
 from ..store.workspace import Workspace
 
 __all__ = [
+    "ConflictRecord",
+    "conflict_records",
     "PlanRow",
     "RecordRow",
     "IdentifierRow",
@@ -69,11 +71,15 @@ class RecordRow:
     sort_key: Any = None
     changes: list[dict[str, Any]] = field(default_factory=list)
     suspicious: list[str] = field(default_factory=list)
+    #: A quarantined line: the start of the line as read (what the operator needs to find and fix it).
+    excerpt: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form used by ``records --json`` (raw identifiers are given escaped too)."""
+        """JSON-able form used by ``records --json`` (raw identifiers are given escaped too; a
+        quarantined line also gives its ``excerpt``)."""
         from ..text.escape import escape
 
+        extra = {"excerpt": self.excerpt} if self.status == "quarantined" else {}
         return {
             "seq": self.seq,
             "file": self.file,
@@ -88,6 +94,7 @@ class RecordRow:
             "sort_key": self.sort_key,
             "changes": self.changes,
             "suspicious": self.suspicious,
+            **extra,
         }
 
 
@@ -242,7 +249,7 @@ def _quarantine_page(conn, identifier, after_seq, before_seq, limit) -> list[Rec
         rows = rows[::-1]
     return [
         RecordRow(r[0], r[1], r[2], r[3], escape(r[3]) if r[3] is not None else "", None, None,
-                  "quarantined", r[4], None, [], [])
+                  "quarantined", r[4], None, [], [], r[5] or "")
         for r in rows
     ]
 
@@ -440,3 +447,32 @@ def raws_with_record_on(conn: Any, new_id: str, sort_key: str | None) -> list[st
     return [r[0] for r in conn.execute(
         "SELECT DISTINCT i.raw FROM identifiers i JOIN records r ON r.ident = i.id WHERE i.new_id = ?"
         " AND i.status IN ('fixed', 'unchanged') AND r.sort_key IS ? ORDER BY i.raw", (new_id, sort_key))]
+
+
+@dataclass(frozen=True)
+class ConflictRecord:
+    """One record of an item conflict: where it is in the dump, and its item when the plan kept it.
+
+    The plan keeps one item per identifier (its first in dump order); ``item`` is that item when it
+    is this record, else None (the record is then named by its file and line).
+    """
+
+    raw: str
+    file: str
+    line: int
+    size: int
+    item: dict[str, Any] | None
+
+
+def conflict_records(ws: Workspace, raws: Iterable[str], sort_key: str | None, *,
+                     per_raw: int = 3) -> list[ConflictRecord]:
+    """The records of ``raws`` on ``sort_key`` (a conflict's sort key as the plan stores it), at
+    most ``per_raw`` of each: what an operator compares before keeping one of them."""
+    conn, out = ws.connect(), []
+    for raw in dict.fromkeys(raws):
+        rows = conn.execute(
+            "SELECT f.uri, r.line, r.size, s.item FROM identifiers i JOIN records r ON r.ident = i.id"
+            " JOIN files f ON f.id = r.file_id LEFT JOIN samples s ON s.ident = i.id AND s.seq = r.seq"
+            " WHERE i.raw = ? AND r.sort_key IS ? ORDER BY r.seq LIMIT ?", (raw, sort_key, per_raw)).fetchall()
+        out.extend(ConflictRecord(raw, r[0], r[1], r[2], json.loads(r[3]) if r[3] else None) for r in rows)
+    return out

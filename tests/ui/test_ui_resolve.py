@@ -10,6 +10,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, Radi
 from keyshift.core.resolve.cases import Case, list_cases
 from keyshift.core.resolve.decisions import decide
 from keyshift.core.store.workspace import Workspace
+from keyshift.core.text.escape import escape
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.decision_dialog import BulkDialog, DecisionDialog
 from keyshift.screens.error_modal import ErrorModal
@@ -207,7 +208,8 @@ async def test_undo_reopens_a_case(resolvable):
         assert not enabled(queue)["u"]  # nothing to undo on an open case
 
 
-async def test_a_refused_decision_shows_the_error(resolvable):
+async def test_a_refused_decision_keeps_the_dialog_open(resolvable):
+    """The store's refusal is shown in the dialog: the reason typed stays, nothing is recorded."""
     orphan = case_with(resolvable, "orphaned", "Customer 302")
     app = make(resolvable.context())
     async with app.run_test(size=SIZE) as pilot:
@@ -216,11 +218,13 @@ async def test_a_refused_decision_shows_the_error(resolvable):
         dialog = await open_dialog(pilot, "m")
         dialog.query_one("#new-id", Input).value = "Customer 001"  # already another customer's id
         await pilot.press("enter", *"same", "enter")
-        await settle(pilot)
-        assert isinstance(app.screen, ErrorModal)
-        assert app.screen.error_title == "Cannot decide"
-        _, message = app.screen.errors[0]
-        assert "collision" in message and "Customer 001" in message
+        await wait_until(pilot, lambda: "refused" in shown(dialog, "#decision-problem"))
+        assert app.screen is dialog and not isinstance(app.screen, ErrorModal)
+        problem = shown(dialog, "#decision-problem")
+        assert "Cannot decide" in problem and "collision" in problem and "Customer 001" in problem
+        assert dialog.query_one("#reason", Input).value == "same"  # nothing typed is lost
+        assert app.focused is dialog.query_one("#reason", Input)
+        assert not dialog.query_one("#decision-ok", Button).disabled  # the operator may fix and retry
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is queue and decisions(resolvable) == []
@@ -268,6 +272,17 @@ async def test_keep_on_a_conflict_and_split(resolvable):
         assert dialog.query_one("#decision-ok", Button).disabled  # nobody chosen to survive yet
         assert "choose whose item survives" in shown(dialog, "#decision-problem")
         await pilot.press("shift+tab", "enter", "tab", "enter")  # the first member's item survives
+        # Keeping one record drops the others: confirmed like every drop, naming the records.
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        message = app.screen.message
+        keeps, drops = message.split("\ndrops\n")
+        assert "2 record(s) land on the new key" in message
+        first, other = (escape(m.raw) for m in conflict.members)
+        assert f"Keep 1 of {first};" in message and "items)" not in message  # records, not item counts
+        assert f"  {first}  dump.json:" in keeps and "order={" in keeps and "total={" in keeps
+        assert f"  {other}  dump.json:" in drops
+        assert decisions(resolvable) == []
+        await pilot.click("#confirm-yes")
         await settle(pilot)
         assert decisions(resolvable)[-1][:3] == (conflict.id, "keep", {"raw": conflict.members[0].raw})
         await pilot.press("1")

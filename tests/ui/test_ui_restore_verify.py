@@ -267,6 +267,25 @@ async def test_cancel_leaves_a_resumable_run_that_r_resumes(world):
         assert _count(world, TARGET) == ITEMS
 
 
+async def test_restoring_into_a_full_table_says_how_many_items_it_holds(world):
+    _restore(world)
+    world.workspace.close()
+    app = make(world)
+    heard: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        notify = app.notify
+        app.notify = lambda message, **options: (heard.append(str(message)), notify(message, **options))
+        screen = await _open(pilot, "3", RestoreScreen)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=10)
+        assert app.screen.confirm_title == "Restore into a non-empty table?"
+        assert f"already holds about {ITEMS} items" in app.screen.message
+        assert f"{ITEMS} lines" in app.screen.message  # and what will be written
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.slot("restore").outcome == "declined", timeout=10)
+        assert "cancelled: nothing written" in heard and app.screen is screen
+
+
 async def test_read_only_greys_out_starting_and_steering(finished):
     app = make(_context(finished, "http://127.0.0.1:9", read_only=True))
     async with app.run_test(size=SIZE) as pilot:
@@ -281,10 +300,27 @@ async def test_read_only_greys_out_starting_and_steering(finished):
         assert read_control(Workspace(finished / "ws", read_only=True)) is None
         await pilot.press("escape")
         screen = await _open(pilot, "5", VerifyScreen)
-        assert screen.active_bindings["s"].enabled is False
+        assert screen.active_bindings["r"].enabled is False  # resuming a recorded run records
+        assert screen.active_bindings["s"].enabled is True  # verifying without recording is allowed
+
+
+async def test_read_only_verify_runs_without_recording(world):
+    _restore(world)
+    world.workspace.close()
+    app = make(_context(world.spec_path.parent, world.aws.endpoint_url, read_only=True))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, "5", VerifyScreen)
         await pilot.press("s")
+        await wait_until(pilot, lambda: app.slot("verify").outcome is not None, timeout=20)
+        assert app.slot("verify").outcome == "complete", app.slot("verify")
         await settle(pilot)
-        assert not app.slot("verify").running
+        assert "equal (not recorded: read-only)" in shown(screen, "#verify-state")
+        assert re.search(rf"compared {ITEMS}\s+missing 0", shown(screen, "#verify-report"))
+    ws = Workspace(world.spec_path.parent / "ws", read_only=True)
+    try:
+        assert ws.connect().execute("SELECT count(*) FROM runs WHERE kind = 'verify'").fetchone()[0] == 0
+    finally:
+        ws.close()
 
 
 # -- verify -------------------------------------------------------------------------------------

@@ -89,8 +89,7 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
         assert isinstance(screen, StreamSyncScreen)
         assert "No replay yet" in shown(screen, "#sync-state")
 
-        await pilot.press("s")
-        await _confirm(pilot)
+        await pilot.press("s")  # restored, nothing open: nothing to ask
         await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
         assert app.slot("stream-sync").outcome == "complete", app.slot("stream-sync")
         await wait_until(pilot, lambda: "caught up" in shown(screen, "#sync-state"), timeout=10)
@@ -101,7 +100,6 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
         assert "Item" in item
 
         await pilot.press("f")
-        await _confirm(pilot)
         sync = app.slot("stream-sync")  # the same slot object for the App's lifetime
         await wait_until(pilot, lambda: sync.running and sync.progress is not None and sync.progress.caught_up,
                          timeout=20)
@@ -114,6 +112,33 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
         await pilot.press("escape")
         await settle(pilot)
         assert re.search(r"4 Stream-sync\s+stopped", shown(app.screen, "#steps"))
+
+
+async def test_a_replay_before_any_restore_says_what_that_means_and_asks(tmp_path, aws_env):
+    world = _world(tmp_path / "world", aws_env["AWS_ENDPOINT_URL"])
+    ddb = world.aws.client("dynamodb")
+    create_target_table(ddb, world.spec, target_key_schema(world.spec, "N"))  # empty: never restored
+    ddb.update_table(TableName=SOURCE, StreamSpecification={"StreamEnabled": True,
+                                                            "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    world.workspace.close()
+    app = make(world)
+    heard: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        notify = app.notify
+        app.notify = lambda message, **options: (heard.append(str(message)), notify(message, **options))
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=10)
+        message = app.screen.message
+        assert "No restore has completed yet" in message
+        assert "stay missing from the new table until a restore writes them" in message
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=10)
+        assert app.slot("stream-sync").outcome == "declined"
+        assert "cancelled: no replay started" in heard
+        assert isinstance(app.screen, StreamSyncScreen)
 
 
 async def test_read_only_shows_the_run_and_refuses_to_start_one(tmp_path, aws_env):
