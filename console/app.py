@@ -81,6 +81,9 @@ class KeyshiftApp(App[None]):
     """The operator console for one migration workspace."""
 
     CSS_PATH: ClassVar[list[str]] = ["app.tcss"]
+    #: Every screen gets ``-narrow`` below 100 columns: app.tcss packs the footer there so an 80×24
+    #: terminal still shows the keys that apply (the rest are in F1's help and the palette).
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     TITLE = "keyshift"
     COMMANDS = App.COMMANDS | {KeyshiftCommands}
     #: Quit, help and cancel: the action table's keys that work on every screen.

@@ -78,9 +78,9 @@ class DumpBrowserScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="browser.back",
                 tooltip="Back to the overview (cancels a running query)"),
-        Binding("pagedown", "page('next')", "Next page", id="browser.next-page", priority=True,
+        Binding("pagedown", "page('next')", "Next", id="browser.next-page", priority=True,
                 tooltip="Fetch the next page of records"),
-        Binding("pageup", "page('prev')", "Prev page", id="browser.prev-page", priority=True,
+        Binding("pageup", "page('prev')", "Prev", id="browser.prev-page", priority=True,
                 tooltip="Fetch the previous page of records"),
         Binding("ctrl+home", "page('first')", "First", id="browser.first-page", priority=True, show=False,
                 tooltip="Jump to the first page"),
