@@ -82,6 +82,11 @@ class KeyshiftApp(App[None]):
     """The operator console for one migration workspace."""
 
     CSS_PATH: ClassVar[list[str]] = ["app.tcss"]
+    #: Every screen gets ``-narrow`` below 100 columns: app.tcss packs the footer there so an 80×24
+    #: terminal still shows the keys that apply (the rest are in F1's help and the palette).
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    #: ``-short`` below 40 rows: dialogs drop their blank lines so their buttons stay on a 24-row screen.
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (40, "-tall")]
     TITLE = "keyshift"
     COMMANDS = App.COMMANDS | {KeyshiftCommands}
     #: Quit, help and cancel: the action table's keys that work on every screen.

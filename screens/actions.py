@@ -73,38 +73,40 @@ GO_OVERVIEW = ConsoleAction("overview", "Overview", "The migration's steps and t
                          opens="OverviewScreen")
 OPEN_BROWSER = ConsoleAction("open_browser", "Dump browser",
                        "Page through every planned record, filter by status, search identifiers",
-                       key="b", footer="Browse dump", binding_id="browse", opens="DumpBrowserScreen")
+                       key="b", footer="Browse", binding_id="browse", opens="DumpBrowserScreen")
 OPEN_PREVIEW = ConsoleAction("open_preview", "Normalization preview",
                         "Type or paste any identifier and see what the rules do to it",
-                        key="n", footer="Normalization", binding_id="preview", opens="NormalizePreviewScreen")
+                        key="n", footer="Normalize", binding_id="preview", opens="NormalizePreviewScreen")
 OPEN_QUEUE = ConsoleAction("open_queue", "Resolution queue",
                       "Decide what the rules could not: ambiguous, orphaned, invalid, conflicts, suspicious",
                       key="c", footer="Resolve", binding_id="resolve", opens="ResolveQueueScreen")
 PLAN_DUMP = ConsoleAction("plan", "Plan a dump", "Read a dump and classify every record (changes the workspace)",
-                     key="p", binding_id="plan", mutates=True, opens="PlanDialog")
+                     key="p", footer="Plan", binding_id="plan", mutates=True, opens="PlanDialog")
 OPEN_KEYMAP = ConsoleAction("open_keymap", "Keymap",
                         "Build the keymap from the rules and decisions: its version, counts and what changed",
-                        key="k", binding_id="keymap", opens="KeymapScreen",
-                        show=False)  # the footer is full at 120 columns: the overview's status and help show it
+                        key="k", binding_id="keymap", opens="KeymapScreen")
 OPEN_RESTORE = ConsoleAction("open_restore", "Restore",
                         "Step 3: write transform(dump) into the new table, watch and steer it",
-                        key="3", binding_id="restore", opens="RestoreScreen")
+                        key="3", binding_id="restore", opens="RestoreScreen",
+                        show=False)  # the step list draws "3 Restore": its number is the key (80 columns)
 OPEN_STREAM_SYNC = ConsoleAction("open_stream_sync", "Stream sync",
                             "Step 4: replay the old table's stream into the new table, watch its lag",
-                            key="4", footer="Sync", binding_id="stream_sync", opens="StreamSyncScreen")
+                            key="4", footer="Sync", binding_id="stream_sync", opens="StreamSyncScreen",
+                            show=False)  # like every step's key: the step list shows it
 OPEN_VERIFY = ConsoleAction("open_verify", "Verify",
                        "Step 5: diff the new table against transform(old table), item by item",
-                       key="5", binding_id="verify", opens="VerifyScreen")
+                       key="5", binding_id="verify", opens="VerifyScreen",
+                       show=False)  # like every step's key: the step list shows it
 OPEN_CUTOVER = ConsoleAction("open_cutover", "Cut over",
                          "Step 6: the flag every service reads: gates, routers, shadow reads, flip and flip back",
                          key="6", footer="Cut over", binding_id="cutover", opens="CutoverScreen",
-                         show=False)  # the footer is full at 120 columns: the step link and help show it
+                         show=False)  # like every step's key: the step list shows it
 OPEN_AUDIT = ConsoleAction("open_audit", "Audit log",
                            "Every recorded action (who, when, details), filtered; the hash chain verified",
                            key="a", footer="Audit", binding_id="audit", opens="AuditScreen",
                            show=False)  # the footer is full (Quit would drop out); F1 and the palette list it
 SHOW_HELP = ConsoleAction("help", "Help", "Every key of the screen you are on, and of the whole console",
-                     key="f1,question_mark", scope="app", show=False, binding_id="help",
+                     key="f1,question_mark", scope="app", binding_id="help",
                      opens="HelpScreen")
 QUIT = ConsoleAction("quit", "Quit", "Leave the console", key="q", scope="app", binding_id="quit",
                      in_palette=False)

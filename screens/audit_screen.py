@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from keyshift.core.store.audit import AuditEntry, ChainReport, audit_facets, read_audit, verify_chain
 
+from .fit_columns import fit_table
 from .host import ConsoleHost
 from .widgets import WorkspaceChanged
 
@@ -36,6 +37,8 @@ _ALL = "__all__"
 PREFETCH_ROWS = 10
 COLUMNS = (("id", "id", 7), ("ts", "time (UTC)", 20), ("operator", "operator", 12), ("action", "action", 24),
            ("details", "details", 52))
+#: The narrowest each column gets (at 80 columns the details give way first; the time stays whole).
+MIN_WIDTHS = {"id": 5, "ts": 20, "operator": 8, "action": 14, "details": 10}
 
 
 @dataclass
@@ -139,6 +142,12 @@ class AuditScreen(Screen[None]):
         self._load_facets()
         self._fetch(append=False)
         self.action_verify_chain()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the columns to the width (at 80 columns every column stays on screen)."""
+        table = self.query_one("#entries", DataTable)
+        fit_table(table, [(key, width, MIN_WIDTHS[key]) for key, _, width in COLUMNS],
+                  event.size.width - table.styles.scrollbar_size_vertical)
 
     # -- actions -----------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -26,6 +26,7 @@ from keyshift.core.text.lookalike import marks
 from keyshift.core.text.normalize import Normalizer
 from keyshift.core.plan.queries import RECORD_FILTERS, PlanRow, RecordRow, latest_plan, records_page
 
+from .fit_columns import fit_table
 from .host import ConsoleHost
 from .lookalike_badge import BADGE_STYLE, identifier_text
 from .normalize_preview import NormalizePreviewScreen
@@ -44,6 +45,8 @@ COLUMNS = (
     ("status", "status", 11),
     ("changes", "changes", 7),
 )
+#: The narrowest each column gets (at 80 columns every column stays on screen, cut with an ellipsis).
+MIN_WIDTHS = {"line": 7, "file": 6, "raw": 12, "canonical": 10, "new_id": 8, "status": 11, "changes": 7}
 _STATUS_KEYS = dict(zip("01234567", (_ALL, *RECORD_FILTERS)))
 _STATUS_GROUP = Binding.Group("status", compact=True)
 
@@ -78,9 +81,9 @@ class DumpBrowserScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="browser.back",
                 tooltip="Back to the overview (cancels a running query)"),
-        Binding("pagedown", "page('next')", "Next page", id="browser.next-page", priority=True,
+        Binding("pagedown", "page('next')", "Next", id="browser.next-page", priority=True,
                 tooltip="Fetch the next page of records"),
-        Binding("pageup", "page('prev')", "Prev page", id="browser.prev-page", priority=True,
+        Binding("pageup", "page('prev')", "Prev", id="browser.prev-page", priority=True,
                 tooltip="Fetch the previous page of records"),
         Binding("ctrl+home", "page('first')", "First", id="browser.first-page", priority=True, show=False,
                 tooltip="Jump to the first page"),
@@ -127,6 +130,12 @@ class DumpBrowserScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#records", DataTable).focus()
         self._fetch("first")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the columns to the width (at 80 columns every column stays on screen)."""
+        table = self.query_one("#records", DataTable)
+        fit_table(table, [(key, width, MIN_WIDTHS[key]) for key, _, width in COLUMNS],
+                  event.size.width - table.styles.scrollbar_size_vertical)
 
     # -- actions -----------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -41,6 +41,7 @@ from keyshift.core.plan.queries import ConflictRecord, conflict_records, latest_
 from .confirm import ConfirmScreen
 from .decision_dialog import (ACTION_LABELS, BulkDialog, DecisionAccepted, DecisionDialog, DecisionRefused,
                               DecisionRequest)
+from .fit_columns import fit_table
 from .host import ConsoleHost
 from .lookalike_badge import BADGE_STYLE, identifier_text
 from .widgets import STATUS_STYLES, WorkspaceChanged, visible_text
@@ -77,6 +78,9 @@ COLUMNS = (
     ("items", "items", 6),
     ("decision", "decision", 26),
 )
+#: The narrowest each column gets when the terminal is (80 columns: members and decision give way
+#: most, the case id a little; the cells' ellipsis marks the cut).
+MIN_WIDTHS = {"status": 1, "kind": 10, "case": 10, "members": 16, "items": 5, "decision": 12}
 _KIND_STYLES = {"ambiguous": STATUS_STYLES["ambiguous"], "orphaned": STATUS_STYLES["orphaned"],
                 "invalid": STATUS_STYLES["invalid"], "conflict": "bold yellow", "suspicious": "yellow",
                 "unmapped": "bold magenta"}
@@ -127,9 +131,10 @@ class ResolveQueueScreen(Screen[None]):
                   tooltip=_TOOLTIPS[action]) for action, key in ACTION_KEYS.items()),
         Binding("u", "undo_decision", "Undo", id="queue.undo",
                 tooltip="Reopen the selected decided case (the decision stays in the history)"),
-        Binding("b", "bulk_resolve", "Bulk", id="queue.bulk",
+        Binding("b", "bulk_resolve", "Bulk", id="queue.bulk", show=False,  # 80 columns: F1 lists it
                 tooltip="Decide every open case matching a condition at once (preview first)"),
         *(Binding(key, f"kind('{kind}')", "kind", id=f"queue.kind-{kind}", group=_KIND_GROUP,
+                  show=False,  # 80 columns: the kind filter above the list shows them, F1 lists them
                   tooltip=f"Show {'every kind of case' if kind == _ALL else kind + ' cases'}")
           for key, kind in _KIND_KEYS.items()),
     ]
@@ -177,6 +182,12 @@ class ResolveQueueScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#cases", DataTable).focus()
         self.reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the case list's columns to the width (at 80 columns every column stays on screen)."""
+        table = self.query_one("#cases", DataTable)
+        fit_table(table, [(key, width, MIN_WIDTHS[key]) for key, _, width in COLUMNS],
+                  event.size.width - table.styles.scrollbar_size_vertical)
 
     # -- loading -------------------------------------------------------------------------------
     def reload(self) -> None:

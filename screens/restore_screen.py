@@ -243,21 +243,21 @@ class RestoreScreen(Screen[None]):
     """Step 3: the running (or latest) restore, its counters, and the keys that steer it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back_or_cancel", "Back / cancel", id="restore.cancel",
+        Binding("escape", "back_or_cancel", "Back/cancel", id="restore.cancel",
                 tooltip="Cancel this console's running restore (resumable with r), or go back"),
         Binding("s", "restore_start", "Start", id="restore.start",
                 tooltip="Write transform(dump) into the new table (asks first; offers to create the table)"),
-        Binding("r", "restore_resume", "Resume run", id="restore.resume",
+        Binding("r", "restore_resume", "Resume", id="restore.resume",
                 tooltip="Continue the interrupted restore from its checkpoint"),
-        Binding("p", "restore_pause", "Pause/resume", id="restore.pause",
+        Binding("p", "restore_pause", "Pause", id="restore.pause",
                 tooltip="Pause or resume the running restore, this console's or the CLI's (control file)"),
         Binding("plus", "restore_rate_up", "Rate ×1.5", key_display="+", id="restore.rate-up",
                 tooltip="Raise the rate limit by half (the control file; no limit stays no limit)"),
         Binding("minus", "restore_rate_down", "Rate ÷1.5", key_display="-", id="restore.rate-down",
                 tooltip="Lower the rate limit (from the observed rate when there is no limit)"),
-        Binding("l", "restore_set_rate", "Set rate", id="restore.rate",
+        Binding("l", "restore_set_rate", "Set rate", id="restore.rate", show=False,  # 80 columns: F1 lists it
                 tooltip="Type a rate limit in items per second (0: no limit)"),
-        Binding("w", "restore_set_workers", "Workers", id="restore.workers",
+        Binding("w", "restore_set_workers", "Workers", id="restore.workers", show=False,  # 80 columns: F1 lists it
                 tooltip="Set how many parallel writers the running restore uses"),
     ]
 
