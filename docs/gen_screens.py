@@ -65,13 +65,14 @@ class Walk:
         self.workspace = directory / ".keyshift"
         self.made: list[Path] = []
 
-    def cli(self, *args: str, ok: tuple[int, ...] = (0,)) -> None:
+    def cli(self, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
         """Run ``keyshift`` on the demo workspace; a code outside ``ok`` stops the script."""
         command = [sys.executable, "-m", "keyshift.console.cli", "--spec", str(self.spec),
                    "--workspace", str(self.workspace), "--operator", OPERATOR, *args]
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
         if done.returncode not in ok:
             raise SystemExit(f"keyshift {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
 
     def context(self, *, read_only: bool = False) -> Any:
         from keyshift.console.context import Context
@@ -119,7 +120,11 @@ class Walk:
         await self.shoot("restore-ready", keys("3"))
         self.cli("restore", "--create-table", "--json")
         await self.shoot("restore-done", keys("3"))
-        self.cli("stream-sync", "--json")
+        if self.cli("stream-sync", "--json", ok=(0, 2)).returncode == 2:
+            # A small demo creates its table, stream and dump within one second, and the window
+            # check cannot tell their order at that resolution (reported as a demo bug): the dump
+            # was taken after the stream was on, so no write is lost by replaying anyway.
+            self.cli("stream-sync", "--json", "--accept-gap")
         await self.shoot("stream-sync", keys("4"))
         self.cli("verify", "--json")
         await self.shoot("verify-equal", keys("5"))
@@ -130,6 +135,9 @@ class Walk:
         self.cli("flag", "flip", "--to", "new", "--yes", "--force", "--json",
                  "--reason", "runbook images: forward sync is not following in this still picture")
         await self.shoot("cutover-flipped", keys("6"))
+        # The way back: one reverse pass (new table -> old table), then the stream screen turned to it.
+        self.cli("stream-sync", "--reverse", "--from", "latest", "--json")
+        await self.shoot("stream-sync-reverse", keys("4", "r"))
         # 8. Audit, and the reviewer's read-only console.
         await self.shoot("audit", keys("a"))
         await self.shoot("read-only-overview", read_only=True)
