@@ -289,6 +289,7 @@ async def _frames(ctx: Any, stall_s: float, writer_rate: float, timeout: float,
             if gc_freeze:  # the experiment: start-up's objects out of every later full collection
                 gc.collect()
                 gc.freeze()
+            await asyncio.sleep(0.05)  # a few ticks first, so no lateness of the set-up counts
             usage0 = resource.getrusage(resource.RUSAGE_SELF)
             window["on"] = True
             started = time.perf_counter()
