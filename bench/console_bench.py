@@ -95,7 +95,11 @@ def time_to_text(command: list[str], needles: tuple[str, ...], cwd: Path, timeou
                 raise RuntimeError(f"{command[-1]}: {needles!r} not painted:\n{screen}")
             time.sleep(0.005)  # the poll's resolution: 5 ms
     finally:
+        socket_path = subprocess.run([*tmux, "display-message", "-p", "#{socket_path}"], env=env,
+                                     capture_output=True, text=True).stdout.strip()
         subprocess.run([*tmux, "kill-server"], env=env, capture_output=True)
+        if socket_path:  # tmux leaves the socket file behind
+            Path(socket_path).unlink(missing_ok=True)
 
 
 def time_process(code: str) -> float:

@@ -63,6 +63,7 @@ class Pane:
         self._tmux("new-session", "-d", "-x", str(COLS), "-y", str(ROWS), "-s", "ks", "-c", str(cwd),
                    shlex.join(command))
         try:
+            self.socket_path = Path(self._tmux("display-message", "-p", "#{socket_path}").strip())
             self._tmux("set-option", "-t", "ks", "remain-on-exit", "on")
             # Without this tmux holds an Escape for 500 ms and glues it to the next key (Alt+3).
             self._tmux("set-option", "-s", "escape-time", "0")
@@ -123,6 +124,8 @@ class Pane:
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "kill-server"], env=self.env,
                        capture_output=True, timeout=10)
+        if getattr(self, "socket_path", None) is not None:  # tmux leaves the socket file behind
+            self.socket_path.unlink(missing_ok=True)
 
 
 def _terminal_env(env: dict[str, str]) -> dict[str, str]:
