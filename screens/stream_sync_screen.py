@@ -33,6 +33,7 @@ from textual.worker import get_current_worker
 from keyshift.core.migrate.preflight import stream_sync_preflight
 from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.migrate.stream.source import StreamSyncError
+from keyshift.core.cutover.reverse_start import flip_start
 from keyshift.core.migrate.stream.reverse import StartPosition
 from keyshift.core.migrate.stream.sync import (
     SyncProgress,
@@ -89,11 +90,19 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
     start = None
     if direction == "reverse":
         previous = latest_stream_sync(ws, "reverse")
-        # The console has no --from: a first reverse run starts at this second (the CLI's --from
-        # names an earlier moment, e.g. the flip's).
-        start = None if previous is not None and previous.units else StartPosition("latest")
-        where = ("from this second on (writes to the new table before now are not replayed)"
-                 if start else "from the last reverse run's checkpoint")
+        if previous is not None and previous.units:
+            where = "from the last reverse run's checkpoint"
+        else:
+            # A first run starts where the flip to new recorded the new table's stream, so the writes
+            # made since the flip go back too; before any flip, from this second on loses nothing
+            # (no service writes the new table yet).
+            found = flip_start(ddb, spec)
+            if found is not None:
+                start, where = found.start, found.describe()
+            else:
+                start = StartPosition("latest")
+                where = ("from this second on (no flip to new is recorded yet, so no service has written "
+                         f"{spec.target.table})")
         body = (f"Replay {possessive(spec.target.table)} stream back into {spec.source.table} through the inverse of "
                 f"keymap {build.keymap.version}, {how}, {where}. Forward sync's own writes are skipped.")
     else:
