@@ -358,7 +358,7 @@ class KeyshiftApp(ConsoleWatch):
 
     def decisions_changed(self) -> None:
         """A screen of this console recorded decisions: tell every screen, and the other consoles."""
-        self.note_action("recorded a decision")
+        self.note_action("recorded decisions")
         self._announce_decisions()
 
     def _announce_decisions(self) -> None:

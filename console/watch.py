@@ -89,8 +89,9 @@ class ConsoleWatch(App[None]):
         return self._others
 
     def note_action(self, text: str) -> None:
-        """Record what this console just did (shown to the others; written by the next beat)."""
+        """Record what this console just did, and beat now: the others see it at their next poll."""
         self._last_action = (text, time.time())
+        self._poll()
 
     def start_watching(self) -> None:
         """Begin polling (from ``on_mount``)."""
