@@ -117,6 +117,16 @@ async def test_a_run_in_one_console_shows_in_the_others_overview(resolvable):
         assert not app_b.slot("verify").running  # B shows A's run; it runs none itself
 
 
+async def test_a_read_only_console_lists_the_others_and_is_not_listed(resolvable):
+    """Audit mode opens the database read-only: it cannot register, so it only watches."""
+    app_a, reviewer = make(resolvable.context()), make(resolvable.context(read_only=True))
+    async with app_a.run_test(size=SIZE) as pilot_a, reviewer.run_test(size=SIZE) as pilot_r:
+        await wait_until(pilot_r, lambda: [c.operator for c in reviewer.attached_consoles] == [OPERATOR], timeout=3)
+        polled = app_a._marks
+        await wait_until(pilot_a, lambda: app_a._marks is not polled and app_a._marks is not None, timeout=3)
+        assert app_a.attached_consoles == () and reviewer._console_id is None
+
+
 class Listener(Screen[None]):
     """A screen that records the news the App's poll posts to every screen."""
 
