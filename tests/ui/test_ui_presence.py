@@ -117,6 +117,27 @@ async def test_a_run_in_one_console_shows_in_the_others_overview(resolvable):
         assert not app_b.slot("verify").running  # B shows A's run; it runs none itself
 
 
+async def test_the_verify_screen_shows_a_run_another_process_started_and_finished(resolvable):
+    """A verify the CLI (here: the test, as another writer of the ledger) runs shows on the verify
+    screen within 2 s of starting and of finishing, without a key pressed."""
+    app = make(resolvable.context())
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_open_verify()
+        await settle(pilot)
+        screen = app.screen
+        await wait_until(pilot, lambda: app._marks is not None, timeout=3)
+        ws = Workspace(resolvable.path / "ws")
+        with ws.transaction() as conn:
+            run_id = runs.start(conn, "verify", operator="bob", keymap="v1", params={})
+        took = await wait_until(pilot, lambda: f"#{run_id} running" in shown(screen, "#verify-report"), timeout=2)
+        assert took <= 2.0
+        with ws.transaction() as conn:
+            runs.set_state(conn, run_id, "cancelled")
+        ws.close()
+        took = await wait_until(pilot, lambda: f"#{run_id} cancelled" in shown(screen, "#verify-report"), timeout=2)
+        assert took <= 2.0
+
+
 async def test_a_read_only_console_lists_the_others_and_is_not_listed(resolvable):
     """Audit mode opens the database read-only: it cannot register, so it only watches."""
     app_a, reviewer = make(resolvable.context()), make(resolvable.context(read_only=True))
