@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
-from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -24,12 +22,10 @@ from textual.app import App
 from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from keyshift.core.errors import KeyshiftError
-from keyshift.core.resolve.decisions import latest_decision_id
 from keyshift.screens.actions import MUTATING_ACTIONS, app_bindings, read_only_refusal
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.cutover_screen import CutoverScreen
@@ -53,6 +49,7 @@ from keyshift.screens.widgets import WorkspaceChanged
 
 from .commands import KeyshiftCommands
 from .context import Context
+from .watch import POLL_GROUP, ConsoleWatch
 
 __all__ = ["KeyshiftApp", "make_app"]
 
@@ -64,21 +61,7 @@ READ_ONLY_BANNER = "READ-ONLY · audit mode: every screen reads, nothing changes
 #: Screens the console can open on (``keyshift audit --console`` opens on the audit screen).
 START_SCREENS = ("overview", "audit")
 
-#: How often the console looks for decisions recorded by another console or the CLI.
-POLL_SECONDS = 1.0
-#: The background poll's worker group: never the operator's work, so Escape leaves it alone.
-_POLL_GROUP = "decisions-poll"
-
-
-@dataclass
-class DecisionsPolled(Message, bubble=False):
-    """The newest decision id in the workspace (None: the poll failed, ``error`` says why)."""
-
-    mark: int | None
-    error: str = ""
-
-
-class KeyshiftApp(App[None]):
+class KeyshiftApp(ConsoleWatch):
     """The operator console for one migration workspace."""
 
     CSS_PATH: ClassVar[list[str]] = ["app.tcss"]
@@ -116,9 +99,6 @@ class KeyshiftApp(App[None]):
         #: One slot per kind of run: running (from start until it reports how it ended), its
         #: newest progress and how the last one ended. Screens read them through :meth:`slot`.
         self._slots = {kind: RunSlot(kind) for kind in self._run_kinds}
-        self._decisions_seen: int | None = None  # the newest decision id the screens reflect
-        self._poll_worker: Worker | None = None
-        self._poll_timer: Timer | None = None
         label = workspace_label if workspace_label is not None else str(context.workspace_path)
         self.sub_title = f"{label} · READ-ONLY" if context.read_only else label
 
@@ -131,7 +111,7 @@ class KeyshiftApp(App[None]):
         return OverviewScreen(self)
 
     def on_mount(self) -> None:
-        self._poll_timer = self.set_interval(POLL_SECONDS, self._poll_decisions)
+        self.start_watching()  # presence and other consoles' work (console/watch.py)
         self.screen_change_signal.subscribe(self, self._watch_screens)
         self._watch_screens(self.screen)  # the default screen came before the subscription
         if self._start_on == "audit":
@@ -281,7 +261,7 @@ class KeyshiftApp(App[None]):
     def _query_groups(self) -> set[str]:
         """The groups of the running workers that are neither a run nor the background poll."""
         return {w.group for w in self.workers
-                if not w.is_finished and w.group not in self._slots and w.group != _POLL_GROUP}
+                if not w.is_finished and w.group not in self._slots and w.group != POLL_GROUP}
 
     def cancel_work(self, group: str) -> bool:
         """Cancel the running workers of ``group`` (a query: a page, a preview); True when one ran.
@@ -380,45 +360,17 @@ class KeyshiftApp(App[None]):
         for screen in self.screen_stack:
             screen.post_message(WorkspaceChanged())
 
-    # -- decisions made elsewhere ----------------------------------------------------------------
-    def _poll_decisions(self) -> None:
-        """Every :data:`POLL_SECONDS`: read the newest decision id in a thread (one indexed query).
-
-        Only once a screen has opened the workspace (polling never creates one), and never two
-        polls at once.
-        """
-        workspace = self.context.opened_workspace
-        if workspace is None or (self._poll_worker is not None and not self._poll_worker.is_finished):
-            return
-
-        def poll() -> None:
-            try:
-                mark: int | None = latest_decision_id(workspace)
-                error = ""
-            except (KeyshiftError, sqlite3.Error) as exc:
-                mark, error = None, getattr(exc, "message", str(exc))
-            self.post_message(DecisionsPolled(mark, error))
-
-        self._poll_worker = self.run_blocking(poll, group=_POLL_GROUP, description="poll decisions")
-
-    @on(DecisionsPolled)
-    def _decisions_polled(self, message: DecisionsPolled) -> None:
-        if message.mark is None:
-            if self._poll_timer is not None:
-                self._poll_timer.stop()
-            log.warning("decision polling stopped: %s", message.error)
-            self.notify(f"stopped watching for other consoles' decisions: {message.error}",
-                        severity="warning", timeout=8)
-            return
-        previous, self._decisions_seen = self._decisions_seen, message.mark
-        if previous is not None and previous != message.mark:
-            self.decisions_changed()
-
+    # -- decisions (the poll that notices other consoles' is in console/watch.py) ---------------
     def saw_decisions(self, mark: int) -> None:
         """A screen now shows the decisions up to ``mark``: only a newer mark triggers a reload."""
         self._decisions_seen = mark
 
     def decisions_changed(self) -> None:
+        """A screen of this console recorded decisions: tell every screen, and the other consoles."""
+        self.note_action("recorded decisions")
+        self._announce_decisions()
+
+    def _announce_decisions(self) -> None:
         """Tell every screen that decisions changed (here or in another console)."""
         for screen in self.screen_stack:
             screen.post_message(DecisionsChanged())

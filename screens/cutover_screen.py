@@ -47,6 +47,7 @@ from keyshift.core.errors import KeyshiftError
 
 from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
+from .news import FlagChanged
 
 __all__ = ["CutoverScreen", "FlipDialog", "FlipChoice", "natural_target"]
 
@@ -216,6 +217,7 @@ class CutoverScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    @on(FlagChanged)  # a flip recorded by another console or the CLI: re-read the flag now
     def _tick(self) -> None:
         if self.is_current and not self.busy:
             self.reload()
@@ -257,6 +259,8 @@ class CutoverScreen(Screen[None]):
     @on(FlipOutcome)
     def _outcome(self, outcome: FlipOutcome) -> None:
         self.outcome, self.busy = outcome, False
+        if outcome.ok:
+            self.host.note_action(outcome.text)  # what the other consoles' presence panels show
         self.refresh_bindings()
         self.query_one("#cut-outcome", Static).update(
             Text(("✔ " if outcome.ok else "✘ ") + outcome.text, style="green" if outcome.ok else "red"))

@@ -14,6 +14,7 @@ from textual.worker import Worker
 
 from keyshift.core.aws import AwsContext
 from keyshift.core.spec import Spec
+from keyshift.core.store.presence import ConsolePresence
 from keyshift.core.store.workspace import Workspace
 
 from .runs import RunSlot
@@ -112,5 +113,14 @@ class ConsoleHost(Protocol):
 
     def workspace_changed(self) -> None:
         """Tell every screen that the plan changed."""
+        ...
+
+    @property
+    def attached_consoles(self) -> tuple[ConsolePresence, ...]:
+        """The other consoles attached to the workspace now (``PresenceChanged`` says when it moves)."""
+        ...
+
+    def note_action(self, text: str) -> None:
+        """Record what this console just did, for the other consoles' presence panels."""
         ...
 

@@ -29,6 +29,8 @@ from keyshift.core.text.plural import count
 
 from .actions import OPEN_AUDIT, PLAN_DUMP, STEPS, action_named, overview_bindings
 from .host import ConsoleHost
+from .news import FlagChanged, RunsChanged
+from .presence_panel import PresencePanel
 from .resolve_queue import DecisionsChanged
 from .restore_screen import restore_label
 from .runs import RESTORE, RunFinished, RunProgressed, RunStarted
@@ -94,6 +96,7 @@ class OverviewScreen(Screen[None]):
                 yield Static("reading the workspace…", id="plan-state")
                 yield Static("", id="plan-counts")
                 yield Static("", id="plan-findings")
+        yield PresencePanel(self.host)
         yield Footer()
 
     _failed = False  # the last read failed: do not re-read (and re-fail) on every resume
@@ -118,6 +121,16 @@ class OverviewScreen(Screen[None]):
     @on(RunFinished)
     def _workspace_changed(self) -> None:
         self.action_reload()  # a run of any kind began or ended: its step changed
+
+    @on(RunsChanged)
+    @on(FlagChanged)
+    def _elsewhere_changed(self) -> None:
+        self._refresh_if_current()  # another console's run or flip (re-read on resume otherwise)
+
+    @on(PresencePanel.Counted)
+    def _presence_counted(self, message: PresencePanel.Counted) -> None:
+        self.sub_title = (f"{self.app.sub_title} · {count(message.others, 'other console')} attached"
+                          if message.others else None)
 
     _shown: OverviewLoaded | None = None  # what the steps show, re-drawn on restore progress
 

@@ -372,6 +372,8 @@ class ResolveQueueScreen(Screen[None]):
     def _recorded(self, message: DecisionRecorded) -> None:
         what = "reopened" if message.action == "undo" else f"{message.action} recorded"
         self.notify(f"{message.case_id}: {what} (decision {message.decision_id})", timeout=3)
+        self.host.note_action(("reopened" if message.action == "undo" else f"decided ({message.action})")
+                              + f" case {message.case_id}")  # for the other consoles' presence panels
         current = self.current
         if current is not None and current.id == message.case_id and current.decision is None \
                 and message.action != "undo":  # an open case left the top: its row now holds the next one

@@ -51,6 +51,7 @@ from keyshift.core.migrate.tables import create_target_table, new_table_schema
 
 from .confirm import ConfirmScreen, say_cancelled
 from .host import ConsoleHost
+from .news import RunsChanged
 from .runs import RESTORE, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import format_eta, format_rate, visible_text
 
@@ -322,6 +323,7 @@ class RestoreScreen(Screen[None]):
 
         self.host.run_blocking(load, group="restore-info", description="read the latest restore")
 
+    @on(RunsChanged)  # another console's restore moved: show it now, not at the next tick
     def _refresh_if_idle(self) -> None:
         if self.is_current and not self.slot.running:
             self.reload()

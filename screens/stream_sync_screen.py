@@ -49,6 +49,7 @@ from keyshift.core.text.plural import possessive
 from .confirm import ConfirmScreen
 from .host import ConsoleHost
 from .overview import sync_mark
+from .news import RunsChanged
 from .runs import STREAM_SYNC, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import visible_text
 
@@ -182,6 +183,7 @@ class StreamSyncScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    @on(RunsChanged)  # another console's sync moved: show it now, not at the next tick
     def _refresh_idle(self) -> None:
         if not self.slot.running and self.is_current:
             self.reload()

@@ -45,6 +45,7 @@ from keyshift.core.migrate.preflight import verify_preflight
 from keyshift.core.store.runs import Run
 
 from .host import ConsoleHost, HostContext
+from .news import RunsChanged
 from .runs import VERIFY, Launch, RunFinished, RunProgressed, RunRequest, RunSlot, RunStarted
 from .widgets import ProgressPanel, visible_text
 
@@ -252,6 +253,12 @@ class VerifyScreen(Screen[None]):
         table.add_column("key", width=60)
         table.add_column("attributes")
         table.focus()
+
+    @on(RunsChanged)
+    def _elsewhere(self) -> None:
+        """Another console's verify started or ended: show its run (this console's own arrive as news)."""
+        if self.is_current and not self.slot.running:
+            self.reload()
 
     def on_screen_resume(self) -> None:
         self.reload()

@@ -23,6 +23,7 @@ __all__ = ["IDENTIFIER_INDEXES", "MIGRATIONS", "RECORD_INDEXES", "SCHEMA_VERSION
 # to only add to them). Version 8: the audit log's hash chain (``prev_hash``, ``hash``; the rows already
 # there are chained by keyshift.core.store.audit.backfill_chain, which the ``audit_chain_backfill``
 # meta flag this step sets asks for, in the step's own transaction) and indexes for its filters.
+# Version 9: the consoles attached to the workspace now (presence, keyshift.core.store.presence).
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -219,6 +220,20 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS audit_operator ON audit(operator, id);
     CREATE INDEX IF NOT EXISTS audit_action ON audit(action, id);
     INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_chain_backfill', '1');
+    """,
+    9: """
+    CREATE TABLE IF NOT EXISTS consoles (             -- one row per console attached now (presence)
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a swept console's beat must not revive another
+        operator TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- terminal | browser (a console --serve session)
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at REAL NOT NULL,      -- epoch seconds of its last beat (stale: it is gone)
+        last_action TEXT,                -- what it did last, in words ("decided a case")
+        last_action_at REAL              -- epoch seconds of that action
+    );
+    CREATE INDEX IF NOT EXISTS consoles_heartbeat ON consoles(heartbeat_at);
     """,
 }
 

@@ -248,3 +248,123 @@ def test_a_taken_port_and_serve_options_alone_are_one_line_errors(world: Any) ->
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     alone = world.run("console", "--port", "8001", timeout=30)
     assert alone.returncode == 2 and "--port is only used with --serve" in alone.message
+
+
+class TerminalConsole:
+    """A terminal console (the real App under Pilot, on its own event loop in a thread: the sync
+    Playwright API owns this thread's) on the same workspace, its resolution queue open. It records
+    when it first showed a decided case and whom it listed as attached."""
+
+    def __init__(self, world: Any) -> None:
+        import threading
+
+        self.world = world
+        self.ready, self.stop = threading.Event(), threading.Event()
+        self.decided_seen_at: float | None = None
+        self.attached: list[tuple[str, str, str | None]] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="terminal-console", daemon=True)
+
+    def __enter__(self) -> TerminalConsole:
+        self.thread.start()
+        assert self.ready.wait(60), "the terminal console did not start"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported to the test's thread
+            self.error = exc
+            self.ready.set()
+
+    async def _run(self) -> None:
+        from keyshift.console.app import make_app
+        from keyshift.console.context import Context
+        from keyshift.core.aws import AwsContext
+        from keyshift.screens.resolve_queue import ResolveQueueScreen
+
+        env = self.world.env
+        context = Context(spec_path=self.world.spec_path, workspace_path=self.world.workspace, operator="terminal-op",
+                          aws=AwsContext(endpoint_url=env.get("AWS_ENDPOINT_URL"), region=env.get("AWS_DEFAULT_REGION")))
+        app = make_app(context)
+        async with app.run_test(size=(160, 48)) as pilot:
+            app.action_open_queue()
+            while not (isinstance(app.screen, ResolveQueueScreen) and app.screen.loaded):
+                await pilot.pause(0.05)
+            queue = app.screen
+            assert not any(not c.is_open for c in queue.cases), "a case was decided before the browser decided"
+            self.ready.set()
+            while not self.stop.is_set():
+                if self.decided_seen_at is None and any(not c.is_open for c in queue.cases):
+                    self.decided_seen_at = time.monotonic()
+                self.attached = [(c.operator, c.kind, c.last_action) for c in app.attached_consoles]
+                await pilot.pause(0.05)
+
+
+def _newest_decision(workspace: Path) -> tuple[str, str] | None:
+    """(operator, action) of the newest decision in the workspace, read with sqlite3 directly."""
+    import sqlite3
+
+    conn = sqlite3.connect(workspace / "keyshift.db", timeout=30)
+    try:
+        row = conn.execute("SELECT operator, action FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return (row[0], row[1]) if row else None
+
+
+def test_a_decision_made_in_the_browser_appears_in_a_terminal_console(world: Any) -> None:
+    chromium, playwright = _browser()
+    world.run("plan", "--dump", world.export_uri, "--json").json()
+    ambiguous = [c for c in world.run("resolve", "list", "--open", "--json").json() if c["kind"] == "ambiguous"]
+    assert ambiguous, "the curated data has ambiguous cases to decide"
+    server = _start(world)
+    frames = bytearray()
+    try:
+        with TerminalConsole(world) as terminal, playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--no-sandbox", "--headless=new"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.extend(
+                payload if isinstance(payload, bytes) else payload.encode())))
+            page.goto(server.url)
+            _wait_for_text(page, frames, "Who is operating?")
+            page.click("#terminal")
+            page.keyboard.type("Grace Hopper", delay=20)
+            page.keyboard.press("Enter")
+            _wait_for_text(page, frames, "Grace Hopper")
+            page.keyboard.press("c")  # the resolution queue; its first open case is selected
+            _wait_for_text(page, frames, "decided")
+            page.keyboard.press("1")  # ambiguous cases only: the first one is selected
+            _wait_for_text(page, frames, "ambiguous:")
+            page.keyboard.press("s")  # "same": the dialog offers the candidate
+            _wait_for_text(page, frames, "why this decision")
+            page.keyboard.press("Enter")
+            page.keyboard.type("paired in the browser", delay=10)
+            page.keyboard.press("Enter")
+            deadline = time.monotonic() + 30
+            while (newest := _newest_decision(world.workspace)) is None and time.monotonic() < deadline:
+                page.wait_for_timeout(20)
+            recorded = time.monotonic()
+            assert newest == ("Grace Hopper", "same"), f"no decision by the browser's operator: {newest}"
+            while terminal.decided_seen_at is None and time.monotonic() < recorded + 5:
+                page.wait_for_timeout(20)
+            assert terminal.decided_seen_at is not None, "the terminal console never showed the decision"
+            took = terminal.decided_seen_at - recorded
+            assert took <= 2.0, f"the terminal console showed the browser's decision after {took:.2f} s"
+            # And the terminal lists the browser session: its operator, its kind, what it did last.
+            while not any(op == "Grace Hopper" and (last or "").startswith("decided")
+                          for op, _, last in terminal.attached) and time.monotonic() < recorded + 5:
+                page.wait_for_timeout(50)
+            assert ("Grace Hopper", "browser") in {(op, kind) for op, kind, _ in terminal.attached}, terminal.attached
+            browser.close()
+    finally:
+        _stop(server)
