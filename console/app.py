@@ -12,6 +12,7 @@ one generic worker and one message handler.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -111,6 +112,11 @@ class KeyshiftApp(ConsoleWatch):
         return OverviewScreen(self)
 
     def on_mount(self) -> None:
+        # Move what start-up built (Textual's caches, botocore's service models: ~150k objects) out of
+        # the collector's reach: every full collection walks them with every thread stopped, the event
+        # loop included, and was the worst frame while restore, sync and verify ran (bench/console_bench.py).
+        # (No gc.collect() first: it costs a full collection at every start, and start-up garbage is small.)
+        gc.freeze()
         self.start_watching()  # presence and other consoles' work (console/watch.py)
         self.screen_change_signal.subscribe(self, self._watch_screens)
         self._watch_screens(self.screen)  # the default screen came before the subscription
@@ -230,6 +236,25 @@ class KeyshiftApp(ConsoleWatch):
         if not isinstance(self.screen, PlanDialog):
             self.push_screen(PlanDialog(self))
 
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Leave the console, asking every run of this console to stop first.
+
+        A run's thread is not a Textual worker Textual can cancel: without its cancel event a
+        following stream sync would keep the process alive after the console has gone. Each run
+        stops at its next step and keeps its checkpoint (resumable, as after Escape).
+        """
+        self.stop_all_runs()
+        super().exit(*args, **kwargs)
+
+    def stop_all_runs(self) -> None:
+        """Ask every running run of this console to stop at its next step (checkpoints kept)."""
+        for slot in self._slots.values():
+            slot.stop()
+
+    def on_unmount(self) -> None:
+        # Shut down without exit() (a test's run_test, a closed browser tab): the runs stop too.
+        self.stop_all_runs()
+
     async def action_quit(self) -> None:
         """Leave the console; with a ``quit_warning`` (the demo) only once the operator confirms."""
         if self.quit_warning is None:
@@ -241,10 +266,10 @@ class KeyshiftApp(ConsoleWatch):
         def answered(leave: bool | None) -> None:
             if leave:
                 self.exit()
-            else:
-                self.notify("cancelled: still running", timeout=2)
 
-        self.push_screen(ConfirmScreen("Quit the demo?", self.quit_warning, confirm_label="Quit"), answered)
+        # The confirmation itself says "cancelled: still running" when the operator stays.
+        self.push_screen(ConfirmScreen("Quit the demo?", self.quit_warning, confirm_label="Quit",
+                                       cancelled="still running"), answered)
 
     def action_help(self) -> None:
         """Show every key of the current screen and of the console (F1, ``?``)."""

@@ -261,6 +261,15 @@ class ResolveQueueScreen(Screen[None]):
             return True if case.decision is not None else None
         return True if parameters and parameters[0] in ACTIONS[case.kind] else None
 
+    def on_screen_resume(self) -> None:
+        """Back from a dialog: the case list has the keys (m, s, Home…), not the kind filter.
+
+        Textual gives focus back to the widget that had it when the dialog opened; when that was
+        the filter, the next keys would change the filter instead of acting on the case."""
+        table = self.query_one("#cases", DataTable)
+        if self.app.focused is not table:
+            table.focus()
+
     def action_back(self) -> None:
         self.host.cancel_work("queue")
         self.dismiss()

@@ -87,7 +87,7 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
     build = pre.build
     assert build is not None
     open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
-    how = "until you press Escape" if follow else "until it has caught up with every shard, then stop"
+    how = "until you press Escape on this screen (b leaves it running)" if follow else "until it has caught up with every shard, then stop"
     start = None
     if direction == "reverse":
         previous = latest_stream_sync(ws, "reverse")
@@ -143,6 +143,10 @@ class StreamSyncScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back_or_stop", "Back / stop", id="sync.stop",
                 tooltip="Stop this console's replay (it keeps its checkpoint), or go back"),
+        # A follow is meant to outlive this screen (the flip's gates need it following): leaving
+        # must not take stopping it along, so "back" has its own key.
+        Binding("b", "leave", "Back, keep running", id="sync.leave",
+                tooltip="Back to the previous screen; the replay keeps running (the overview shows it)"),
         Binding("s", "sync_once", "Catch up", id="sync.once",
                 tooltip="Replay the stream until caught up with every shard, then stop"),
         Binding("f", "sync_follow", "Follow", id="sync.follow",
@@ -290,6 +294,10 @@ class StreamSyncScreen(Screen[None]):
             self.query_one("#sync-state", Static).update(Text("stopping…", style="yellow"))
         else:
             self.dismiss()
+
+    def action_leave(self) -> None:
+        """Go back; a running replay keeps running (Escape is the one that stops it)."""
+        self.dismiss()
 
     def action_sync_once(self) -> None:
         """Replay until caught up, then stop."""

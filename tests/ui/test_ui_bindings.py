@@ -99,11 +99,13 @@ TABLE: dict[type, list[tuple[str, str, tuple[Any, ...]]]] = {
         ("sync.follow", "f", (REFUSED,)),
         ("sync.direction", "r", (REDRAW,)),
         ("sync.stop", "escape", (BACK,)),
+        ("sync.leave", "b", (BACK,)),
     ],
     VerifyScreen: [
         ("verify.resume", "r", (REFUSED,)),
-        ("verify.start", "s", (REFUSED,)),
         ("verify.cancel", "escape", (BACK,)),
+        # Read-only verify runs without recording (last: Escape would then cancel it, not go back).
+        ("verify.start", "s", (CALLS, "verify_start")),
     ],
     CutoverScreen: [
         ("cutover.flip", "f", (REFUSED,)),

@@ -106,6 +106,16 @@ async def test_catch_up_then_follow_then_stop_from_the_console(tmp_path, aws_env
         ddb.put_item(TableName=SOURCE, Item={"customer": {"S": "CUST-003"}, "order": {"N": "9003"}})
         await wait_until(pilot, lambda: sync.progress.puts == 1, timeout=20)
         assert "following" in shown(screen, "#sync-state")
+        await pilot.press("b")  # back to the overview: the follower keeps following (the flip needs it)
+        # (no settle() while a follow runs: it waits for every worker to finish)
+        await wait_until(pilot, lambda: app.screen is not screen, timeout=10)
+        assert sync.running
+        await wait_until(pilot, lambda: re.search(r"4 Stream-sync\s+following", shown(app.screen, "#steps")),
+                         timeout=10)
+        await pilot.press("4")
+        await wait_until(pilot, lambda: isinstance(app.screen, StreamSyncScreen), timeout=10)
+        screen = app.screen
+        assert isinstance(screen, StreamSyncScreen) and sync.running
         await pilot.press("escape")  # stops the follower, keeps its checkpoint
         await wait_until(pilot, lambda: app.slot("stream-sync").outcome is not None, timeout=20)
         assert app.slot("stream-sync").outcome == "stopped"
@@ -243,3 +253,28 @@ async def test_the_direction_switch_shows_and_starts_reverse_sync(tmp_path, aws_
         await settle(pilot)
         assert "direction: forward" in shown(screen, "#sync-direction")
         await wait_until(pilot, lambda: "No replay yet" in shown(screen, "#sync-state"), timeout=10)
+
+
+async def test_closing_the_console_stops_a_following_replay(tmp_path, aws_env):
+    """A following replay runs in a thread Textual cannot cancel: closing the console must stop it,
+    or the process would outlive its console (it did: the follower kept the interpreter alive)."""
+    world, _ddb = _streamed_world(tmp_path, aws_env)
+    app = make(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.press("f")
+        sync = app.slot("stream-sync")
+        await wait_until(pilot, lambda: sync.running and sync.progress is not None, timeout=20)
+    # run_test shut the app down without exit(): the unmount stopped the follower, keeping its checkpoint.
+    from keyshift.core.migrate.stream.sync import latest_stream_sync
+
+    assert sync.cancel.is_set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        run = latest_stream_sync(world.workspace)
+        if run is not None and run.state != "running":
+            break
+        time.sleep(0.1)
+    assert run is not None and run.state == "stopped", run
