@@ -55,7 +55,8 @@ def _stop_on_signals(cancel: threading.Event) -> Iterator[None]:
               help="Threads writing one page's batches in parallel (pages stay in stream order).")
 @click.option("--reverse", is_flag=True,
               help="Replay the NEW table's stream into the OLD table through the inverse keymap (flip back"
-                   " without losing a write). Needs --from (or --from-positions) the first time.")
+                   " without losing a write). A first run starts after the positions the flip to new recorded;"
+                   " before any flip it needs --from (or --from-positions).")
 @click.option("--from", "from_", metavar="latest|trim-horizon|ISO-TIME",
               help="--reverse: where to start: latest (records from this second on), trim-horizon, or an"
                    " ISO 8601 time (its whole second included: the stream's times are rounded down). Records"

@@ -28,10 +28,12 @@ from keyshift.core.resolve.cases import list_cases
 from keyshift.core.resolve.keymap_build import UnresolvedError
 from keyshift.core.resolve.keymap_history import (
     KeymapChange,
+    KeymapInUse,
     KeymapRecord,
     build_in_workspace,
     change_between,
     keymap_builds,
+    keymaps_in_use,
 )
 from keyshift.core.text.plural import count
 
@@ -51,6 +53,7 @@ class KeymapLoaded(Message, bubble=False):
 
     current: KeymapRecord | None
     change: KeymapChange | None
+    in_use: list[KeymapInUse] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class KeymapScreen(Screen[None]):
         #: What this screen's last build changed: a rebuild to the same version leaves one row in the
         #: ``keymaps`` table, so a re-read alone would call it the first build.
         self.built: KeymapChange | None = None
+        self.in_use: list[KeymapInUse] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +109,9 @@ class KeymapScreen(Screen[None]):
             with Vertical(id="keymap-change-box", classes="box") as change:
                 change.border_title = "Since the previous build"
                 yield Static("", id="keymap-change")
+            with Vertical(id="keymap-in-use-box", classes="box") as used:
+                used.border_title = "Applied by the newest runs"
+                yield Static("", id="keymap-in-use")
         yield Footer()
 
     def on_screen_resume(self) -> None:
@@ -124,7 +131,7 @@ class KeymapScreen(Screen[None]):
             builds = keymap_builds(context.workspace, limit=2)
             current = builds[0] if builds else None
             change = change_between(builds[1] if len(builds) > 1 else None, current) if current else None
-            self.post_message(KeymapLoaded(current, change))
+            self.post_message(KeymapLoaded(current, change, keymaps_in_use(context.workspace)))
 
         self.host.run_blocking(load, group="keymap-info", description="read the keymap builds")
 
@@ -178,6 +185,7 @@ class KeymapScreen(Screen[None]):
         change = message.change
         if message.current is not None and self.built is not None and self.built.current == message.current.version:
             change = self.built
+        self.in_use = message.in_use
         self._show(message.current, change)
 
     @on(KeymapBuilt)
@@ -220,6 +228,26 @@ class KeymapScreen(Screen[None]):
                          .append(f"  built {current.built_at} by {current.operator}", style=""))
         self.query_one("#keymap-counts", Static).update(_counts(current) if current else "")
         self.query_one("#keymap-change", Static).update(_change(change) if change else "")
+        self.query_one("#keymap-in-use", Static).update(_in_use(self.in_use, current))
+
+
+def _in_use(in_use: list[KeymapInUse], current: KeymapRecord | None) -> Text:
+    """Which version each step's newest run applied, and whether it is the newest build."""
+    if not in_use:
+        return Text("no restore, sync or verify has run yet", style="dim")
+    built = current.version if current is not None else None
+    text = Text()
+    for i, use in enumerate(in_use):
+        text.append("\n" if i else "")
+        text.append(f"{use.kind} run {use.run_id} ({use.state}): ", style="bold")
+        if use.version is None:
+            text.append("no keymap recorded", style="dim")
+        elif use.matches(built):
+            text.append(f"{use.version} ✔ the newest build", style="green")
+        else:
+            text.append(f"{use.version} — not the newest build", style="yellow")
+            text.append(" (built from the decisions in force when it started)", style="dim")
+    return text
 
 
 def _counts(current: KeymapRecord) -> Table:

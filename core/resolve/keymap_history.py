@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..store import runs
 from ..store.workspace import Workspace
 from .keymap_build import KeymapBuild, build_keymap, keymap_document, record_build
 
-__all__ = ["KeymapChange", "KeymapRecord", "build_in_workspace", "diff_entries", "keymap_builds"]
+__all__ = ["KeymapChange", "KeymapInUse", "KeymapRecord", "build_in_workspace", "diff_entries", "keymap_builds",
+           "keymaps_in_use"]
 
 #: How many changed raw identifiers a diff keeps as examples.
 EXAMPLES = 5
@@ -119,3 +121,33 @@ def build_in_workspace(ws: Workspace, *, operator: str, spec: Any = None) -> tup
     if previous is not None and previous.version == current.version:
         return build, KeymapChange(previous.version, current.version, True)
     return build, change_between(previous, current)
+
+
+#: The runs that apply a keymap, in migration order (their ledger records the version they used).
+_KEYMAP_RUNS = ("restore", "import", "stream-sync", "reverse-sync", "verify")
+
+
+@dataclass(frozen=True)
+class KeymapInUse:
+    """The keymap version the newest run of ``kind`` applied (restore and sync build theirs from the
+    decisions in force when they start, so it can differ from the newest recorded build)."""
+
+    kind: str
+    run_id: int
+    state: str
+    version: str | None
+
+    def matches(self, built: str | None) -> bool:
+        """Whether the run applied the newest recorded build."""
+        return built is not None and self.version == built
+
+
+def keymaps_in_use(ws: Workspace) -> list[KeymapInUse]:
+    """The newest run of each kind that applies a keymap, with the version it used (one indexed
+    query per kind: cheap enough to re-read on every decision)."""
+    found: list[KeymapInUse] = []
+    for kind in _KEYMAP_RUNS:
+        run = runs.latest(ws, kind)
+        if run is not None:
+            found.append(KeymapInUse(kind, run.id, run.state, run.keymap))
+    return found

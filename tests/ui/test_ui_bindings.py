@@ -146,7 +146,10 @@ def _refusals(app: Any) -> int:
 async def _back_to(pilot: Any, screen: type) -> None:
     """Close what the last key opened, until ``screen`` is on top again."""
     while not isinstance(pilot.app.screen, screen):
-        pilot.app.pop_screen()
+        if len(pilot.app.screen_stack) <= 1 and OPEN[screen]:
+            await pilot.press(OPEN[screen])  # a BACK key left it: open it again for the next row
+        else:
+            pilot.app.pop_screen()
         await settle(pilot)
 
 

@@ -8,6 +8,7 @@ from textual.widgets import Button
 
 from keyshift.core.migrate.restore import RestoreProgress
 from keyshift.core.migrate.restore_control import CONTROL_FILE
+from keyshift.core.store import runs
 from keyshift.core.store.workspace import Workspace
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.keymap_screen import KeymapScreen
@@ -76,6 +77,7 @@ async def test_keymap_builds_shows_version_counts_and_what_changed(resolvable):
         assert "the first build" in shown(screen, "#keymap-change")
         assert (resolvable.path / "ws" / "keymaps" / f"{first}.json").exists()
 
+        assert "no restore, sync or verify has run yet" in shown(screen, "#keymap-in-use")
         await pilot.press("b")  # the same plan and decisions: the same version
         await settle(pilot)
         assert "nothing: the same version" in shown(screen, "#keymap-change")
@@ -95,6 +97,18 @@ async def test_keymap_builds_shows_version_counts_and_what_changed(resolvable):
         assert isinstance(app.screen, OverviewScreen)
         status = shown(app.screen, "#next-step")
         assert "Keymap done" in status and "next: Restore: write transform(dump) with keymap" in status
+
+        newest = change.split(" → ")[1].split()[0]
+        ws = Workspace(resolvable.path / "ws")  # a restore applied the newest build, a verify an older one
+        with ws.transaction() as conn:
+            runs.start(conn, "restore", operator="t", keymap=newest, params={})
+            runs.start(conn, "verify", operator="t", keymap=first, params={})
+        ws.close()
+        await pilot.press("k")
+        await settle(pilot)
+        in_use = shown(app.screen, "#keymap-in-use")
+        assert re.search(rf"restore run \d+ \(running\): {newest} ✔ the newest build", in_use), in_use
+        assert re.search(rf"verify run \d+ \(running\): {first} — not the newest build", in_use), in_use
 
 
 async def test_keymap_build_is_greyed_out_in_read_only_mode(planned):
