@@ -386,7 +386,9 @@ class BulkDialog(ModalScreen[bool]):
                 yield Select(self._action_options(self.kind), value=BULK_ACTIONS[self.kind][0],
                              allow_blank=False, id="bulk-action")
             yield Static("", id="bulk-condition-help")
-            yield Static("previewing…", id="bulk-preview")
+            # The preview scrolls on its own, so the reason and the buttons stay on a 24-row screen.
+            with VerticalScroll(id="bulk-preview-box"):
+                yield Static("previewing…", id="bulk-preview")
             yield Label("Shared reason (required: recorded on every decision)")
             yield Input(placeholder="why these decisions", id="bulk-reason")
             yield ProgressPanel("cases", id="bulk-progress")

@@ -258,7 +258,7 @@ class OverviewScreen(Screen[None]):
     @staticmethod
     def _counts(counts: dict[str, dict[str, int]], summary: dict[str, Any]) -> Table:
         table = Table(title="By status", title_justify="left", expand=False, box=None, padding=(0, 2))
-        table.add_column("status")
+        table.add_column("status", no_wrap=True)  # a wrapped label would sit beside the next row's numbers
         table.add_column("identifiers", justify="right")
         table.add_column("records", justify="right")
         for status in RECORD_STATUSES:
@@ -269,7 +269,7 @@ class OverviewScreen(Screen[None]):
             if status == "fixed" and counts.get("remapped", {}).get("identifiers"):
                 # Not a status: unchanged/fixed identifiers upstream data gives another id.
                 remapped = counts["remapped"]
-                table.add_row(Text("  of which remapped", style=STATUS_STYLES["remapped"]),
+                table.add_row(Text("  ↳ remapped", style=STATUS_STYLES["remapped"]),
                               f"{remapped['identifiers']:,}", f"{remapped['records']:,}")
         total_ids = sum(v["identifiers"] for k, v in counts.items() if k in RECORD_STATUSES and k != "quarantined")
         total_records = sum(v["records"] for k, v in counts.items() if k in RECORD_STATUSES)

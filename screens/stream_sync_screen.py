@@ -232,7 +232,7 @@ class StreamSyncScreen(Screen[None]):
                 return
             lag = "catching up" if live.caught_up_at is None else f"caught up {time.time() - live.caught_up_at:.0f} s ago"
             how = "following" if slot.options.get("follow") else "replaying"
-            state.update(Text(f"◐ {how} — {lag} — Escape stops it (the checkpoint is kept)", style="yellow"))
+            state.update(Text(f"◐ {how} — {lag} — b leaves it running · Escape stops it (checkpoint kept)", style="yellow"))
             report.update(_counts(live.records, live.puts, live.deletes, live.skipped, live.shards,
                                   live.shards_done, live.restarts, live.retries, live.throttles))
             self._show_lag(live.lag_seconds, live.iterator_age_seconds, live.unmapped, live.held_applied)
@@ -274,7 +274,10 @@ class StreamSyncScreen(Screen[None]):
         line.append("   held ", style="bold")
         line.append(f"{unmapped:,} record(s) waiting", style="magenta" if unmapped else "dim")
         if unmapped:
-            line.append(" (resolve: unmapped cases)", style="dim")
+            # A replay applies held records whose cases are decided when it starts (not mid-follow:
+            # the keymap it applies is fixed for the run), so say how to get them applied.
+            line.append(" (decide their unmapped cases with c; decided ones apply when the replay starts"
+                        " again: Escape, then f)", style="dim")
         line.append(f"   {applied:,} held applied", style="dim")
         self.query_one("#sync-lag", Static).update(line)
         self.query_one("#sync-lag-spark", Sparkline).data = list(self.lag_history)

@@ -15,6 +15,7 @@ from ..store.workspace import Workspace, utcnow
 from .cases import Case, CaseError
 from .new_ids import new_id_problem
 from ..plan.queries import settled_raws_with_new_id
+from ..text.escape import escape
 
 __all__ = ["ACTIONS", "Decision", "Overrides", "decide", "default_primary", "undo", "effective_overrides",
            "assignments", "latest_decision_id"]
@@ -158,6 +159,12 @@ def overrides_in(conn: Any) -> Overrides:
     return Overrides({raw: v[1] for raw, v in out.items()})
 
 
+def _quoted(raw: str) -> str:
+    """An identifier in a message: its escaped form in quotes, what --raw and the dialogs read back
+    (a JSON or repr form says ``\\t`` or ``\\"``, which they refuse)."""
+    return f'"{escape(raw)}"'
+
+
 def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
                 overrides: Overrides | None = None) -> list[str]:
     """Raw identifiers outside ``case`` that already land on one of ``assigned``'s new ids."""
@@ -169,7 +176,8 @@ def _collisions(ws: Workspace, case: Case, assigned: dict[str, str | None],
     for new_id in sorted({v for v in assigned.values() if v is not None}):
         base = settled_raws_with_new_id(conn, new_id)
         for raw in sorted(overrides.holders(new_id, base) - members):
-            found.append(f"{new_id!r} is already the new id of {json.dumps(raw)}")
+            # The escaped form (never repr or JSON: "\t", "\"") is what --raw and the dialogs read back.
+            found.append(f"'{escape(new_id)}' is already the new id of {_quoted(raw)}")
     return found
 
 
@@ -208,8 +216,8 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
         payload["id"] = check_id(new_id, action)
     if action == "same" and case.kind != "unmapped":
         if primary is not None and primary not in members:
-            raise CaseError(f"same: primary {json.dumps(primary)} is not a member of case {case.id}"
-                            f" (one of {', '.join(json.dumps(m) for m in members)})")
+            raise CaseError(f"same: primary {_quoted(primary)} is not a member of case {case.id}"
+                            f" (one of {', '.join(_quoted(m) for m in members)})")
         # Writes made on the new table after the cut-over go back to this spelling (reverse sync).
         payload["primary"] = primary if primary is not None else default_primary(case)
     elif action == "split":
@@ -217,10 +225,10 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
         missing = [m for m in members if m not in mapping]
         extra = [r for r in mapping if r not in members]
         if extra:
-            raise CaseError(f"split: {json.dumps(extra[0])} is not a member of case {case.id}")
+            raise CaseError(f"split: {_quoted(extra[0])} is not a member of case {case.id}")
         if missing:
-            raise CaseError(f"split: every member needs a new id; missing {json.dumps(missing[0])}")
-        ids = [check_id(v, f"split {json.dumps(raw)}") for raw, v in mapping.items()]
+            raise CaseError(f"split: every member needs a new id; missing {_quoted(missing[0])}")
+        ids = [check_id(v, f"split {_quoted(raw)}") for raw, v in mapping.items()]
         if len(set(ids)) != len(ids):
             raise CaseError("split: two members got the same new id (that is `same`, not `split`)")
         payload["map"] = dict(mapping)
@@ -230,7 +238,7 @@ def decide(ws: Workspace, case: Case, action: str, *, reason: str, operator: str
             raise CaseError("drop: name the raw identifiers to drop (--raw)")
         extra = [r for r in raws if r not in members]
         if extra:
-            raise CaseError(f"drop: {json.dumps(extra[0])} is not a member of case {case.id}")
+            raise CaseError(f"drop: {_quoted(extra[0])} is not a member of case {case.id}")
         payload["raws"] = list(dict.fromkeys(raws))
     elif action == "keep" and case.kind == "conflict":
         keep = (raws or [None])[0] if raws else None
@@ -266,9 +274,9 @@ def _unmapped_same(ws: Workspace, case: Case, new_id: str | None, raws: list[str
             rows = identifier_rows(conn, [other])
             found = rows[0][1] if rows and rows[0][3] in ("fixed", "unchanged") else None
             if not rows:
-                raise CaseError(f"same: {json.dumps(other)} is not an identifier of this migration")
+                raise CaseError(f"same: {_quoted(other)} is not an identifier of this migration")
         if found is None:
-            raise CaseError(f"same: {json.dumps(other)} has no new id (undecided or dropped): decide it first")
+            raise CaseError(f"same: {_quoted(other)} has no new id (undecided or dropped): decide it first")
         return {"id": check_id(found, "same"), "raw": other}
     if new_id is None:
         raise CaseError("same: name the existing identifier (--raw) or its new id (--id)")
