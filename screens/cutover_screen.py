@@ -348,6 +348,10 @@ class CutoverScreen(Screen[None]):
         context = self.host.context
         self.busy = True
         self.refresh_bindings()
+        # Reading both streams to their tips can take a while on a busy stream: say what is going on.
+        self.query_one("#cut-outcome", Static).update(Text(
+            f"flipping to {choice.to_state}: checking the gates and reading both streams' positions…",
+            style="yellow"))
 
         def work() -> None:
             from keyshift.core.cutover.approvals import file_request
