@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ui_support import Fixture, copy_fixture, plan_fixture, write_spec
+from ui_support import Fixture, add_control, copy_fixture, flag_with_one_flip, plan_fixture, plan_pinned, write_spec
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -38,3 +38,20 @@ def fresh(tmp_path: Path) -> Fixture:
 def resolvable(planned: Fixture, tmp_path: Path) -> Fixture:
     """A private copy of the planned workspace, for the tests that record decisions."""
     return Fixture(copy_fixture(planned.path, tmp_path / "planned"))
+
+
+@pytest.fixture(scope="session")
+def pinned_planned(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """The fixture dump planned from the moto server's S3 with every clock pinned while it was
+    written (its audit log carries pinned times and an S3 location, and its chain verifies)."""
+    return Fixture(plan_pinned(tmp_path_factory.mktemp("pinned"), moto_server))
+
+
+@pytest.fixture
+def flagged(pinned_planned: Fixture, aws_env: dict[str, str], tmp_path: Path) -> Fixture:
+    """A private copy of ``pinned_planned`` whose spec has a ``[control]`` section, its flag made
+    in the (freshly reset) moto server and flipped once to shadow, at pinned times."""
+    fixture = Fixture(copy_fixture(pinned_planned.path, tmp_path / "flagged"))
+    add_control(fixture.path)
+    flag_with_one_flip(fixture)
+    return fixture

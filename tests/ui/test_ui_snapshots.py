@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from ui_support import make, settle
+from ui_support import make, settle, wait_until
 
 #: The two terminal sizes every screen must work at.
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
@@ -82,8 +82,6 @@ SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "restore": _keys("3"),
     "stream_sync": _keys("4"),
     "verify": _keys("5"),
-    # The audit screen is left out: its entries carry the real time of planning, and pinning it
-    # would break the hash chain the screen verifies (the cut-over screen needs a [control] spec).
     "help": _keys("f1"),
     "plan_dialog": _pushing(_plan_dialog),
     "error_modal": _pushing(_error),
@@ -102,6 +100,36 @@ def test_screen_snapshot(planned, snap_compare, screen: str, size: str):
         _no_blink(pilot)
 
     assert snap_compare(make(planned.context()), terminal_size=SIZES[size], run_before=run_before)
+
+
+async def _cutover(pilot: Any) -> None:
+    await _keys("6")(pilot)
+    await wait_until(pilot, lambda: getattr(pilot.app.screen, "info", None) is not None, timeout=15)
+
+
+async def _audit(pilot: Any) -> None:
+    await _keys("a")(pilot)
+    await wait_until(pilot, lambda: getattr(pilot.app.screen, "report", None) is not None, timeout=15)
+
+
+#: Screens that show recorded times and the flag, on ``flagged``: the fixture planned, its flag
+#: made and flipped once, every clock pinned while it was written (nothing is masked).
+FLAGGED_SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
+    "cutover": _cutover,
+    "audit": _audit,
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", FLAGGED_SCREENS)
+def test_flagged_screen_snapshot(flagged, snap_compare, screen: str, size: str):
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await FLAGGED_SCREENS[screen](pilot)
+        await settle(pilot)
+        _no_blink(pilot)
+
+    assert snap_compare(make(flagged.context()), terminal_size=SIZES[size], run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)

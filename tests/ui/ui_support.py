@@ -190,3 +190,139 @@ async def wait_until(pilot: Any, condition: Any, timeout: float = 5.0, step: flo
             raise AssertionError(f"not true within {timeout} s")
         await pilot.pause(step)
     return time.monotonic() - start
+
+
+# -- pinned clocks: snapshots of screens that show times the workspace recorded ------------------
+PINNED_FLAG_INIT = "2024-05-01T09:40:00+00:00"
+PINNED_FLIP = "2024-05-01T09:45:00+00:00"
+CONTROL_TABLE, FLAG = "keyshift-control", "customers-cutover"
+#: Every module that stamps a time the screens show (imported first so the patch reaches them all).
+CLOCK_MODULES = ("keyshift.core.store.schema", "keyshift.core.store.workspace", "keyshift.core.store.audit",
+                 "keyshift.core.store.runs", "keyshift.core.store.presence", "keyshift.core.plan.planner",
+                 "keyshift.core.resolve.decisions", "keyshift.core.resolve.keymap_build",
+                 "keyshift.core.cutover.control_table", "keyshift.core.cutover.flag",
+                 "keyshift.core.cutover.approvals", "keyshift.core.migrate.verify.run",
+                 "keyshift.core.migrate.restore", "keyshift.core.migrate.stream.sync")
+
+
+class PinnedClock:
+    """The wall clock the workspace and the control table stamp with, set by the test.
+
+    Patched *at write time* (while a fixture records), never while a screen runs: the audit
+    chain's hashes are computed over the stored times, so a pinned log still verifies. Only the
+    wall clock is pinned (``time.time``, ``utcnow``, ``iso``); monotonic clocks, sleeps and
+    botocore's own clock stay real.
+    """
+
+    def __init__(self, monkeypatch: Any, when: str) -> None:
+        """Patch every clock of :data:`CLOCK_MODULES` (undone with ``monkeypatch``) to read ``when``."""
+        import importlib
+        import sys
+        import time as real_time
+        import types
+
+        from keyshift.core.cutover import control_table
+        from keyshift.core.store import schema
+
+        self.set(when)
+        clock = self
+        shim = types.ModuleType("time")
+        shim.__dict__.update({k: v for k, v in vars(real_time).items() if not k.startswith("__")})
+        shim.time = lambda: clock.epoch  # type: ignore[attr-defined]
+
+        def utcnow() -> str:
+            return clock.text
+
+        real_iso = control_table.iso
+
+        def iso(ts: float | None = None) -> str:
+            return real_iso(clock.epoch if ts is None else ts)
+        for name in CLOCK_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
+        real_utcnow = schema.utcnow  # taken before the loop patches schema itself
+        for name, module in list(sys.modules.items()):
+            if not name.startswith("keyshift.") or module is None:
+                continue
+            if getattr(module, "utcnow", None) is real_utcnow:
+                monkeypatch.setattr(module, "utcnow", utcnow)
+            if getattr(module, "iso", None) is real_iso:
+                monkeypatch.setattr(module, "iso", iso)
+            if getattr(module, "time", None) is real_time:
+                monkeypatch.setattr(module, "time", shim)
+
+    def set(self, when: str) -> None:
+        """From now on the clock reads ``when`` (ISO 8601 with an offset)."""
+        from datetime import datetime
+
+        self.epoch = datetime.fromisoformat(when).timestamp()
+        self.text = datetime.fromisoformat(when).isoformat(timespec="seconds")
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client on the moto server with the dummy credentials."""
+    import boto3
+
+    from keyshift.console.demo import DEMO_ENV
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name=DEMO_ENV["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=DEMO_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=DEMO_ENV["AWS_SECRET_ACCESS_KEY"])
+
+
+def plan_pinned(directory: Path, endpoint: str) -> Path:
+    """Plan the fixture dump from ``PINNED_DUMP`` in the moto server's S3 at ``PINNED_START``.
+
+    Unlike :func:`plan_fixture` nothing is rewritten afterwards: the audit log records the S3
+    location and the pinned time (so the chain verifies), the plan row the pinned times.
+    """
+    spec_path = write_spec(directory)
+    s3 = s3_client(endpoint)
+    bucket, key = PINNED_DUMP.removeprefix("s3://").split("/", 1)
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(directory / "dump.json"), bucket, key)
+    import pytest
+
+    ws = Workspace(directory / "ws")
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            PinnedClock(monkeypatch, PINNED_START)
+            plan_to_completion(ws, parse_spec(spec_path.read_text(encoding="utf-8")), PINNED_DUMP, s3=s3,
+                               operator=OPERATOR)
+        ws.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        ws.close()
+    return directory
+
+
+def add_control(directory: Path) -> None:
+    """Give the fixture's spec a ``[control]`` section (the flag the cut-over screen shows)."""
+    spec_path = directory / "keyshift.toml"
+    spec_path.write_text(spec_path.read_text(encoding="utf-8")
+                         + f'\n[control]\ntable = "{CONTROL_TABLE}"\nflag = "{FLAG}"\n', encoding="utf-8")
+
+
+def flag_with_one_flip(fixture: Fixture) -> None:
+    """Create the control table and the flag (at ``PINNED_FLAG_INIT``), then flip it to shadow
+    (at ``PINNED_FLIP``) through the core flip, gates as checked then (forced where they fail)."""
+    from keyshift.core.cutover.flag import control_spec, execute_flip, init_flag, read_flag
+    from keyshift.core.cutover.gates import gates_for
+
+    import pytest
+
+    context = fixture.context()
+    ddb = context.aws.client("dynamodb")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clock = PinnedClock(monkeypatch, PINNED_FLAG_INIT)
+        init_flag(context.workspace, context.spec, ddb, operator=OPERATOR)
+        clock.set(PINNED_FLIP)
+        control = control_spec(context.spec)
+        current = read_flag(ddb, control.table, control.flag)
+        gates = gates_for(context.workspace, context.spec, ddb, from_state="old", to_state="shadow")
+        execute_flip(context.workspace, ddb, context.spec, current, to_state="shadow", operator=OPERATOR,
+                     reason="shadow reads before the cut-over", gates=gates, forced=not all(g.ok for g in gates),
+                     accept_loss=False, positions={})
+    context.workspace.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    context.workspace.close()
