@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ui_support import Fixture, add_control, copy_fixture, flag_with_one_flip, plan_fixture, plan_pinned, write_spec
+from ui_support import (Fixture, add_control, copy_fixture, finish_pinned, flag_with_one_flip, plan_fixture, plan_pinned,
+                        write_spec)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -55,3 +56,16 @@ def flagged(pinned_planned: Fixture, aws_env: dict[str, str], tmp_path: Path) ->
     add_control(fixture.path)
     flag_with_one_flip(fixture)
     return fixture
+
+
+@pytest.fixture(scope="session")
+def finished_pinned(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """A clean dump planned, restored and verified (one item missing), clocks pinned while written.
+
+    Only the workspace is kept: the idle restore and verify screens read nothing from AWS (the
+    server is reset before this and by the next test that uses it).
+    """
+    from keyshift.console.demo import reset_moto
+
+    reset_moto(moto_server)
+    return Fixture(finish_pinned(tmp_path_factory.mktemp("finished-pinned"), moto_server))

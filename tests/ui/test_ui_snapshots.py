@@ -132,6 +132,31 @@ def test_flagged_screen_snapshot(flagged, snap_compare, screen: str, size: str):
     assert snap_compare(make(flagged.context()), terminal_size=SIZES[size], run_before=run_before)
 
 
+#: The restore and verify screens after a finished run (its times and durations pinned at write time).
+FINISHED_SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
+    "restore_finished": _keys("3"),
+    "verify_finished": _keys("5"),
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", FINISHED_SCREENS)
+def test_finished_run_snapshot(finished_pinned, snap_compare, screen: str, size: str):
+    from dataclasses import replace
+
+    from keyshift.core.aws import AwsContext
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await FINISHED_SCREENS[screen](pilot)
+        await settle(pilot)
+        _no_blink(pilot)
+
+    # An endpoint nothing listens on: the idle screens must show the run from the workspace alone.
+    context = replace(finished_pinned.context(), aws=AwsContext(endpoint_url="http://127.0.0.1:9", region="us-east-1"))
+    assert snap_compare(make(context), terminal_size=SIZES[size], run_before=run_before)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_read_only_plan_dialog_snapshot(planned, snap_compare, size: str):
     async def run_before(pilot: Any) -> None:

@@ -206,12 +206,12 @@ CLOCK_MODULES = ("keyshift.core.store.schema", "keyshift.core.store.workspace", 
 
 
 class PinnedClock:
-    """The wall clock the workspace and the control table stamp with, set by the test.
+    """The clocks the workspace and the control table stamp with, set by the test.
 
     Patched *at write time* (while a fixture records), never while a screen runs: the audit
-    chain's hashes are computed over the stored times, so a pinned log still verifies. Only the
-    wall clock is pinned (``time.time``, ``utcnow``, ``iso``); monotonic clocks, sleeps and
-    botocore's own clock stay real.
+    chain's hashes are computed over the stored times, so a pinned log still verifies. Pinned in
+    keyshift's modules only: ``time.time``, ``time.monotonic``, ``time.perf_counter``, ``utcnow``
+    and ``iso``; sleeps and botocore's own clock stay real.
     """
 
     def __init__(self, monkeypatch: Any, when: str) -> None:
@@ -229,6 +229,9 @@ class PinnedClock:
         shim = types.ModuleType("time")
         shim.__dict__.update({k: v for k, v in vars(real_time).items() if not k.startswith("__")})
         shim.time = lambda: clock.epoch  # type: ignore[attr-defined]
+        # Durations: frozen, moved only by advance() (a fixture driving a run's generator moves it
+        # between progress reports, so a run's seconds and rate are the same on every machine).
+        shim.monotonic = shim.perf_counter = lambda: clock.mono  # type: ignore[attr-defined]
 
         def utcnow() -> str:
             return clock.text
@@ -258,7 +261,19 @@ class PinnedClock:
         from datetime import datetime
 
         self.epoch = datetime.fromisoformat(when).timestamp()
-        self.text = datetime.fromisoformat(when).isoformat(timespec="seconds")
+        self.mono = getattr(self, "mono", 1000.0)
+        self._text()
+
+    def advance(self, seconds: float) -> None:
+        """Move the wall clock and the duration clock on by ``seconds``."""
+        self.epoch += seconds
+        self.mono += seconds
+        self._text()
+
+    def _text(self) -> None:
+        from datetime import datetime, timezone
+
+        self.text = datetime.fromtimestamp(self.epoch, timezone.utc).isoformat(timespec="seconds")
 
 
 def s3_client(endpoint: str) -> Any:
@@ -326,3 +341,82 @@ def flag_with_one_flip(fixture: Fixture) -> None:
                      accept_loss=False, positions={})
     context.workspace.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     context.workspace.close()
+
+
+# -- a finished restore and verify, every time and duration pinned -----------------------------
+ORDERS_DUMP = "s3://acme-exports/orders/2024-05-01/dump.json"
+ORDERS_SOURCE, ORDERS_TARGET, ORDERS = "Orders", "Orders-v2", 200
+#: What each progress report of a fixture's run is taken to cost (so durations and rates are fixed).
+RESTORE_LINE_SECONDS, VERIFY_PAGE_SECONDS = 0.01, 0.25
+PINNED_RESTORE = "2024-05-01T10:00:00+00:00"
+PINNED_VERIFY = "2024-05-01T10:10:00+00:00"
+
+
+def _orders() -> list[dict[str, Any]]:
+    return [{"customer": {"S": f"CUST-{i % 40:03d}"}, "order": {"N": str(i)}, "total": {"N": f"{i}.5"},
+             "tags": {"SS": ["retail", "eu"]}} for i in range(ORDERS)]
+
+
+def _drive(gen: Any, clock: PinnedClock, seconds: float) -> Any:
+    """Run a core generator to its end, the clock moved on by ``seconds`` at each progress report."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        clock.advance(seconds)
+
+
+def finish_pinned(directory: Path, endpoint: str) -> Path:
+    """A clean Orders dump planned from S3, restored (all of it), one item deleted from the new
+    table, then verified (one missing): every time and duration written by a pinned clock."""
+    import boto3
+    import pytest
+
+    from keyshift.console.demo import DEMO_ENV
+    from keyshift.core.migrate.restore import plan_to_restore_args, run_restore
+    from keyshift.core.migrate.tables import create_target_table, target_key_schema
+    from keyshift.core.migrate.verify.run import run_verify
+    from keyshift.core.plan.queries import latest_plan
+    from keyshift.core.resolve.keymap_build import build_keymap
+
+    (directory / "dump.json").write_text("".join(json.dumps({"Item": i}) + "\n" for i in _orders()),
+                                         encoding="utf-8")
+    (directory / "keyshift.toml").write_text(
+        f'[source]\ntable = "{ORDERS_SOURCE}"\npartition_key = "customer"\nsort_key = "order"\n\n'
+        f'[target]\ntable = "{ORDERS_TARGET}"\n', encoding="utf-8")
+    s3 = s3_client(endpoint)
+    bucket, key = ORDERS_DUMP.removeprefix("s3://").split("/", 1)
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(directory / "dump.json"), bucket, key)
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=DEMO_ENV["AWS_DEFAULT_REGION"],
+                       aws_access_key_id=DEMO_ENV["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=DEMO_ENV["AWS_SECRET_ACCESS_KEY"])
+    ddb.create_table(TableName=ORDERS_SOURCE, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"},
+                                {"AttributeName": "order", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                                           {"AttributeName": "order", "AttributeType": "N"}])
+    items = _orders()
+    for n in range(0, len(items), 25):
+        ddb.batch_write_item(RequestItems={ORDERS_SOURCE: [{"PutRequest": {"Item": i}} for i in items[n:n + 25]]})
+    spec = parse_spec((directory / "keyshift.toml").read_text(encoding="utf-8"))
+    ws = Workspace(directory / "ws")
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            clock = PinnedClock(monkeypatch, PINNED_START)
+            plan_to_completion(ws, spec, ORDERS_DUMP, s3=s3, operator=OPERATOR)
+            clock.set(PINNED_RESTORE)
+            create_target_table(ddb, spec, target_key_schema(spec, "N"))
+            # checkpoint_every=0: a report per line (the frozen clock never reaches a checkpoint
+            # otherwise), each one line's worth of pinned time; one worker keeps the order fixed.
+            _drive(run_restore(ws, spec, build_keymap(ws).keymap, ddb=ddb, s3=s3, operator=OPERATOR, workers=1,
+                               checkpoint_every=0, **plan_to_restore_args(latest_plan(ws))),
+                   clock, RESTORE_LINE_SECONDS)
+            ddb.delete_item(TableName=ORDERS_TARGET, Key={"customer": {"S": "CUST-007"}, "order": {"N": "47"}})
+            clock.set(PINNED_VERIFY)
+            _drive(run_verify(ws, spec, ddb, operator=OPERATOR, segments=1), clock, VERIFY_PAGE_SECONDS)
+        ws.connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        ws.close()
+    return directory
