@@ -166,3 +166,27 @@ def test_read_only_plan_dialog_snapshot(planned, snap_compare, size: str):
         _no_blink(pilot)
 
     assert snap_compare(make(planned.context(read_only=True)), terminal_size=SIZES[size], run_before=run_before)
+
+
+def test_pinned_fixtures_carry_pinned_times_and_a_whole_chain(flagged, finished_pinned):
+    """What the snapshots above rely on: every stored time is a pinned one, no stored location is
+    a temporary path, and the audit chains (hashed over those times) verify."""
+    from keyshift.core.store.audit import read_audit, verify_chain
+    from keyshift.core.store.workspace import Workspace
+
+    for fixture, days in ((flagged, {"2024-05-01"}), (finished_pinned, {"2024-05-01"})):
+        ws = Workspace(fixture.path / "ws")
+        try:
+            conn = ws.connect()
+            report = verify_chain(conn)
+            assert report.chain_ok and report.entries >= 2, report
+            entries = read_audit(conn, limit=1000)
+            assert {e.ts[:10] for e in entries} == days
+            assert all(str(fixture.path) not in str(e.details) for e in entries)
+            stamps = conn.execute("SELECT started_at, finished_at FROM plans").fetchall()
+            stamps += conn.execute("SELECT started_at, finished_at FROM runs").fetchall()
+            assert {t[:10] for row in stamps for t in row if t} == days
+            if fixture is flagged:  # the flag's init and its one (forced) flip, newest first
+                assert [e.action for e in entries[:3]] == ["flag.flip.forced", "flag.flip", "flag.init"]
+        finally:
+            ws.close()
