@@ -142,13 +142,15 @@ def make(context: Context, **options: Any):
 
 async def settle(pilot: Any, rounds: int = 3) -> None:
     """Let thread workers finish and their messages be handled."""
-    from textual.worker import WorkerFailed
+    from textual.worker import WorkerCancelled, WorkerFailed
 
     for _ in range(rounds):
         try:
             await pilot.app.workers.wait_for_complete()
         except WorkerFailed:
             pass  # the App turns it into the error modal; tests assert on that
+        except WorkerCancelled:
+            pass  # an exclusive worker superseded by a newer one of its group while we waited
         await pilot.pause()
 
 
