@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ui_support import Fixture, copy_fixture, plan_fixture, write_spec
+from ui_support import (Fixture, add_control, copy_fixture, finish_pinned, flag_with_one_flip, plan_fixture, plan_pinned,
+                        write_spec)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -38,3 +39,33 @@ def fresh(tmp_path: Path) -> Fixture:
 def resolvable(planned: Fixture, tmp_path: Path) -> Fixture:
     """A private copy of the planned workspace, for the tests that record decisions."""
     return Fixture(copy_fixture(planned.path, tmp_path / "planned"))
+
+
+@pytest.fixture(scope="session")
+def pinned_planned(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """The fixture dump planned from the moto server's S3 with every clock pinned while it was
+    written (its audit log carries pinned times and an S3 location, and its chain verifies)."""
+    return Fixture(plan_pinned(tmp_path_factory.mktemp("pinned"), moto_server))
+
+
+@pytest.fixture
+def flagged(pinned_planned: Fixture, aws_env: dict[str, str], tmp_path: Path) -> Fixture:
+    """A private copy of ``pinned_planned`` whose spec has a ``[control]`` section, its flag made
+    in the (freshly reset) moto server and flipped once to shadow, at pinned times."""
+    fixture = Fixture(copy_fixture(pinned_planned.path, tmp_path / "flagged"))
+    add_control(fixture.path)
+    flag_with_one_flip(fixture)
+    return fixture
+
+
+@pytest.fixture(scope="session")
+def finished_pinned(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """A clean dump planned, restored and verified (one item missing), clocks pinned while written.
+
+    Only the workspace is kept: the idle restore and verify screens read nothing from AWS (the
+    server is reset before this and by the next test that uses it).
+    """
+    from keyshift.console.demo import reset_moto
+
+    reset_moto(moto_server)
+    return Fixture(finish_pinned(tmp_path_factory.mktemp("finished-pinned"), moto_server))

@@ -2,8 +2,11 @@
 
 The console runs read-only on the shared planned workspace, so no key writes anything: a
 mutating key must be *refused* with the read-only notification, every other key must do what it
-says (open a screen, go back, move focus, redraw the list, run its action). A binding added to a
-screen without a row here fails ``test_every_binding_is_in_the_table``.
+says (open a screen, go back, move focus, redraw the list, run its action). The modal dialogs have
+a table of their own (:data:`MODALS`), pressed on a writable copy of the workspace since most of
+them only open where a decision can be made; their keys close them (saying "cancelled" where
+the dialog promises to), and none of them writes. A binding added to a screen or a dialog
+without a row here fails ``test_every_binding_is_in_the_table``.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select
 
+from keyshift.core.store.workspace import Workspace
 from keyshift.screens.actions import app_bindings
 from keyshift.screens.audit_screen import AuditScreen
-from keyshift.screens.cutover_screen import CutoverScreen
+from keyshift.screens.confirm import ConfirmScreen
+from keyshift.screens.cutover_screen import CutoverScreen, FlipDialog
+from keyshift.screens.decision_dialog import BulkDialog, DecisionDialog
 from keyshift.screens.dump_browser import DumpBrowserScreen
+from keyshift.screens.error_modal import ErrorModal
+from keyshift.screens.help_screen import HelpScreen
 from keyshift.screens.keymap_screen import KeymapScreen
 from keyshift.screens.normalize_preview import NormalizePreviewScreen
+from keyshift.screens.operator_prompt import OperatorPrompt
 from keyshift.screens.overview import OverviewScreen
+from keyshift.screens.plan_dialog import PlanDialog
 from keyshift.screens.resolve_queue import ResolveQueueScreen
-from keyshift.screens.restore_screen import RestoreScreen
+from keyshift.screens.restore_screen import NumberDialog, RestoreScreen
 from keyshift.screens.stream_sync_screen import StreamSyncScreen
 from keyshift.screens.verify_screen import VerifyScreen
 from ui_support import make, settle, wait_until
@@ -124,6 +134,47 @@ TABLE: dict[type, list[tuple[str, str, tuple[Any, ...]]]] = {
 }
 
 
+# Modal effects: ("cancelled", what) the dialog closed and the notification "cancelled: what" was
+# shown; ("closed",) the dialog closed and nothing said "cancelled" (nothing was offered to cancel);
+# ("stays",) the dialog is still on top (the operator prompt has no way out but a usable name).
+CANCELLED, CLOSED, STAYS = "cancelled", "closed", "stays"
+
+
+async def _keys(pilot: Any, *keys: str) -> None:
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+async def _push(pilot: Any, dialog: Any) -> None:
+    pilot.app.push_screen(dialog)
+    await settle(pilot)
+
+
+#: dialog → (how it is opened from the overview, [(binding id, key, effect)]). Rows whose id is an
+#: App binding's (``app.…``) are keys the dialog does not bind itself but must still answer.
+MODALS: dict[type, tuple[Any, list[tuple[str, str, tuple[Any, ...]]]]] = {
+    DecisionDialog: (lambda pilot: _keys(pilot, "c", "s"),
+                     [("decision.cancel", "escape", (CANCELLED, "nothing decided"))]),
+    BulkDialog: (lambda pilot: _keys(pilot, "c", "b"),
+                 [("bulk.close", "escape", (CANCELLED, "nothing applied"))]),
+    FlipDialog: (lambda pilot: _push(pilot, FlipDialog("cutover", "old", "Customers", "Customers-v2", "new")),
+                 [("flip.cancel", "escape", (CANCELLED, "the flag was not flipped"))]),
+    NumberDialog: (lambda pilot: _push(pilot, NumberDialog("Rate", "items per second", 10, minimum=1, maximum=100,
+                                                           blank_means="no limit")),
+                   [("number.cancel", "escape", (CANCELLED, "nothing changed"))]),
+    ConfirmScreen: (lambda pilot: _push(pilot, ConfirmScreen("Drop 3 items?", "Dropping removes 3 items.",
+                                                             confirm_label="Drop", cancelled="nothing dropped")),
+                    [("confirm.cancel", "escape", (CANCELLED, "nothing dropped"))]),
+    ErrorModal: (lambda pilot: _push(pilot, ErrorModal("Restore failed", "Customers-v2 does not exist.")),
+                 [("error.close", "escape", (CLOSED,))]),
+    HelpScreen: (lambda pilot: _keys(pilot, "f1"), [("help.close", "escape", (CLOSED,))]),
+    PlanDialog: (lambda pilot: _push(pilot, PlanDialog(pilot.app, "s3://acme-exports/customers/2024-05-01/")),
+                 [("plan.cancel", "escape", (CANCELLED, "nothing planned"))]),
+    OperatorPrompt: (lambda pilot: _push(pilot, OperatorPrompt("alice")), [("app.cancel", "escape", (STAYS,))]),
+}
+
+
 def _ids(bindings: list[Any]) -> set[str]:
     return {b.id for b in bindings if getattr(b, "id", None)}
 
@@ -133,6 +184,27 @@ def test_every_binding_is_in_the_table():
     for screen, rows in TABLE.items():
         declared = _ids(screen.BINDINGS) | (_ids(app_bindings()) if screen is OverviewScreen else set())
         assert declared == {binding_id for binding_id, _, _ in rows}, screen.__name__
+    app_ids = _ids(app_bindings())
+    for dialog, (_, rows) in MODALS.items():
+        assert _ids(dialog.BINDINGS) == {binding_id for binding_id, _, _ in rows} - app_ids, dialog.__name__
+
+
+def test_every_modal_dialog_is_in_the_table():
+    """A new modal screen in ``keyshift.screens`` without an entry in :data:`MODALS` fails here."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.screen import ModalScreen
+
+    import keyshift.screens as package
+
+    found = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        found |= {obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(obj, ModalScreen) and obj.__module__ == module.__name__}
+    assert found == set(MODALS), sorted(c.__name__ for c in found ^ set(MODALS))
 
 
 def _picture(app: Any) -> str:
@@ -189,3 +261,38 @@ async def test_every_key_does_what_it_says(planned, screen: type):
                 assert arg[0].removeprefix("app.") in called, what
             elif effect == "exit":
                 await wait_until(pilot, lambda: app.return_code is not None or not app.is_running)
+
+
+def _cancel_notes(app: Any) -> list[str]:
+    return [n.message for n in app._notifications if n.message.startswith("cancelled")]
+
+
+@pytest.mark.parametrize("dialog", MODALS, ids=lambda d: d.__name__)
+async def test_every_modal_key_does_what_it_says(resolvable, dialog: type):
+    """Each dialog's keys, pressed as the dialog opens (focus where it puts it): nothing is written."""
+    opener, rows = MODALS[dialog]
+    app = make(resolvable.context())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for binding_id, key, (effect, *arg) in rows:
+            await opener(pilot)
+            await wait_until(pilot, lambda: isinstance(app.screen, dialog))
+            here, said = app.screen, len(_cancel_notes(app))
+            await pilot.press(key)
+            await settle(pilot)
+            what = f"{dialog.__name__} {key} ({binding_id})"
+            if effect == STAYS:
+                assert app.screen is here, what
+                assert len(_cancel_notes(app)) == said, what
+                continue
+            await wait_until(pilot, lambda: here not in app.screen_stack)
+            news = _cancel_notes(app)[said:]
+            if effect == CANCELLED:
+                assert news == [f"cancelled: {arg[0]}"], what
+            else:
+                assert news == [], what
+    ws = Workspace(resolvable.path / "ws")
+    try:
+        assert ws.connect().execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
+    finally:
+        ws.close()
