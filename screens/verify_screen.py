@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from keyshift.core.text.plural import count
 from keyshift.core.text.escape import visible
 from keyshift.core.resolve.keymap_build import build_keymap
 from keyshift.core.kernel.transform import KeyNames, Put, transform
@@ -482,7 +483,7 @@ def _report(report: dict[str, Any] | None) -> Table | Text:
     grid.add_row("verdict", Text(f"{mark} {label}", style=f"bold {style}"))
     run = "not recorded (read-only)" if report.get("run_id") is None else f"#{report['run_id']}"
     grid.add_row("run", Text(f"{run} · {scope} · keymap {report['keymap']} · "
-                             f"{report['segments']} segments · {report['seconds']:.1f} s · "
+                             f"{count(int(report['segments']), 'segment')} · {report['seconds']:.1f} s · "
                              f"{report['source_table']} → {report['target_table']}"))
     grid.add_row("when", Text(f"{report['started_at']} → {report['finished_at']}"))
     skipped = report.get("skipped") or {}
