@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .runs import process_exists
 from .schema import utcnow
 from .workspace import Workspace
 
@@ -52,15 +53,7 @@ class ConsolePresence:
 
 def _gone(pid: int, host: str) -> bool:
     """Whether the process ``pid`` is known to be gone (only decidable on this host)."""
-    if host != socket.gethostname() or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # another user's process: it exists
-    return False
+    return host == socket.gethostname() and not process_exists(pid)
 
 
 def register(ws: Workspace, operator: str, kind: str, *, now: float | None = None) -> int:

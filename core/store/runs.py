@@ -106,7 +106,7 @@ class Run:
             return False
         owner = self.owner or {}
         if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            return _process_exists(owner["pid"])
+            return process_exists(owner["pid"])
         now = time.time() if now is None else now
         return self.heartbeat is not None and now - self.heartbeat < STALE_S
 
@@ -136,7 +136,8 @@ class Run:
                           for n, u in self.units.items()}}
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (ours always does; another user's does too)."""
     if pid == os.getpid():
         return True
     try:
