@@ -106,7 +106,25 @@ class FlagGate:
         return self.state() in (None, "old", "shadow")
 
 
-class LiveWriter(threading.Thread):
+class StoppableThread(threading.Thread):
+    """A demo daemon thread that runs until asked to stop (the writer and each service)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._stop_event = threading.Event()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop after its current call, without waiting."""
+        self._stop_event.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop after its current call and wait for it (up to ``timeout``)."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+
+class LiveWriter(StoppableThread):
     """A daemon thread writing to ``table`` at ``writes_per_second`` until ``max_writes`` or :meth:`stop`.
 
     ``keys``: (customer, order_id) pairs of the dump to update and delete (a sample is kept);
@@ -119,7 +137,7 @@ class LiveWriter(threading.Thread):
                  writes_per_second: float = 3.0, max_writes: int = 5000, seed: int = dd.SEED,
                  stream_only: tuple[tuple[str, str], ...] = STREAM_ONLY,
                  gate: FlagGate | None = None, log: logging.Logger | None = None) -> None:
-        super().__init__(name="keyshift-demo-writer", daemon=True)
+        super().__init__("keyshift-demo-writer")
         if writes_per_second <= 0:
             raise ValueError("writes_per_second must be positive (0 means: do not start a writer)")
         self.ddb = ddb
@@ -132,21 +150,10 @@ class LiveWriter(threading.Thread):
         self._stream_only = [raw for raw, _ in stream_only]
         self._keys: deque[tuple[str, str]] = deque(self._rng.sample(keys, min(len(keys), REMEMBERED_KEYS)),
                                                    maxlen=REMEMBERED_KEYS)
-        self._stop_event = threading.Event()
         self._counter = 0
         self._gate = gate
         self._was_open = True
         self.log = log or logging.getLogger(ACTIVITY_LOGGER)
-
-    def request_stop(self) -> None:
-        """Ask the thread to stop after its current call, without waiting."""
-        self._stop_event.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop after its current write and wait for it (up to ``timeout``)."""
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
 
     def run(self) -> None:
         self.log.info("writer: started on %s, one write every %.2fs, at most %d writes",

@@ -34,7 +34,7 @@ from keyshift.core.kernel.router import MigrationRouter
 from keyshift.core.kernel.transform import KeyNames, Put, Skip, transform, transform_key
 
 from . import demo_data as dd
-from .demo_live import ACTIVITY_LOGGER
+from .demo_live import ACTIVITY_LOGGER, StoppableThread
 
 __all__ = ["SERVICES", "DemoService", "ServiceStats", "WorkspaceKeymap"]
 
@@ -109,7 +109,7 @@ class ServiceStats:
                 "errors": self.errors, "state": self.last_state}
 
 
-class DemoService(threading.Thread):
+class DemoService(StoppableThread):
     """One demo service: a router, and a write or a read every ``interval`` seconds until :meth:`stop`.
 
     ``names``: raw customer names it places orders for; ``keymap``: the :class:`WorkspaceKeymap`
@@ -120,7 +120,7 @@ class DemoService(threading.Thread):
                  new_table: str, names: KeyNames, customers: list[str], keymap: Any,
                  interval: float = 1.0, ttl_seconds: float = 1.0, seed: int = dd.SEED,
                  log: logging.Logger | None = None) -> None:
-        super().__init__(name=f"keyshift-demo-{service}", daemon=True)
+        super().__init__(f"keyshift-demo-{service}")
         self.service = service
         self.ddb = ddb
         self.names = names
@@ -134,18 +134,7 @@ class DemoService(threading.Thread):
         self._rng = random.Random(f"{seed}-{service}")
         self._orders: deque[dict[str, Any]] = deque(maxlen=REMEMBERED)  # old-table items it wrote
         self._counter = 0
-        self._stop_event = threading.Event()
         self.log = log or logging.getLogger(ACTIVITY_LOGGER)
-
-    def request_stop(self) -> None:
-        """Ask the thread to stop after its current call, without waiting."""
-        self._stop_event.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop after its current call and wait for it (up to ``timeout``)."""
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
 
     def run(self) -> None:
         self.log.info("%s: started (router instance demo-%s, TTL %.1fs)", self.service, self.service,
