@@ -143,16 +143,10 @@ def _start_from_flip(obj: Context, ddb: Any) -> tuple[Any, str]:
     Returns ``(None, "")`` when a previous reverse run has a checkpoint to continue from, or when
     no flip to new is recorded (then the sync itself asks for --from).
     """
-    from keyshift.core.cutover.reverse_start import flip_start
-    from keyshift.core.migrate.stream.sync import latest_stream_sync
+    from keyshift.core.cutover.reverse_start import unnamed_start
 
-    previous = latest_stream_sync(obj.workspace, "reverse")
-    if previous is not None and previous.units:
-        return None, ""
-    found = flip_start(ddb, obj.spec)
-    if found is None:
-        return None, ""
-    return found.start, found.describe()
+    _, found = unnamed_start(obj.workspace, ddb, obj.spec)
+    return (found.start, found.describe()) if found is not None else (None, "")
 
 
 def _lambda_status(obj: Context, as_json: bool) -> None:

@@ -33,7 +33,7 @@ from textual.worker import get_current_worker
 from keyshift.core.migrate.preflight import stream_sync_preflight
 from keyshift.core.migrate.restore import latest_restore
 from keyshift.core.migrate.stream.source import StreamSyncError
-from keyshift.core.cutover.reverse_start import flip_start
+from keyshift.core.cutover.reverse_start import unnamed_start
 from keyshift.core.migrate.stream.reverse import StartPosition
 from keyshift.core.migrate.stream.sync import (
     SyncProgress,
@@ -87,23 +87,22 @@ def prepare_stream_sync(request: RunRequest) -> Launch | None:
     build = pre.build
     assert build is not None
     open_cases = "".join(f"\n\n⚠ {w}" for w in pre.warnings)
-    how = "until you press Escape on this screen (b leaves it running)" if follow else "until it has caught up with every shard, then stop"
+    how = ("until you press Escape on this screen (b leaves it running)" if follow
+           else "until it has caught up with every shard, then stop")
     start = None
     if direction == "reverse":
-        previous = latest_stream_sync(ws, "reverse")
-        if previous is not None and previous.units:
+        # A first run starts where the flip to new recorded the new table's stream, so the writes
+        # made since the flip go back too; before any flip, from this second on loses nothing
+        # (no service writes the new table yet).
+        origin, found = unnamed_start(ws, ddb, spec)
+        if origin == "checkpoint":
             where = "from the last reverse run's checkpoint"
+        elif found is not None:
+            start, where = found.start, found.describe()
         else:
-            # A first run starts where the flip to new recorded the new table's stream, so the writes
-            # made since the flip go back too; before any flip, from this second on loses nothing
-            # (no service writes the new table yet).
-            found = flip_start(ddb, spec)
-            if found is not None:
-                start, where = found.start, found.describe()
-            else:
-                start = StartPosition("latest")
-                where = ("from this second on (no flip to new is recorded yet, so no service has written "
-                         f"{spec.target.table})")
+            start = StartPosition("latest")
+            where = ("from this second on (no flip to new is recorded yet, so no service has written "
+                     f"{spec.target.table})")
         body = (f"Replay {possessive(spec.target.table)} stream back into {spec.source.table} through the inverse of "
                 f"keymap {build.keymap.version}, {how}, {where}. Forward sync's own writes are skipped.")
     else:

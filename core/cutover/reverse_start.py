@@ -22,7 +22,7 @@ from ..migrate.stream.reverse import StartPosition
 from .control_table import HistoryEntry, table_status
 from .flag import flag_history
 
-__all__ = ["FlipStart", "flip_start"]
+__all__ = ["FlipStart", "flip_start", "unnamed_start"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,19 @@ def flip_start(ddb: Any, spec: Any) -> FlipStart | None:
             positions = {str(k): str(v) for k, v in (recorded or {}).items() if str(v).isdigit()}
             return FlipStart(entry, StartPosition("positions", positions=positions))
     return None
+
+
+def unnamed_start(ws: Any, ddb: Any, spec: Any) -> tuple[str, FlipStart | None]:
+    """Where a reverse run that names no start begins, for the CLI and the console alike.
+
+    ``("checkpoint", None)``: the previous reverse run's checkpoint continues; ``("flip", found)``:
+    a first run, after the positions the flip to new recorded; ``("none", None)``: a first run
+    with no flip to new recorded (the caller picks a start or asks for one).
+    """
+    from ..migrate.stream.sync import latest_stream_sync
+
+    previous = latest_stream_sync(ws, "reverse")
+    if previous is not None and previous.units:
+        return "checkpoint", None
+    found = flip_start(ddb, spec)
+    return ("flip", found) if found is not None else ("none", None)

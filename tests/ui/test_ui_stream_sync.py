@@ -14,7 +14,7 @@ from keyshift.core.spec import load_spec
 from keyshift.core.migrate.tables import create_target_table, target_key_schema
 from keyshift.core.store.workspace import Workspace
 from keyshift.core.progress import run_to_completion
-from keyshift.core.migrate.stream.sync import run_stream_sync
+from keyshift.core.migrate.stream.sync import latest_stream_sync, run_stream_sync
 from keyshift.screens.overview import OverviewScreen, sync_mark
 from keyshift.screens.confirm import ConfirmScreen
 from keyshift.screens.stream_sync_screen import StreamSyncScreen
@@ -268,8 +268,6 @@ async def test_closing_the_console_stops_a_following_replay(tmp_path, aws_env):
         sync = app.slot("stream-sync")
         await wait_until(pilot, lambda: sync.running and sync.progress is not None, timeout=20)
     # run_test shut the app down without exit(): the unmount stopped the follower, keeping its checkpoint.
-    from keyshift.core.migrate.stream.sync import latest_stream_sync
-
     assert sync.cancel.is_set()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
