@@ -236,23 +236,16 @@ class KeyshiftApp(ConsoleWatch):
         if not isinstance(self.screen, PlanDialog):
             self.push_screen(PlanDialog(self))
 
-    def exit(self, *args: Any, **kwargs: Any) -> None:
-        """Leave the console, asking every run of this console to stop first.
-
-        A run's thread is not a Textual worker Textual can cancel: without its cancel event a
-        following stream sync would keep the process alive after the console has gone. Each run
-        stops at its next step and keeps its checkpoint (resumable, as after Escape).
-        """
-        self.stop_all_runs()
-        super().exit(*args, **kwargs)
-
     def stop_all_runs(self) -> None:
         """Ask every running run of this console to stop at its next step (checkpoints kept)."""
         for slot in self._slots.values():
             slot.stop()
 
     def on_unmount(self) -> None:
-        # Shut down without exit() (a test's run_test, a closed browser tab): the runs stop too.
+        # A run's thread is not a Textual worker Textual can cancel: without its cancel event a
+        # following stream sync would keep the process alive after the console has gone. However the
+        # console closes (q, a test's run_test, a closed browser tab), each run stops at its next
+        # step and keeps its checkpoint (resumable, as after Escape).
         self.stop_all_runs()
 
     async def action_quit(self) -> None:

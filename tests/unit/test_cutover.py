@@ -139,3 +139,12 @@ def test_codecs_round_trip():
     assert back == req and back.effective_state(time.time()) == "expired"
     assert decode(encode({"n": 5, "f": 0.5, "b": False, "s": "x", "none": None})) == {"n": 5, "f": 0.5, "b": False, "s": "x"}
     assert abs(parse_iso("2026-01-01T00:00:00Z") - parse_iso("2026-01-01T00:00:00+00:00")) == 0
+
+
+def test_every_gate_remedy_is_worded_by_both_front_ends():
+    """A remedy code without words would show a failed gate with no way out in one front end."""
+    from keyshift.console.cli_flag import GATE_REMEDIES as CLI_WORDS
+    from keyshift.screens.cutover_screen import GATE_REMEDIES as CONSOLE_WORDS
+
+    assert set(CLI_WORDS) == set(g.REMEDIES) == set(CONSOLE_WORDS)
+    assert not any(w.startswith("keyshift ") or " --" in w for w in CONSOLE_WORDS.values())  # keys, never flags
